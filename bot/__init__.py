@@ -1,0 +1,1 @@
+"""The Telegram bot: a thin python-telegram-bot adapter over `shared` services."""

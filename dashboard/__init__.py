@@ -1,0 +1,1 @@
+"""The staff dashboard (FastAPI + Jinja2) and the `ripartire` command line."""

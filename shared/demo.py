@@ -1,0 +1,46 @@
+"""Sample data for `ripartire demo`: every domain package adds its own part here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.settings import Settings
+from shared.staff import service as staff
+from shared.staff.models import Role
+
+
+@dataclass(frozen=True)
+class DemoLogin:
+    username: str
+    password: str
+    role: Role
+
+
+DEMO_LOGINS = (
+    DemoLogin("operatore", "sportello-demo-operatore", Role.OPERATORE),
+    DemoLogin("operatrice", "sportello-demo-operatrice", Role.OPERATORE),
+    DemoLogin("coordinatore", "sportello-demo-coordinatore", Role.COORDINATORE),
+    DemoLogin("admin", "sportello-demo-admin", Role.ADMIN),
+)
+_DISPLAY_NAMES = {
+    "operatore": "Luca Bianchi",
+    "operatrice": "Giulia Ferri",
+    "coordinatore": "Anna Colombo",
+    "admin": "Marco Riva",
+}
+
+
+async def seed(*, session: AsyncSession, settings: Settings) -> tuple[DemoLogin, ...]:
+    """Fill an empty database with demo data and return the staff logins to print."""
+    for login in DEMO_LOGINS:
+        await staff.add_user(
+            session=session,
+            username=login.username,
+            password=login.password,
+            role=login.role,
+            display_name=_DISPLAY_NAMES[login.username],
+            actor="demo",
+        )
+    return DEMO_LOGINS

@@ -1,0 +1,173 @@
+"""The one settings object, read from the environment and `.env` (SPEC section 7)."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import date
+from functools import cached_property
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AnyHttpUrl,
+    Field,
+    HttpUrl,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+ENV_PREFIX = "RIPARTIRE_"
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/ripartire.db"
+SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
+_TOKEN_RE = re.compile(r"^\d{3,}:[A-Za-z0-9_-]{20,}$")
+# Telegram accepts 1-256 characters from this set in X-Telegram-Bot-Api-Secret-Token.
+_WEBHOOK_SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{16,256}$")
+MIN_SECRET_KEY_LENGTH = 32
+
+Minutes = Annotated[int, Field(ge=0, le=60 * 24 * 365)]
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message names the environment variable."""
+
+
+class Settings(BaseSettings):
+    """Every knob of a Ripartire deployment; each field is `RIPARTIRE_<NAME>` in the environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    database_url: str = DEFAULT_DATABASE_URL
+    telegram_token: SecretStr | None = None
+    telegram_api_url: AnyHttpUrl = AnyHttpUrl("https://api.telegram.org")
+    webhook_url: HttpUrl | None = None
+    webhook_secret: SecretStr | None = None
+    secret_key: SecretStr | None = None
+    timezone: str = "Europe/Rome"
+
+    # Booking rules (SPEC section 4).
+    booking_min_notice_minutes: Minutes = 120
+    booking_horizon_days: Annotated[int, Field(ge=1, le=366)] = 30
+    waitlist_hold_minutes: Annotated[int, Field(ge=1, le=24 * 60)] = 30
+    reminder_day_before_hour: Annotated[int, Field(ge=0, le=23)] = 18
+    reminder_hours_before: Annotated[int, Field(ge=1, le=23)] = 3
+
+    # Intake (SPEC section 3).
+    program_start: date = date(2020, 2, 1)
+    municipalities: tuple[str, ...] = ("Cernusco sul Naviglio",)
+
+    # Set by `ripartire demo`: secrets may then be generated on the spot.
+    demo: bool = False
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        try:
+            url = make_url(value)
+        except ArgumentError as exc:
+            raise ValueError(f"not a database URL ({exc})") from None
+        if url.drivername not in SUPPORTED_DRIVERS:
+            raise ValueError(
+                f"driver {url.drivername!r} is not supported; use one of "
+                + ", ".join(f"{d}://" for d in SUPPORTED_DRIVERS)
+            )
+        return value
+
+    @field_validator("telegram_token")
+    @classmethod
+    def _check_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if not _TOKEN_RE.match(value.get_secret_value()):
+            raise ValueError("not a BotFather token (expected digits, a colon, then the key)")
+        return value
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _check_webhook_url(cls, value: HttpUrl | None) -> HttpUrl | None:
+        if value is not None and value.scheme != "https":
+            raise ValueError("Telegram delivers webhooks only to https:// addresses")
+        return value
+
+    @field_validator("webhook_secret", "secret_key")
+    @classmethod
+    def _empty_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
+        return value if value is not None and value.get_secret_value() else None
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _check_webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not _WEBHOOK_SECRET_RE.match(value.get_secret_value()):
+            raise ValueError("use 16 to 256 characters among A-Z, a-z, 0-9, _ and -")
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _check_secret_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_SECRET_KEY_LENGTH:
+            raise ValueError(f"too short: use at least {MIN_SECRET_KEY_LENGTH} random characters")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (expected e.g. Europe/Rome)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _webhook_needs_secret(self) -> Settings:
+        if self.webhook_url is not None and self.webhook_secret is None:
+            raise ValueError(
+                "RIPARTIRE_WEBHOOK_SECRET must be set when RIPARTIRE_WEBHOOK_URL is set"
+            )
+        return self
+
+    @cached_property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @cached_property
+    def database(self) -> URL:
+        return make_url(self.database_url)
+
+    def require_secret_key(self) -> str:
+        """The session-signing key; generated per process in demo mode, mandatory otherwise."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        if self.demo:
+            return _demo_secret
+        raise SettingsError(
+            "RIPARTIRE_SECRET_KEY is not set: generate one with "
+            '`python -c "import secrets; print(secrets.token_urlsafe(48))"`'
+        )
+
+
+_demo_secret = secrets.token_urlsafe(48)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings, turning validation errors into one message naming each variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else ""
+            name = ENV_PREFIX + field.upper() if field else "settings"
+            message = str(error["msg"]).removeprefix("Value error, ")
+            problems.append(f"{name}: {message}")
+        raise SettingsError("; ".join(problems)) from None

@@ -1,0 +1,1 @@
+"""Staff accounts of the dashboard: case workers, coordinators, administrators."""

@@ -1,0 +1,157 @@
+"""Test fixtures: one migrated database per run, on SQLite or PostgreSQL.
+
+`RIPARTIRE_TEST_DATABASE=postgresql` runs the suite on a fresh PostgreSQL database
+created for the run and dropped after it. A missing PostgreSQL (or browser) skips its
+tests on a developer machine but fails the run under `CI=true`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared import migrate
+from shared.db import Database
+from shared.schema import metadata
+from shared.settings import Settings
+
+BACKEND = os.environ.get("RIPARTIRE_TEST_DATABASE", "sqlite")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+POSTGRES_ADMIN_URL = os.environ.get(
+    "RIPARTIRE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+
+if BACKEND not in ("sqlite", "postgresql"):
+    raise pytest.UsageError(f"RIPARTIRE_TEST_DATABASE must be sqlite or postgresql, not {BACKEND}")
+
+
+def missing_component(reason: str) -> None:
+    """Skip on a developer machine; fail under CI, where every suite must really run."""
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: a missing component is a failure, not a skip)")
+    pytest.skip(reason)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect (not skip) the tests that belong to the other backend's run."""
+    other = "sqlite_only" if BACKEND == "postgresql" else "postgres_only"
+    deselected = [item for item in items if other in item.keywords]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if other not in item.keywords]
+
+
+def _asyncpg_dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def _admin_connection() -> asyncpg.Connection:
+    try:
+        return await asyncpg.connect(_asyncpg_dsn(POSTGRES_ADMIN_URL), timeout=5)
+    except (OSError, asyncpg.PostgresError) as exc:
+        missing_component(f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL}: {exc}")
+        raise
+
+
+class DatabaseFactory:
+    """Creates empty databases of the backend under test and removes them at the end."""
+
+    def __init__(self, tmp: Path) -> None:
+        self._tmp = tmp
+        self._postgres: list[str] = []
+
+    async def create(self) -> str:
+        name = f"ripartire_test_{secrets.token_hex(6)}"
+        if BACKEND == "sqlite":
+            return f"sqlite+aiosqlite:///{self._tmp / name}.db"
+        admin = await _admin_connection()
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+        self._postgres.append(name)
+        return make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+    async def drop_all(self) -> None:
+        if not self._postgres:
+            return
+        admin = await _admin_connection()
+        try:
+            for name in self._postgres:
+                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def database_factory(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[DatabaseFactory]:
+    factory = DatabaseFactory(tmp_path_factory.mktemp("databases"))
+    yield factory
+    await factory.drop_all()
+
+
+@pytest.fixture(scope="session")
+async def migrated_database(database_factory: DatabaseFactory) -> AsyncIterator[Database]:
+    database = Database(await database_factory.create())
+    await migrate.upgrade(database)
+    yield database
+    await database.dispose()
+
+
+async def _empty_tables(database: Database) -> None:
+    tables = [t.name for t in metadata.sorted_tables if t.name != "audit_event"]
+    async with database.transaction() as session:
+        if database.is_sqlite:
+            # The audit log is append-only: its triggers are dropped and restored around the wipe.
+            for table in reversed(tables):
+                await session.execute(text(f'DELETE FROM "{table}"'))
+            await session.execute(text("DROP TRIGGER audit_event_no_delete"))
+            await session.execute(text("DELETE FROM audit_event"))
+            await session.execute(
+                text(
+                    "CREATE TRIGGER audit_event_no_delete BEFORE DELETE ON audit_event "
+                    "BEGIN SELECT RAISE(ABORT, 'audit_event is append-only'); END"
+                )
+            )
+        else:
+            # TRUNCATE does not fire row-level DELETE triggers.
+            names = ", ".join(f'"{t}"' for t in [*tables, "audit_event"])
+            await session.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+async def database(migrated_database: Database) -> AsyncIterator[Database]:
+    """The run's migrated database, emptied before each test."""
+    await _empty_tables(migrated_database)
+    return migrated_database
+
+
+@pytest.fixture
+async def session(database: Database) -> AsyncIterator[AsyncSession]:
+    """A unit of work committed at the end of the test (like a request's)."""
+    async with database.transaction() as session:
+        yield session
+
+
+@pytest.fixture
+def settings(database: Database) -> Settings:
+    return Settings(database_url=database.url, secret_key="x" * 40, _env_file=None)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No RIPARTIRE_* variable from the developer's shell leaks into a test."""
+    for name in list(os.environ):
+        if name.startswith("RIPARTIRE_"):
+            monkeypatch.delenv(name)
+    return

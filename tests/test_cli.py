@@ -1,0 +1,172 @@
+"""The `ripartire` command line, run as a real process in a temporary directory."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import BACKEND, DatabaseFactory
+
+RIPARTIRE = shutil.which("ripartire", path=str(Path(sys.executable).parent)) or "ripartire"
+STRONG = "correct horse battery staple\n"
+
+
+@pytest.fixture
+async def workdir(tmp_path: Path, database_factory: DatabaseFactory) -> tuple[Path, dict[str, str]]:
+    """A temporary working directory and an environment pointing at a fresh database.
+
+    On SQLite the default `./data/ripartire.db` is used, so its creation is tested too.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RIPARTIRE_")}
+    if BACKEND == "postgresql":
+        env["RIPARTIRE_DATABASE_URL"] = await database_factory.create()
+    return tmp_path, env
+
+
+def cli(
+    workdir: tuple[Path, dict[str, str]],
+    *args: str,
+    stdin: str = "",
+    extra_env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    cwd, env = workdir
+    return subprocess.run(
+        [RIPARTIRE, *args],
+        cwd=cwd,
+        env={**env, **(extra_env or {})},
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_db_upgrade_creates_the_default_database(workdir: tuple[Path, dict[str, str]]) -> None:
+    result = cli(workdir, "db", "upgrade")
+    assert result.returncode == 0, result.stderr
+    assert "Database is at revision" in result.stdout
+    if BACKEND == "sqlite":
+        assert (workdir[0] / "data" / "ripartire.db").exists()
+    again = cli(workdir, "db", "upgrade")
+    assert again.returncode == 0, again.stderr
+
+
+def test_users_add_end_to_end(workdir: tuple[Path, dict[str, str]]) -> None:
+    added = cli(
+        workdir, "users", "add", "Anna", "--role", "coordinatore", "--password-stdin", stdin=STRONG
+    )
+    assert added.returncode == 0, added.stderr
+    assert "Created coordinatore 'anna'" in added.stdout
+
+    duplicate = cli(
+        workdir, "users", "add", "anna", "--role", "admin", "--password-stdin", stdin=STRONG
+    )
+    assert duplicate.returncode == 1
+    assert "already taken" in duplicate.stderr
+    assert "Traceback" not in duplicate.stderr
+
+    weak = cli(
+        workdir, "users", "add", "bruno", "--role", "admin", "--password-stdin", stdin="password1\n"
+    )
+    assert weak.returncode == 1
+    assert "at least 10" in weak.stderr
+
+    bad_role = cli(
+        workdir, "users", "add", "carla", "--role", "boss", "--password-stdin", stdin=STRONG
+    )
+    assert bad_role.returncode == 2
+    assert "operatore" in bad_role.stderr
+
+
+def test_bad_setting_stops_with_the_variable_named(workdir: tuple[Path, dict[str, str]]) -> None:
+    result = cli(workdir, "db", "upgrade", extra_env={"RIPARTIRE_TIMEZONE": "Nowhere/Land"})
+    assert result.returncode == 1
+    assert "RIPARTIRE_TIMEZONE" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_run_refuses_to_start_without_a_secret_key(workdir: tuple[Path, dict[str, str]]) -> None:
+    result = cli(workdir, "run", "--port", "1")
+    assert result.returncode == 1
+    assert "RIPARTIRE_SECRET_KEY" in result.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def serve(workdir: tuple[Path, dict[str, str]]) -> Iterator[object]:
+    processes: list[subprocess.Popen[str]] = []
+
+    def start(
+        *args: str, extra_env: dict[str, str] | None = None
+    ) -> tuple[subprocess.Popen[str], int]:
+        port = _free_port()
+        cwd, env = workdir
+        process = subprocess.Popen(
+            [RIPARTIRE, *args, "--port", str(port)],
+            cwd=cwd,
+            env={**env, **(extra_env or {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        processes.append(process)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise AssertionError(
+                    f"server exited: {process.stdout.read() if process.stdout else ''}"
+                )
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    return process, port
+            except httpx.TransportError:
+                time.sleep(0.2)
+        raise AssertionError("server did not answer /healthz in time")
+
+    yield start
+    for process in processes:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def _stop(process: subprocess.Popen[str]) -> str:
+    process.terminate()
+    output, _ = process.communicate(timeout=20)
+    return output
+
+
+def test_run_serves_healthz_and_says_the_bot_is_off(serve: object) -> None:
+    process, port = serve("run", extra_env={"RIPARTIRE_SECRET_KEY": "s" * 40})  # type: ignore[operator]
+    response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+    assert response.json() == {"status": "ok", "database": "ok"}
+    output = _stop(process)
+    assert "Telegram bot is off: RIPARTIRE_TELEGRAM_TOKEN is not set" in output
+
+
+def test_demo_prints_logins_and_recreates_its_database(
+    serve: object, workdir: tuple[Path, dict[str, str]]
+) -> None:
+    process, _port = serve("demo")  # type: ignore[operator]
+    output = _stop(process)
+    assert "Demo staff logins:" in output
+    for role in ("operatore", "coordinatore", "admin"):
+        assert f"  {role}" in output
+    assert (workdir[0] / "data" / "demo.db").exists()
+    # a second start recreates the database instead of failing on existing demo users
+    process, _port = serve("demo")  # type: ignore[operator]
+    assert "Demo staff logins:" in _stop(process)
