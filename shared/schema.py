@@ -5,9 +5,19 @@ package adds its models module here.
 """
 
 from shared.audit import models as audit_models
+from shared.booking import models as booking_models
+from shared.citizens import models as citizen_models
 from shared.db import Base
+from shared.outbox import models as outbox_models
 from shared.staff import models as staff_models
 
 metadata = Base.metadata
 
-__all__ = ["audit_models", "metadata", "staff_models"]
+__all__ = [
+    "audit_models",
+    "booking_models",
+    "citizen_models",
+    "metadata",
+    "outbox_models",
+    "staff_models",
+]

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
-from alembic import context
+from typing import Any, Literal
 
+from alembic import context
+from alembic.autogenerate.api import AutogenContext
+
+from shared.db import UTCDateTime
 from shared.schema import metadata
+
+
+def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
+    """Write our UTC type as the plain column type it stores, so migrations don't import models."""
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
+
 
 connection = context.config.attributes.get("connection")
 if connection is None:
@@ -15,6 +27,7 @@ context.configure(
     target_metadata=metadata,
     render_as_batch=connection.dialect.name == "sqlite",
     compare_type=True,
+    render_item=render_item,
 )
 with context.begin_transaction():
     context.run_migrations()

@@ -1,0 +1,1 @@
+"""Helpdesks, opening hours, slots, bookings and the waitlist (SPEC section 4)."""

@@ -1,0 +1,205 @@
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from enum import StrEnum
+
+from sqlalchemy import (
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    Time,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.db import Base, UTCDateTime, utcnow
+
+
+class BookingState(StrEnum):
+    BOOKED = "booked"
+    ATTENDED = "attended"
+    NO_SHOW = "no_show"
+    CANCELLED_BY_CITIZEN = "cancelled_by_citizen"
+    CANCELLED_BY_STAFF = "cancelled_by_staff"
+
+
+class WaitlistState(StrEnum):
+    WAITING = "waiting"
+    OFFERED = "offered"
+    ACCEPTED = "accepted"
+    EXPIRED = "expired"
+    DECLINED = "declined"
+    LEFT = "left"
+
+
+class Helpdesk(Base):
+    """A sportello: a place and its staff where interviews happen."""
+
+    __tablename__ = "helpdesk"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    address: Mapped[str] = mapped_column(String(200))
+    directions: Mapped[str] = mapped_column(Text, default="")
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class OpeningRule(Base):
+    """Weekly hours: every `weekday` (0 = Monday) from `opens_at` to `closes_at`, local time."""
+
+    __tablename__ = "opening_rule"
+    __table_args__ = (
+        CheckConstraint("weekday BETWEEN 0 AND 6", name="weekday"),
+        CheckConstraint("opens_at < closes_at", name="hours"),
+        CheckConstraint("slot_minutes BETWEEN 5 AND 480", name="slot_minutes"),
+        CheckConstraint("places BETWEEN 1 AND 100", name="places"),
+        CheckConstraint("valid_until IS NULL OR valid_from <= valid_until", name="validity"),
+        Index("ix_opening_rule_helpdesk", "helpdesk_id", "weekday"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    helpdesk_id: Mapped[int] = mapped_column(ForeignKey("helpdesk.id", ondelete="CASCADE"))
+    weekday: Mapped[int]
+    opens_at: Mapped[time] = mapped_column(Time)
+    closes_at: Mapped[time] = mapped_column(Time)
+    slot_minutes: Mapped[int]
+    places: Mapped[int]
+    valid_from: Mapped[date] = mapped_column(Date)
+    valid_until: Mapped[date | None] = mapped_column(Date)
+
+
+class Closure(Base):
+    """A dated closure: the whole day when `starts_at` is null, else those hours."""
+
+    __tablename__ = "closure"
+    __table_args__ = (
+        CheckConstraint(
+            "(starts_at IS NULL AND ends_at IS NULL) OR "
+            "(starts_at IS NOT NULL AND ends_at IS NOT NULL AND starts_at < ends_at)",
+            name="hours",
+        ),
+        Index("ix_closure_helpdesk_day", "helpdesk_id", "day"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    helpdesk_id: Mapped[int] = mapped_column(ForeignKey("helpdesk.id", ondelete="CASCADE"))
+    day: Mapped[date] = mapped_column(Date)
+    starts_at: Mapped[time | None] = mapped_column(Time)
+    ends_at: Mapped[time | None] = mapped_column(Time)
+    reason: Mapped[str] = mapped_column(String(200), default="")
+
+
+class ExtraOpening(Base):
+    """A one-off opening on a date, outside (or on top of) the weekly rules."""
+
+    __tablename__ = "extra_opening"
+    __table_args__ = (
+        CheckConstraint("opens_at < closes_at", name="hours"),
+        CheckConstraint("slot_minutes BETWEEN 5 AND 480", name="slot_minutes"),
+        CheckConstraint("places BETWEEN 1 AND 100", name="places"),
+        Index("ix_extra_opening_helpdesk_day", "helpdesk_id", "day"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    helpdesk_id: Mapped[int] = mapped_column(ForeignKey("helpdesk.id", ondelete="CASCADE"))
+    day: Mapped[date] = mapped_column(Date)
+    opens_at: Mapped[time] = mapped_column(Time)
+    closes_at: Mapped[time] = mapped_column(Time)
+    slot_minutes: Mapped[int]
+    places: Mapped[int]
+    note: Mapped[str] = mapped_column(String(200), default="")
+
+
+class Slot(Base):
+    """Places taken in one slot. Created at the first booking; the row the race is fought on.
+
+    `taken` counts bookings and waitlist holds; the database refuses `taken > capacity`.
+    """
+
+    __tablename__ = "slot"
+    __table_args__ = (
+        UniqueConstraint("helpdesk_id", "starts_at"),
+        CheckConstraint("taken >= 0", name="taken_not_negative"),
+        CheckConstraint("taken <= capacity", name="not_overfilled"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    helpdesk_id: Mapped[int] = mapped_column(ForeignKey("helpdesk.id", ondelete="CASCADE"))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    capacity: Mapped[int]
+    taken: Mapped[int] = mapped_column(default=0)
+
+
+ACTIVE = BookingState.BOOKED.value
+
+
+class Booking(Base):
+    __tablename__ = "booking"
+    __table_args__ = (
+        CheckConstraint(
+            "state IN ('booked', 'attended', 'no_show', 'cancelled_by_citizen', "
+            "'cancelled_by_staff')",
+            name="state",
+        ),
+        # One active booking per citizen, enforced by the database whatever the concurrency.
+        Index(
+            "uq_booking_one_active_per_citizen",
+            "citizen_id",
+            unique=True,
+            sqlite_where=text("state = 'booked'"),
+            postgresql_where=text("state = 'booked'"),
+        ),
+        Index("ix_booking_helpdesk_starts_at", "helpdesk_id", "starts_at"),
+        Index("ix_booking_slot", "slot_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(8), unique=True)
+    citizen_id: Mapped[int] = mapped_column(ForeignKey("citizen.id", ondelete="CASCADE"))
+    helpdesk_id: Mapped[int] = mapped_column(ForeignKey("helpdesk.id"))
+    slot_id: Mapped[int] = mapped_column(ForeignKey("slot.id"))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    state: Mapped[str] = mapped_column(String(24), default=ACTIVE)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(80))
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    closed_by: Mapped[str | None] = mapped_column(String(80))
+    cancel_reason: Mapped[str | None] = mapped_column(String(200))
+    # A move is a cancellation plus a new booking that points back to the old one.
+    moved_from_id: Mapped[int | None] = mapped_column(ForeignKey("booking.id"))
+
+
+class WaitlistEntry(Base):
+    __tablename__ = "waitlist_entry"
+    __table_args__ = (
+        CheckConstraint(
+            "state IN ('waiting', 'offered', 'accepted', 'expired', 'declined', 'left')",
+            name="state",
+        ),
+        Index(
+            "uq_waitlist_one_open_per_citizen",
+            "citizen_id",
+            unique=True,
+            sqlite_where=text("state IN ('waiting', 'offered')"),
+            postgresql_where=text("state IN ('waiting', 'offered')"),
+        ),
+        Index("ix_waitlist_entry_queue", "state", "urgent", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    citizen_id: Mapped[int] = mapped_column(ForeignKey("citizen.id", ondelete="CASCADE"))
+    # Null: any helpdesk will do.
+    helpdesk_id: Mapped[int | None] = mapped_column(ForeignKey("helpdesk.id"))
+    urgent: Mapped[bool] = mapped_column(default=False)
+    state: Mapped[str] = mapped_column(String(10), default=WaitlistState.WAITING.value)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    offered_slot_id: Mapped[int | None] = mapped_column(ForeignKey("slot.id"))
+    offer_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    booking_id: Mapped[int | None] = mapped_column(ForeignKey("booking.id"))

@@ -1,0 +1,1 @@
+"""Citizens: the people who ask for help, whether through Telegram or at a helpdesk."""

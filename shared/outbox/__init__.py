@@ -1,0 +1,1 @@
+"""Persistent queue of messages to citizens, delivered by the bot (SPEC J3)."""
