@@ -1,0 +1,95 @@
+"""Domain errors of booking; front ends turn each `code` into a message in the user's language."""
+
+from __future__ import annotations
+
+
+class BookingError(Exception):
+    """Base of every refusal; nothing was written when one is raised."""
+
+    code = "booking_error"
+
+
+class HelpdeskNotFound(BookingError):
+    code = "helpdesk_not_found"
+
+
+class HelpdeskInactive(BookingError):
+    code = "helpdesk_inactive"
+
+
+class CitizenNotFound(BookingError):
+    code = "citizen_not_found"
+
+
+class BookingNotFound(BookingError):
+    code = "booking_not_found"
+
+
+class SlotNotOffered(BookingError):
+    """No such slot in the helpdesk's hours (closed, or a forged time)."""
+
+    code = "slot_not_offered"
+
+
+class SlotInPast(BookingError):
+    code = "slot_in_past"
+
+
+class SlotTooSoon(BookingError):
+    """Inside the minimum notice."""
+
+    code = "slot_too_soon"
+
+
+class SlotTooFar(BookingError):
+    """Beyond the booking horizon."""
+
+    code = "slot_too_far"
+
+
+class SlotTaken(BookingError):
+    """The last place was just taken by someone else: offer fresh choices."""
+
+    code = "slot_taken"
+
+
+class AlreadyBooked(BookingError):
+    """The citizen already holds an active booking."""
+
+    code = "already_booked"
+
+
+class IllegalTransition(BookingError):
+    """The booking is not in a state that allows this action."""
+
+    code = "illegal_transition"
+
+
+class InvalidSchedule(BookingError):
+    """Opening hours or closure that make no sense (end before start, bad lengths)."""
+
+    code = "invalid_schedule"
+
+
+class OverlappingRules(InvalidSchedule):
+    code = "overlapping_rules"
+
+
+class AlreadyWaiting(BookingError):
+    code = "already_waiting"
+
+
+class SlotsAvailable(BookingError):
+    """The waitlist is only for when nothing is free: book one of the free slots instead."""
+
+    code = "slots_available"
+
+
+class NoOffer(BookingError):
+    """No open waitlist offer for this citizen (answered, withdrawn or never made)."""
+
+    code = "no_offer"
+
+
+class OfferExpired(BookingError):
+    code = "offer_expired"

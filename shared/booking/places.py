@@ -1,0 +1,116 @@
+"""The places of a slot: taken, given back and turned into bookings, race-free on both databases.
+
+The `slot` row is created at the first booking of a slot. Taking a place is one
+conditional upsert (`INSERT ... ON CONFLICT DO UPDATE ... WHERE taken < capacity`), so
+the database itself decides who gets the last place; `taken <= capacity` is also a
+CHECK constraint, and the one-active-booking-per-citizen rule a partial unique index.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.booking.errors import AlreadyBooked, SlotTaken
+from shared.booking.models import Booking, BookingState, Slot
+from shared.booking.schedule import SlotTime
+
+# No look-alikes (0/O/Q, 1/I/L, 2/Z, 5/S, 6/G, 8/B): easy to read out on the phone.
+CODE_ALPHABET = "ACDEFHJKMNPRTUVWXY3479"
+CODE_LENGTH = 6
+
+
+def new_booking_code() -> str:
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+
+
+async def _unused_code(session: AsyncSession) -> str:
+    while True:
+        code = new_booking_code()
+        if await session.scalar(select(Booking.id).where(Booking.code == code)) is None:
+            return code
+
+
+async def take_place(*, session: AsyncSession, slot: SlotTime) -> int:
+    """Take one place of `slot` and return the slot row's id, or raise `SlotTaken`."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    values = insert(Slot).values(
+        helpdesk_id=slot.helpdesk_id,
+        starts_at=slot.starts_at,
+        ends_at=slot.ends_at,
+        capacity=slot.capacity,
+        taken=1,
+    )
+    upsert = values.on_conflict_do_update(
+        index_elements=[Slot.helpdesk_id, Slot.starts_at],
+        set_={"taken": Slot.taken + 1, "capacity": values.excluded.capacity},
+        where=Slot.taken < values.excluded.capacity,
+    ).returning(Slot.id)
+    slot_id = (await session.execute(upsert)).scalar_one_or_none()
+    if slot_id is None:
+        raise SlotTaken("That place was just taken.")
+    return int(slot_id)
+
+
+async def release_place(*, session: AsyncSession, slot_id: int) -> None:
+    """Give one place of the slot back."""
+    await session.execute(
+        update(Slot).where(Slot.id == slot_id, Slot.taken > 0).values(taken=Slot.taken - 1)
+    )
+
+
+async def insert_booking(
+    *,
+    session: AsyncSession,
+    citizen_id: int,
+    helpdesk_id: int,
+    slot_id: int,
+    starts_at: datetime,
+    ends_at: datetime,
+    actor: str,
+    moved_from_id: int | None = None,
+) -> Booking:
+    """Turn a place already taken (or held) into an active booking."""
+    booking = Booking(
+        code=await _unused_code(session),
+        citizen_id=citizen_id,
+        helpdesk_id=helpdesk_id,
+        slot_id=slot_id,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        state=BookingState.BOOKED.value,
+        created_by=actor,
+        moved_from_id=moved_from_id,
+    )
+    session.add(booking)
+    try:
+        await session.flush()
+    except IntegrityError:
+        # Only the one-active-booking index can fail here: the code was checked unused and
+        # a clash in the microseconds since is a one-in-a-hundred-million event.
+        raise AlreadyBooked("You already have an active booking.") from None
+    return booking
+
+
+async def book_place(
+    *, session: AsyncSession, citizen_id: int, slot: SlotTime, actor: str, moved_from_id: int | None
+) -> Booking:
+    """Take a place and book it in one savepoint: either both happen or neither."""
+    async with session.begin_nested():
+        slot_id = await take_place(session=session, slot=slot)
+        return await insert_booking(
+            session=session,
+            citizen_id=citizen_id,
+            helpdesk_id=slot.helpdesk_id,
+            slot_id=slot_id,
+            starts_at=slot.starts_at,
+            ends_at=slot.ends_at,
+            actor=actor,
+            moved_from_id=moved_from_id,
+        )

@@ -1,0 +1,778 @@
+"""Helpdesks and their hours, free slots, and the life of a booking (SPEC section 4).
+
+Every function takes the caller's session and never commits: the bot update or the
+HTTP request that calls it owns the transaction. A raised `BookingError` means nothing
+was written by that call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    CompoundSelect,
+    Date,
+    Integer,
+    String,
+    Time,
+    and_,
+    cast,
+    literal_column,
+    null,
+    or_,
+    select,
+    true,
+    union_all,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.types import TypeEngine
+
+from shared.audit import service as audit
+from shared.booking import handoff, messages, places
+from shared.booking.errors import (
+    AlreadyBooked,
+    BookingNotFound,
+    CitizenNotFound,
+    HelpdeskInactive,
+    HelpdeskNotFound,
+    IllegalTransition,
+    InvalidSchedule,
+    OverlappingRules,
+    SlotInPast,
+    SlotNotOffered,
+    SlotTooFar,
+    SlotTooSoon,
+)
+from shared.booking.models import (
+    Booking,
+    BookingState,
+    Closure,
+    ExtraOpening,
+    Helpdesk,
+    OpeningRule,
+    Slot,
+)
+from shared.booking.schedule import DayClosure, DayHours, SlotTime, WeeklyHours, generate_slots
+from shared.citizens.models import Citizen
+from shared.db import UTCDateTime, utcnow
+from shared.outbox import service as outbox
+from shared.settings import Settings
+
+MIN_SLOT_MINUTES, MAX_SLOT_MINUTES = 5, 480
+MAX_PLACES = 100
+# Staff may check a citizen in this long before the appointment.
+CHECK_IN_EARLY = timedelta(hours=1)
+
+
+class CancelledBy(StrEnum):
+    CITIZEN = "citizen"
+    STAFF = "staff"
+
+
+@dataclass(frozen=True, slots=True)
+class FreeSlot:
+    helpdesk_id: int
+    starts_at: datetime
+    ends_at: datetime
+    capacity: int
+    taken: int
+
+    @property
+    def places_left(self) -> int:
+        return self.capacity - self.taken
+
+
+# --- helpdesks and hours -------------------------------------------------------------
+
+
+async def create_helpdesk(
+    *, session: AsyncSession, name: str, address: str, directions: str = "", actor: str
+) -> Helpdesk:
+    """Open a new helpdesk (sportello) where citizens can book interviews."""
+    name, address = name.strip(), address.strip()
+    if not name or not address:
+        raise InvalidSchedule("A helpdesk needs a name and an address.")
+    helpdesk = Helpdesk(name=name[:120], address=address[:200], directions=directions.strip())
+    session.add(helpdesk)
+    await session.flush()
+    await audit.record(
+        session=session,
+        actor=actor,
+        action="helpdesk.create",
+        object_type="helpdesk",
+        object_id=str(helpdesk.id),
+        details={"name": helpdesk.name},
+    )
+    return helpdesk
+
+
+async def get_helpdesk(*, session: AsyncSession, helpdesk_id: int) -> Helpdesk:
+    helpdesk = await session.get(Helpdesk, helpdesk_id)
+    if helpdesk is None:
+        raise HelpdeskNotFound(f"No helpdesk {helpdesk_id}.")
+    return helpdesk
+
+
+async def list_helpdesks(*, session: AsyncSession, active_only: bool = True) -> list[Helpdesk]:
+    query = select(Helpdesk).order_by(Helpdesk.name)
+    if active_only:
+        query = query.where(Helpdesk.active.is_(True))
+    return list((await session.scalars(query)).all())
+
+
+async def set_helpdesk_active(
+    *, session: AsyncSession, helpdesk_id: int, active: bool, actor: str
+) -> Helpdesk:
+    """Open or close a helpdesk to new bookings (existing bookings stay)."""
+    helpdesk = await get_helpdesk(session=session, helpdesk_id=helpdesk_id)
+    helpdesk.active = active
+    await audit.record(
+        session=session,
+        actor=actor,
+        action="helpdesk.activate" if active else "helpdesk.deactivate",
+        object_type="helpdesk",
+        object_id=str(helpdesk_id),
+    )
+    return helpdesk
+
+
+def _check_hours(opens_at: time, closes_at: time, slot_minutes: int, places: int) -> None:
+    if opens_at >= closes_at:
+        raise InvalidSchedule("The closing time must be after the opening time.")
+    if not MIN_SLOT_MINUTES <= slot_minutes <= MAX_SLOT_MINUTES:
+        raise InvalidSchedule(
+            f"A slot lasts between {MIN_SLOT_MINUTES} and {MAX_SLOT_MINUTES} minutes."
+        )
+    span = datetime.combine(date.min, closes_at) - datetime.combine(date.min, opens_at)
+    if span < timedelta(minutes=slot_minutes):
+        raise InvalidSchedule("The opening hours are shorter than one slot.")
+    if not 1 <= places <= MAX_PLACES:
+        raise InvalidSchedule(f"A slot has between 1 and {MAX_PLACES} places.")
+
+
+async def add_opening_rule(
+    *,
+    session: AsyncSession,
+    helpdesk_id: int,
+    weekday: int,
+    opens_at: time,
+    closes_at: time,
+    slot_minutes: int,
+    places: int,
+    valid_from: date,
+    valid_until: date | None = None,
+    actor: str,
+) -> OpeningRule:
+    """Add weekly opening hours; refused if they overlap hours of the same helpdesk."""
+    await get_helpdesk(session=session, helpdesk_id=helpdesk_id)
+    if not 0 <= weekday <= 6:
+        raise InvalidSchedule("The weekday is 0 (Monday) to 6 (Sunday).")
+    _check_hours(opens_at, closes_at, slot_minutes, places)
+    if valid_until is not None and valid_until < valid_from:
+        raise InvalidSchedule("The end of validity must not be before its start.")
+    clash = await session.scalar(
+        select(OpeningRule.id).where(
+            OpeningRule.helpdesk_id == helpdesk_id,
+            OpeningRule.weekday == weekday,
+            OpeningRule.opens_at < closes_at,
+            opens_at < OpeningRule.closes_at,
+            or_(OpeningRule.valid_until.is_(None), OpeningRule.valid_until >= valid_from),
+            true() if valid_until is None else OpeningRule.valid_from <= valid_until,
+        )
+    )
+    if clash is not None:
+        raise OverlappingRules("These hours overlap other opening hours of the same helpdesk.")
+    rule = OpeningRule(
+        helpdesk_id=helpdesk_id,
+        weekday=weekday,
+        opens_at=opens_at,
+        closes_at=closes_at,
+        slot_minutes=slot_minutes,
+        places=places,
+        valid_from=valid_from,
+        valid_until=valid_until,
+    )
+    session.add(rule)
+    await session.flush()
+    await audit.record(
+        session=session,
+        actor=actor,
+        action="opening_rule.create",
+        object_type="helpdesk",
+        object_id=str(helpdesk_id),
+        details={
+            "rule_id": rule.id,
+            "weekday": weekday,
+            "from": str(opens_at),
+            "to": str(closes_at),
+        },
+    )
+    return rule
+
+
+async def add_extra_opening(
+    *,
+    session: AsyncSession,
+    helpdesk_id: int,
+    day: date,
+    opens_at: time,
+    closes_at: time,
+    slot_minutes: int,
+    places: int,
+    note: str = "",
+    actor: str,
+) -> ExtraOpening:
+    """Open a helpdesk on one date outside its weekly hours."""
+    await get_helpdesk(session=session, helpdesk_id=helpdesk_id)
+    _check_hours(opens_at, closes_at, slot_minutes, places)
+    opening = ExtraOpening(
+        helpdesk_id=helpdesk_id,
+        day=day,
+        opens_at=opens_at,
+        closes_at=closes_at,
+        slot_minutes=slot_minutes,
+        places=places,
+        note=note.strip()[:200],
+    )
+    session.add(opening)
+    await session.flush()
+    await audit.record(
+        session=session,
+        actor=actor,
+        action="extra_opening.create",
+        object_type="helpdesk",
+        object_id=str(helpdesk_id),
+        details={"day": day.isoformat(), "from": str(opens_at), "to": str(closes_at)},
+    )
+    return opening
+
+
+async def add_closure(
+    *,
+    session: AsyncSession,
+    settings: Settings,
+    helpdesk_id: int,
+    day: date,
+    starts_at: time | None = None,
+    ends_at: time | None = None,
+    reason: str = "",
+    actor: str,
+) -> tuple[Closure, list[Booking]]:
+    """Close a day (or some hours of it); returns the bookings staff must now move or cancel."""
+    await get_helpdesk(session=session, helpdesk_id=helpdesk_id)
+    if (starts_at is None) != (ends_at is None):
+        raise InvalidSchedule("Give both the start and the end of the closure, or neither.")
+    if starts_at is not None and ends_at is not None and starts_at >= ends_at:
+        raise InvalidSchedule("The end of the closure must be after its start.")
+    closure = Closure(
+        helpdesk_id=helpdesk_id,
+        day=day,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        reason=reason.strip()[:200],
+    )
+    session.add(closure)
+    await session.flush()
+    affected = await bookings_in_closure(session=session, settings=settings, closure=closure)
+    await audit.record(
+        session=session,
+        actor=actor,
+        action="closure.create",
+        object_type="helpdesk",
+        object_id=str(helpdesk_id),
+        details={
+            "day": day.isoformat(),
+            "reason": closure.reason,
+            "affected_bookings": [b.id for b in affected],
+        },
+    )
+    return closure, affected
+
+
+async def bookings_in_closure(
+    *, session: AsyncSession, settings: Settings, closure: Closure
+) -> list[Booking]:
+    """Active bookings that fall inside a closure."""
+    start = time.min if closure.starts_at is None else closure.starts_at
+    day_start = datetime.combine(closure.day, start, tzinfo=settings.tz)
+    if closure.ends_at is None:
+        day_end = datetime.combine(closure.day + timedelta(days=1), time.min, tzinfo=settings.tz)
+    else:
+        day_end = datetime.combine(closure.day, closure.ends_at, tzinfo=settings.tz)
+    result = await session.scalars(
+        select(Booking)
+        .where(
+            Booking.helpdesk_id == closure.helpdesk_id,
+            Booking.state == BookingState.BOOKED.value,
+            Booking.starts_at < day_end,
+            Booking.ends_at > day_start,
+        )
+        .order_by(Booking.starts_at)
+    )
+    return list(result.all())
+
+
+# --- availability --------------------------------------------------------------------
+
+
+def _schedule_query(
+    helpdesk_id: int | None, first_day: date, last_day: date, since: datetime, until: datetime
+) -> CompoundSelect[Any]:
+    """One UNION ALL statement: rules, extra openings, closures and occupied slots."""
+
+    def typed_null(type_: type[TypeEngine[Any]]) -> ColumnElement[Any]:
+        return cast(null(), type_())
+
+    def for_helpdesk(column: Any) -> ColumnElement[bool]:
+        return true() if helpdesk_id is None else column == helpdesk_id
+
+    rules = (
+        select(
+            literal_column("'rule'", String).label("kind"),
+            OpeningRule.helpdesk_id.label("helpdesk_id"),
+            OpeningRule.weekday.label("weekday"),
+            OpeningRule.valid_from.label("day_from"),
+            OpeningRule.valid_until.label("day_until"),
+            OpeningRule.opens_at.label("time_from"),
+            OpeningRule.closes_at.label("time_to"),
+            OpeningRule.slot_minutes.label("minutes"),
+            OpeningRule.places.label("places"),
+            typed_null(UTCDateTime).label("starts_at"),
+            typed_null(Integer).label("taken"),
+        )
+        .join(Helpdesk, Helpdesk.id == OpeningRule.helpdesk_id)
+        .where(
+            Helpdesk.active.is_(True),
+            for_helpdesk(OpeningRule.helpdesk_id),
+            OpeningRule.valid_from <= last_day,
+            or_(OpeningRule.valid_until.is_(None), OpeningRule.valid_until >= first_day),
+        )
+    )
+    extra = (
+        select(
+            literal_column("'extra'", String),
+            ExtraOpening.helpdesk_id,
+            typed_null(Integer),
+            ExtraOpening.day,
+            ExtraOpening.day,
+            ExtraOpening.opens_at,
+            ExtraOpening.closes_at,
+            ExtraOpening.slot_minutes,
+            ExtraOpening.places,
+            typed_null(UTCDateTime),
+            typed_null(Integer),
+        )
+        .join(Helpdesk, Helpdesk.id == ExtraOpening.helpdesk_id)
+        .where(
+            Helpdesk.active.is_(True),
+            for_helpdesk(ExtraOpening.helpdesk_id),
+            ExtraOpening.day.between(first_day, last_day),
+        )
+    )
+    closures = select(
+        literal_column("'closure'", String),
+        Closure.helpdesk_id,
+        typed_null(Integer),
+        Closure.day,
+        Closure.day,
+        Closure.starts_at,
+        Closure.ends_at,
+        typed_null(Integer),
+        typed_null(Integer),
+        typed_null(UTCDateTime),
+        typed_null(Integer),
+    ).where(for_helpdesk(Closure.helpdesk_id), Closure.day.between(first_day, last_day))
+    occupied = select(
+        literal_column("'slot'", String),
+        Slot.helpdesk_id,
+        typed_null(Integer),
+        typed_null(Date),
+        typed_null(Date),
+        typed_null(Time),
+        typed_null(Time),
+        typed_null(Integer),
+        Slot.capacity,
+        Slot.starts_at,
+        Slot.taken,
+    ).where(
+        for_helpdesk(Slot.helpdesk_id),
+        Slot.starts_at >= since,
+        Slot.starts_at < until,
+        Slot.taken > 0,
+    )
+    return union_all(rules, extra, closures, occupied)
+
+
+async def _slots_with_usage(
+    session: AsyncSession,
+    settings: Settings,
+    helpdesk_id: int | None,
+    since: datetime,
+    until: datetime,
+) -> list[FreeSlot]:
+    """Every offered slot starting in [since, until) with its places taken; one SQL statement."""
+    tz = settings.tz
+    first_day = since.astimezone(tz).date()
+    last_day = until.astimezone(tz).date()
+    rows = (
+        await session.execute(_schedule_query(helpdesk_id, first_day, last_day, since, until))
+    ).all()
+    weekly: list[WeeklyHours] = []
+    extra: list[DayHours] = []
+    closures: list[DayClosure] = []
+    taken: dict[tuple[int, datetime], int] = {}
+    for row in rows:
+        if row.kind == "rule":
+            weekly.append(
+                WeeklyHours(
+                    row.helpdesk_id, row.weekday, row.time_from, row.time_to,
+                    row.minutes, row.places, row.day_from, row.day_until,
+                )
+            )  # fmt: skip
+        elif row.kind == "extra":
+            extra.append(
+                DayHours(
+                    row.helpdesk_id, row.day_from, row.time_from, row.time_to,
+                    row.minutes, row.places,
+                )
+            )  # fmt: skip
+        elif row.kind == "closure":
+            closures.append(DayClosure(row.helpdesk_id, row.day_from, row.time_from, row.time_to))
+        else:
+            taken[row.helpdesk_id, row.starts_at] = row.taken
+    slots = generate_slots(
+        weekly=weekly, extra=extra, closures=closures, first_day=first_day, last_day=last_day, tz=tz
+    )
+    return [
+        FreeSlot(
+            s.helpdesk_id,
+            s.starts_at,
+            s.ends_at,
+            s.capacity,
+            taken.get((s.helpdesk_id, s.starts_at), 0),
+        )
+        for s in slots
+        if since <= s.starts_at < until
+    ]
+
+
+def booking_window(settings: Settings, now: datetime) -> tuple[datetime, datetime]:
+    """The earliest and (exclusive) latest start a citizen may book now."""
+    return (
+        now + timedelta(minutes=settings.booking_min_notice_minutes),
+        now + timedelta(days=settings.booking_horizon_days),
+    )
+
+
+async def list_free_slots(
+    *,
+    session: AsyncSession,
+    settings: Settings,
+    now: datetime | None = None,
+    helpdesk_id: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[FreeSlot]:
+    """Slots a citizen can book now, earliest first, within the notice and the horizon."""
+    earliest, latest = booking_window(settings, now or utcnow())
+    since = earliest if since is None else max(since, earliest)
+    until = latest if until is None else min(until, latest)
+    if since >= until:
+        return []
+    slots = await _slots_with_usage(session, settings, helpdesk_id, since, until)
+    return [s for s in slots if s.places_left > 0]
+
+
+async def _offered_slot(
+    session: AsyncSession, settings: Settings, helpdesk_id: int, starts_at: datetime
+) -> FreeSlot:
+    """The slot of the helpdesk's hours that starts exactly at `starts_at`."""
+    day = starts_at.astimezone(settings.tz).date()
+    day_start = datetime.combine(day, time.min, tzinfo=settings.tz)
+    day_end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=settings.tz)
+    for slot in await _slots_with_usage(session, settings, helpdesk_id, day_start, day_end):
+        if slot.starts_at == starts_at:
+            return slot
+    raise SlotNotOffered("The helpdesk has no slot at that time.")
+
+
+# --- bookings ------------------------------------------------------------------------
+
+
+async def _bookable_slot(
+    session: AsyncSession, settings: Settings, helpdesk_id: int, starts_at: datetime, now: datetime
+) -> FreeSlot:
+    helpdesk = await get_helpdesk(session=session, helpdesk_id=helpdesk_id)
+    if not helpdesk.active:
+        raise HelpdeskInactive("This helpdesk is not taking bookings.")
+    if starts_at.tzinfo is None:
+        raise SlotNotOffered("A slot time must carry its time zone.")
+    earliest, latest = booking_window(settings, now)
+    if starts_at <= now:
+        raise SlotInPast("That time has already passed.")
+    if starts_at < earliest:
+        raise SlotTooSoon("That time is too close to now.")
+    if starts_at >= latest:
+        raise SlotTooFar("That time is too far ahead.")
+    return await _offered_slot(session, settings, helpdesk_id, starts_at)
+
+
+async def _citizen(session: AsyncSession, citizen_id: int) -> Citizen:
+    citizen = await session.get(Citizen, citizen_id)
+    if citizen is None:
+        raise CitizenNotFound(f"No citizen {citizen_id}.")
+    return citizen
+
+
+async def active_booking(*, session: AsyncSession, citizen_id: int) -> Booking | None:
+    """The citizen's current booking, if any."""
+    return await session.scalar(
+        select(Booking).where(
+            Booking.citizen_id == citizen_id, Booking.state == BookingState.BOOKED.value
+        )
+    )
+
+
+async def book_slot(
+    *,
+    session: AsyncSession,
+    settings: Settings,
+    citizen_id: int,
+    helpdesk_id: int,
+    starts_at: datetime,
+    actor: str,
+    now: datetime | None = None,
+    moved_from_id: int | None = None,
+    confirm_by_message: bool = False,
+) -> Booking:
+    """Book one place of a slot for a citizen; raises `SlotTaken` if someone was faster.
+
+    `confirm_by_message` queues a confirmation for the citizen's chat: for bookings made
+    by staff on their behalf (the bot confirms its own bookings in the conversation).
+    """
+    now = now or utcnow()
+    citizen = await _citizen(session, citizen_id)
+    offered = await _bookable_slot(session, settings, helpdesk_id, starts_at, now)
+    if moved_from_id is None and await active_booking(session=session, citizen_id=citizen_id):
+        raise AlreadyBooked("You already have an active booking.")
+    booking = await places.book_place(
+        session=session,
+        citizen_id=citizen_id,
+        slot=SlotTime(offered.starts_at, offered.helpdesk_id, offered.ends_at, offered.capacity),
+        actor=actor,
+        moved_from_id=moved_from_id,
+    )
+    await messages.queue_reminders(
+        session=session, settings=settings, citizen=citizen, booking=booking, now=now
+    )
+    if confirm_by_message:
+        await messages.notify_booking(
+            session=session,
+            citizen=citizen,
+            booking=booking,
+            kind=messages.MessageKind.BOOKING_CONFIRMED,
+            now=now,
+        )
+    await audit.record(
+        session=session,
+        actor=actor,
+        action="booking.create",
+        object_type="booking",
+        object_id=str(booking.id),
+        details={"citizen_id": citizen_id, "code": booking.code, "moved_from": moved_from_id},
+    )
+    return booking
+
+
+async def get_booking(
+    *, session: AsyncSession, booking_id: int, citizen_id: int | None = None
+) -> Booking:
+    """A booking by id; with `citizen_id`, only if it is that citizen's (else not found)."""
+    booking = await session.get(Booking, booking_id)
+    if booking is None or (citizen_id is not None and booking.citizen_id != citizen_id):
+        raise BookingNotFound(f"No booking {booking_id}.")
+    return booking
+
+
+async def find_booking_by_code(*, session: AsyncSession, code: str) -> Booking | None:
+    normalised = "".join(code.split()).upper()
+    return await session.scalar(select(Booking).where(Booking.code == normalised))
+
+
+async def _close(
+    session: AsyncSession,
+    booking: Booking,
+    state: BookingState,
+    actor: str,
+    now: datetime,
+    reason: str | None,
+) -> None:
+    """Move an active booking to a final state, guarded so two callers can't both do it."""
+    result = await session.execute(
+        update(Booking)
+        .where(Booking.id == booking.id, Booking.state == BookingState.BOOKED.value)
+        .values(state=state.value, closed_at=now, closed_by=actor, cancel_reason=reason)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise IllegalTransition(f"The booking is {booking.state}, not booked.")
+    await session.refresh(booking)
+
+
+async def cancel_booking(
+    *,
+    session: AsyncSession,
+    settings: Settings,
+    booking_id: int,
+    by: CancelledBy,
+    actor: str,
+    reason: str | None = None,
+    citizen_id: int | None = None,
+    now: datetime | None = None,
+    notify: bool = True,
+) -> Booking:
+    """Cancel a booking and free its place (offered first to the waitlist)."""
+    now = now or utcnow()
+    booking = await get_booking(session=session, booking_id=booking_id, citizen_id=citizen_id)
+    if by is CancelledBy.CITIZEN and booking.starts_at <= now:
+        raise IllegalTransition("The appointment has already started.")
+    state = (
+        BookingState.CANCELLED_BY_CITIZEN
+        if by is CancelledBy.CITIZEN
+        else BookingState.CANCELLED_BY_STAFF
+    )
+    await _close(session, booking, state, actor, now, (reason or "").strip()[:200] or None)
+    await handoff.pass_on_place(
+        session=session, settings=settings, slot_id=booking.slot_id, now=now
+    )
+    await outbox.cancel_pending(session=session, subject=messages.subject(booking))
+    if by is CancelledBy.STAFF and notify:
+        await messages.notify_booking(
+            session=session,
+            citizen=await _citizen(session, booking.citizen_id),
+            booking=booking,
+            kind=messages.MessageKind.BOOKING_CANCELLED,
+            now=now,
+        )
+    await audit.record(
+        session=session,
+        actor=actor,
+        action="booking.cancel",
+        object_type="booking",
+        object_id=str(booking.id),
+        details={"by": by.value, "reason": booking.cancel_reason},
+    )
+    return booking
+
+
+async def move_booking(
+    *,
+    session: AsyncSession,
+    settings: Settings,
+    booking_id: int,
+    helpdesk_id: int,
+    starts_at: datetime,
+    by: CancelledBy,
+    actor: str,
+    citizen_id: int | None = None,
+    now: datetime | None = None,
+) -> Booking:
+    """Move a booking to another slot: the old one is cancelled and linked to the new one.
+
+    If the new slot can't be had, the old booking stays as it was.
+    """
+    now = now or utcnow()
+    async with session.begin_nested():
+        old = await cancel_booking(
+            session=session,
+            settings=settings,
+            booking_id=booking_id,
+            by=by,
+            actor=actor,
+            reason="moved",
+            citizen_id=citizen_id,
+            now=now,
+            notify=False,
+        )
+        new = await book_slot(
+            session=session,
+            settings=settings,
+            citizen_id=old.citizen_id,
+            helpdesk_id=helpdesk_id,
+            starts_at=starts_at,
+            actor=actor,
+            now=now,
+            moved_from_id=old.id,
+        )
+    if by is CancelledBy.STAFF:
+        await messages.notify_booking(
+            session=session,
+            citizen=await _citizen(session, new.citizen_id),
+            booking=new,
+            kind=messages.MessageKind.BOOKING_MOVED,
+            now=now,
+        )
+    return new
+
+
+async def mark_attended(
+    *, session: AsyncSession, booking_id: int, actor: str, now: datetime | None = None
+) -> Booking:
+    """Check a citizen in at the helpdesk."""
+    now = now or utcnow()
+    booking = await get_booking(session=session, booking_id=booking_id)
+    if now < booking.starts_at - CHECK_IN_EARLY:
+        raise IllegalTransition("Check-in opens one hour before the appointment.")
+    await _close(session, booking, BookingState.ATTENDED, actor, now, None)
+    await outbox.cancel_pending(session=session, subject=messages.subject(booking))
+    await audit.record(
+        session=session, actor=actor, action="booking.attended", object_type="booking",
+        object_id=str(booking.id),
+    )  # fmt: skip
+    return booking
+
+
+async def mark_no_show(
+    *, session: AsyncSession, booking_id: int, actor: str, now: datetime | None = None
+) -> Booking:
+    """Record that the citizen did not come; the first time, they are offered a new booking."""
+    now = now or utcnow()
+    booking = await get_booking(session=session, booking_id=booking_id)
+    if now < booking.starts_at:
+        raise IllegalTransition("A no-show can only be recorded after the appointment starts.")
+    await _close(session, booking, BookingState.NO_SHOW, actor, now, None)
+    earlier = await session.scalar(
+        select(Booking.id).where(
+            Booking.citizen_id == booking.citizen_id,
+            Booking.state == BookingState.NO_SHOW.value,
+            Booking.id != booking.id,
+        )
+    )
+    if earlier is None:
+        await messages.notify_booking(
+            session=session,
+            citizen=await _citizen(session, booking.citizen_id),
+            booking=booking,
+            kind=messages.MessageKind.REBOOK_AFTER_NO_SHOW,
+            now=now,
+        )
+    await audit.record(
+        session=session, actor=actor, action="booking.no_show", object_type="booking",
+        object_id=str(booking.id),
+    )  # fmt: skip
+    return booking
+
+
+async def bookings_between(
+    *, session: AsyncSession, since: datetime, until: datetime, helpdesk_id: int | None = None
+) -> list[Booking]:
+    """Bookings (any state) starting in [since, until), for agendas."""
+    query = select(Booking).where(and_(Booking.starts_at >= since, Booking.starts_at < until))
+    if helpdesk_id is not None:
+        query = query.where(Booking.helpdesk_id == helpdesk_id)
+    return list((await session.scalars(query.order_by(Booking.starts_at, Booking.id))).all())

@@ -1,0 +1,229 @@
+"""The waitlist: for when nothing is free within the horizon (SPEC section 4)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.audit import service as audit
+from shared.booking import handoff, messages, places
+from shared.booking import service as booking_service
+from shared.booking.errors import (
+    AlreadyBooked,
+    AlreadyWaiting,
+    CitizenNotFound,
+    NoOffer,
+    OfferExpired,
+    SlotsAvailable,
+)
+from shared.booking.models import Booking, Slot, WaitlistEntry, WaitlistState
+from shared.citizens.models import Citizen
+from shared.db import utcnow
+from shared.outbox import service as outbox
+from shared.settings import Settings
+
+OPEN_STATES = (WaitlistState.WAITING.value, WaitlistState.OFFERED.value)
+
+
+async def open_entry(*, session: AsyncSession, citizen_id: int) -> WaitlistEntry | None:
+    """The citizen's waiting or offered entry, if any."""
+    return await session.scalar(
+        select(WaitlistEntry).where(
+            WaitlistEntry.citizen_id == citizen_id, WaitlistEntry.state.in_(OPEN_STATES)
+        )
+    )
+
+
+async def join_waitlist(
+    *,
+    session: AsyncSession,
+    settings: Settings,
+    citizen_id: int,
+    helpdesk_id: int | None = None,
+    now: datetime | None = None,
+) -> WaitlistEntry:
+    """Put a citizen on the waitlist; only when no slot is free within the horizon."""
+    now = now or utcnow()
+    citizen = await session.get(Citizen, citizen_id)
+    if citizen is None:
+        raise CitizenNotFound(f"No citizen {citizen_id}.")
+    if helpdesk_id is not None:
+        await booking_service.get_helpdesk(session=session, helpdesk_id=helpdesk_id)
+    if await booking_service.active_booking(session=session, citizen_id=citizen_id):
+        raise AlreadyBooked("You already have an active booking.")
+    if await open_entry(session=session, citizen_id=citizen_id):
+        raise AlreadyWaiting("You are already on the waitlist.")
+    free = await booking_service.list_free_slots(
+        session=session, settings=settings, now=now, helpdesk_id=helpdesk_id
+    )
+    if free:
+        raise SlotsAvailable("There are free slots: book one of them.")
+    entry = WaitlistEntry(
+        citizen_id=citizen_id,
+        helpdesk_id=helpdesk_id,
+        urgent=citizen.urgent,
+        state=WaitlistState.WAITING.value,
+        created_at=now,
+    )
+    session.add(entry)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:
+        raise AlreadyWaiting("You are already on the waitlist.") from None
+    await audit.record(
+        session=session,
+        actor=f"citizen:{citizen_id}",
+        action="waitlist.join",
+        object_type="waitlist_entry",
+        object_id=str(entry.id),
+    )
+    return entry
+
+
+async def leave_waitlist(
+    *, session: AsyncSession, settings: Settings, citizen_id: int, now: datetime | None = None
+) -> None:
+    """Take a citizen off the waitlist, passing on any place held for them."""
+    now = now or utcnow()
+    entry = await open_entry(session=session, citizen_id=citizen_id)
+    if entry is None:
+        return
+    held = entry.offered_slot_id if entry.state == WaitlistState.OFFERED.value else None
+    entry.state = WaitlistState.LEFT.value
+    await session.flush()
+    if held is not None:
+        await handoff.pass_on_place(session=session, settings=settings, slot_id=held, now=now)
+
+
+async def _offered_entry(
+    session: AsyncSession, entry_id: int, citizen_id: int, now: datetime
+) -> WaitlistEntry:
+    entry = await session.get(WaitlistEntry, entry_id)
+    if (
+        entry is None
+        or entry.citizen_id != citizen_id
+        or entry.state != WaitlistState.OFFERED.value
+        or entry.offered_slot_id is None
+        or entry.offer_expires_at is None
+    ):
+        raise NoOffer("There is no open offer.")
+    if entry.offer_expires_at <= now:
+        raise OfferExpired("The offer has expired.")
+    return entry
+
+
+async def _claim_offer(
+    session: AsyncSession, entry: WaitlistEntry, to_state: WaitlistState
+) -> None:
+    """Close an offer once, even if the expiry job looks at it at the same moment."""
+    result = await session.execute(
+        update(WaitlistEntry)
+        .where(WaitlistEntry.id == entry.id, WaitlistEntry.state == WaitlistState.OFFERED.value)
+        .values(state=to_state.value)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise NoOffer("There is no open offer.")
+    await session.refresh(entry)
+
+
+async def accept_offer(
+    *,
+    session: AsyncSession,
+    settings: Settings,
+    entry_id: int,
+    citizen_id: int,
+    now: datetime | None = None,
+) -> Booking:
+    """Turn the place held for a waiting citizen into their booking."""
+    now = now or utcnow()
+    entry = await _offered_entry(session, entry_id, citizen_id, now)
+    slot = await session.get(Slot, entry.offered_slot_id)
+    assert slot is not None  # a foreign key, and slots are never deleted
+    await _claim_offer(session, entry, WaitlistState.ACCEPTED)
+    booking = await places.insert_booking(
+        session=session,
+        citizen_id=citizen_id,
+        helpdesk_id=slot.helpdesk_id,
+        slot_id=slot.id,
+        starts_at=slot.starts_at,
+        ends_at=slot.ends_at,
+        actor=f"citizen:{citizen_id}",
+    )
+    entry.booking_id = booking.id
+    citizen = await session.get(Citizen, citizen_id)
+    assert citizen is not None
+    await messages.queue_reminders(
+        session=session, settings=settings, citizen=citizen, booking=booking, now=now
+    )
+    await outbox.cancel_pending(session=session, subject=f"waitlist:{entry.id}")
+    await audit.record(
+        session=session,
+        actor=f"citizen:{citizen_id}",
+        action="waitlist.accept",
+        object_type="booking",
+        object_id=str(booking.id),
+        details={"entry_id": entry.id, "code": booking.code},
+    )
+    return booking
+
+
+async def decline_offer(
+    *,
+    session: AsyncSession,
+    settings: Settings,
+    entry_id: int,
+    citizen_id: int,
+    now: datetime | None = None,
+) -> None:
+    """The citizen doesn't want the offered place: it goes to the next in line."""
+    now = now or utcnow()
+    entry = await _offered_entry(session, entry_id, citizen_id, now)
+    slot_id = entry.offered_slot_id
+    assert slot_id is not None
+    await _claim_offer(session, entry, WaitlistState.DECLINED)
+    await handoff.pass_on_place(session=session, settings=settings, slot_id=slot_id, now=now)
+
+
+async def expire_offers(
+    *, session: AsyncSession, settings: Settings, now: datetime | None = None
+) -> int:
+    """Close unanswered offers whose hold has lapsed and pass each place to the next citizen."""
+    now = now or utcnow()
+    lapsed = (
+        await session.scalars(
+            select(WaitlistEntry)
+            .where(
+                WaitlistEntry.state == WaitlistState.OFFERED.value,
+                WaitlistEntry.offer_expires_at <= now,
+            )
+            .order_by(WaitlistEntry.offer_expires_at)
+        )
+    ).all()
+    expired = 0
+    for entry in lapsed:
+        slot_id = entry.offered_slot_id
+        try:
+            await _claim_offer(session, entry, WaitlistState.EXPIRED)
+        except NoOffer:
+            continue  # answered in the meantime
+        expired += 1
+        citizen = await session.get(Citizen, entry.citizen_id)
+        if citizen is not None and slot_id is not None:
+            await messages.notify_waitlist(
+                session=session,
+                citizen=citizen,
+                entry_id=entry.id,
+                slot_id=slot_id,
+                kind=messages.MessageKind.WAITLIST_OFFER_EXPIRED,
+                now=now,
+            )
+        if slot_id is not None:
+            await handoff.pass_on_place(
+                session=session, settings=settings, slot_id=slot_id, now=now
+            )
+    return expired

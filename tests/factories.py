@@ -1,0 +1,64 @@
+"""Small builders for test data; each flushes and returns what it made."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import date, datetime, time
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.booking import service as booking
+from shared.booking.models import Helpdesk
+from shared.citizens.models import Citizen
+
+ROME = ZoneInfo("Europe/Rome")
+_ids = itertools.count(1000)
+
+
+def rome(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=ROME)
+
+
+async def make_citizen(
+    session: AsyncSession, *, urgent: bool = False, telegram: bool = True, name: str = "Maria Rossi"
+) -> Citizen:
+    number = next(_ids)
+    citizen = Citizen(
+        telegram_user_id=number if telegram else None,
+        telegram_chat_id=number if telegram else None,
+        name=name,
+        urgent=urgent,
+    )
+    session.add(citizen)
+    await session.flush()
+    return citizen
+
+
+async def make_helpdesk(
+    session: AsyncSession,
+    *,
+    name: str = "Sportello Comune",
+    weekdays: tuple[int, ...] = (0, 1, 2, 3, 4),
+    opens_at: time = time(9),
+    closes_at: time = time(12),
+    slot_minutes: int = 30,
+    places: int = 1,
+    valid_from: date = date(2026, 1, 1),
+) -> Helpdesk:
+    helpdesk = await booking.create_helpdesk(
+        session=session, name=name, address="Via Roma 1, Cernusco sul Naviglio", actor="test"
+    )
+    for weekday in weekdays:
+        await booking.add_opening_rule(
+            session=session,
+            helpdesk_id=helpdesk.id,
+            weekday=weekday,
+            opens_at=opens_at,
+            closes_at=closes_at,
+            slot_minutes=slot_minutes,
+            places=places,
+            valid_from=valid_from,
+            actor="test",
+        )
+    return helpdesk
