@@ -1,14 +1,36 @@
-"""Queue messages for citizens; the bot claims and delivers them."""
+"""Queue messages for citizens; the bot claims and delivers them.
+
+Delivery is at-least-once: a worker claims due messages for a lease, sends them, then
+reports the outcome. A worker that dies mid-send gives its messages back when the lease
+lapses, so a citizen may (rarely) receive a message twice but never loses one.
+
+Every outcome is a guarded UPDATE: it applies only while the message is still `sending`
+and claimed by the reporting worker, so a worker whose lease was taken over can't
+overwrite the new owner's result.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+import random
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, Update, and_, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.citizens.models import Citizen
 from shared.outbox.models import MessageState, OutboxMessage
+
+# The last failure gives up: a message is tried at most this many times.
+MAX_ATTEMPTS = 8
+BACKOFF_BASE = timedelta(seconds=30)
+BACKOFF_CAP = timedelta(hours=1)
+BACKOFF_JITTER = 0.10
+ERROR_MAX_CHARS = 500
+
+_LIVE_STATES = (MessageState.PENDING.value, MessageState.SENDING.value)
 
 
 async def enqueue(
@@ -21,24 +43,29 @@ async def enqueue(
     payload: dict[str, Any] | None = None,
     subject: str | None = None,
 ) -> OutboxMessage | None:
-    """Queue one message; returns None when a message with this key was already queued."""
-    existing = await session.scalar(
-        select(OutboxMessage.id).where(OutboxMessage.idempotency_key == idempotency_key)
-    )
-    if existing is not None:
+    """Queue one message; None if this key was already queued or the citizen is unreachable."""
+    unreachable = await session.scalar(select(Citizen.unreachable).where(Citizen.id == citizen_id))
+    if unreachable:
         return None
-    message = OutboxMessage(
-        kind=kind,
-        citizen_id=citizen_id,
-        payload=payload or {},
-        idempotency_key=idempotency_key,
-        subject=subject,
-        due_at=due_at,
-        state=MessageState.PENDING.value,
+    # ON CONFLICT DO NOTHING rather than check-then-insert: on PostgreSQL two transactions
+    # queueing the same key would otherwise both pass the check, and the loser's
+    # IntegrityError would abort the caller's whole unit of work (e.g. the booking).
+    insert = postgresql.insert if _dialect(session) == "postgresql" else sqlite.insert
+    statement = (
+        insert(OutboxMessage)
+        .values(
+            kind=kind,
+            citizen_id=citizen_id,
+            payload=payload or {},
+            idempotency_key=idempotency_key,
+            subject=subject,
+            due_at=due_at,
+            state=MessageState.PENDING.value,
+        )
+        .on_conflict_do_nothing(index_elements=[OutboxMessage.idempotency_key])
+        .returning(OutboxMessage)
     )
-    session.add(message)
-    await session.flush()
-    return message
+    return await session.scalar(statement)
 
 
 async def cancel_pending(*, session: AsyncSession, subject: str) -> int:
@@ -46,6 +73,229 @@ async def cancel_pending(*, session: AsyncSession, subject: str) -> int:
     result = await session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.subject == subject, OutboxMessage.state == MessageState.PENDING.value)
-        .values(state=MessageState.CANCELLED.value)
+        .values(state=MessageState.CANCELLED.value),
+        execution_options={"synchronize_session": "fetch"},
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return _rowcount(result)
+
+
+async def claim_due(
+    *,
+    session: AsyncSession,
+    worker: str,
+    now: datetime,
+    limit: int = 20,
+    lease: timedelta = timedelta(minutes=2),
+) -> list[OutboxMessage]:
+    """Take up to `limit` due messages for `worker` to send, oldest first, for one lease."""
+    if limit < 1:
+        return []
+    if lease <= timedelta(0):
+        raise ValueError("the lease must be positive")
+    claimable = and_(
+        OutboxMessage.due_at <= now,
+        or_(
+            OutboxMessage.state == MessageState.PENDING.value,
+            # The previous claimer died mid-send: its lease has lapsed.
+            and_(
+                OutboxMessage.state == MessageState.SENDING.value,
+                OutboxMessage.claimed_until < now,
+            ),
+        ),
+    )
+    candidates = (
+        select(OutboxMessage.id)
+        .where(claimable)
+        .order_by(OutboxMessage.due_at, OutboxMessage.id)
+        .limit(limit)
+    )
+    if _dialect(session) == "postgresql":
+        # Rows another claimer has locked are someone else's batch: skip them, don't wait.
+        candidates = candidates.with_for_update(skip_locked=True)
+    # MATERIALIZED: as a plain `IN (subquery)` PostgreSQL may run the locking subquery
+    # again for each row it updates, and since rows this statement already updated are
+    # skipped, every run yields a new one and the batch grows past `limit`.
+    batch = candidates.cte("outbox_batch").prefix_with("MATERIALIZED", dialect="postgresql")
+    # On SQLite the write transaction holds the database lock (BEGIN IMMEDIATE), so the
+    # candidates can't change under us; the repeated `claimable` guard keeps the UPDATE
+    # correct on its own either way.
+    claimed = await session.scalars(
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(select(batch.c.id)), claimable)
+        .values(
+            state=MessageState.SENDING.value,
+            claimed_by=worker,
+            claimed_until=now + lease,
+        )
+        .returning(OutboxMessage),
+        execution_options={"synchronize_session": False, "populate_existing": True},
+    )
+    # RETURNING has no defined order.
+    return sorted(claimed, key=lambda message: (message.due_at, message.id))
+
+
+async def mark_sent(*, session: AsyncSession, message_id: int, worker: str, now: datetime) -> bool:
+    """Record that `worker` delivered the message; False if its claim was lost meanwhile."""
+    message = await _apply_if_claimed(
+        session=session,
+        message_id=message_id,
+        worker=worker,
+        values={"state": MessageState.SENT.value, "sent_at": now},
+    )
+    return message is not None
+
+
+async def mark_retry(
+    *,
+    session: AsyncSession,
+    message_id: int,
+    worker: str,
+    now: datetime,
+    error: str,
+    retry_after: float | None = None,
+) -> OutboxMessage | None:
+    """Put the message back in the queue after a transient failure, or give up on it.
+
+    `retry_after` is the delay the server asked for (Telegram's RetryAfter): it is used
+    exactly, without jitter, and still counts as an attempt so that a message can't be
+    retried forever. After `MAX_ATTEMPTS` attempts the message is `failed`. Returns the
+    updated message, or None if `worker` no longer holds the claim.
+    """
+    attempts = await session.scalar(
+        select(OutboxMessage.attempts).where(_claimed_by(message_id, worker))
+    )
+    if attempts is None:
+        return None
+    attempts += 1
+    values: dict[str, Any] = {"attempts": attempts, "last_error": _truncate(error)}
+    if attempts >= MAX_ATTEMPTS:
+        values["state"] = MessageState.FAILED.value
+    else:
+        if retry_after is not None:
+            delay = timedelta(seconds=max(retry_after, 0.0))
+        else:
+            delay = backoff_delay(attempts)
+        values["state"] = MessageState.PENDING.value
+        values["due_at"] = now + delay
+    # Guarding on the attempts we read as well makes the read-then-write safe even where
+    # the row isn't locked between the two statements.
+    return await _apply_if_claimed(
+        session=session,
+        message_id=message_id,
+        worker=worker,
+        values=values,
+        guard=OutboxMessage.attempts == attempts - 1,
+    )
+
+
+async def mark_failed(
+    *, session: AsyncSession, message_id: int, worker: str, now: datetime, error: str
+) -> bool:
+    """Give up on the message at once (it can never be sent, e.g. it can't be rendered)."""
+    message = await _apply_if_claimed(
+        session=session,
+        message_id=message_id,
+        worker=worker,
+        values={
+            "state": MessageState.FAILED.value,
+            "attempts": OutboxMessage.attempts + 1,
+            "last_error": _truncate(error),
+        },
+    )
+    return message is not None
+
+
+async def mark_citizen_unreachable(
+    *, session: AsyncSession, citizen_id: int, now: datetime, error: str
+) -> int:
+    """Flag a citizen who blocked the bot and stop their queued messages; returns how many."""
+    await session.execute(
+        update(Citizen).where(Citizen.id == citizen_id).values(unreachable=True, updated_at=now),
+        execution_options={"synchronize_session": "fetch"},
+    )
+    result = await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.citizen_id == citizen_id, OutboxMessage.state.in_(_LIVE_STATES))
+        .values(
+            state=MessageState.FAILED.value,
+            last_error=_truncate(error),
+            claimed_by=None,
+            claimed_until=None,
+        ),
+        execution_options={"synchronize_session": "fetch"},
+    )
+    return _rowcount(result)
+
+
+async def pending_count(*, session: AsyncSession, now: datetime) -> int:
+    """How many pending messages are due now."""
+    count = await session.scalar(
+        select(func.count())
+        .select_from(OutboxMessage)
+        .where(OutboxMessage.state == MessageState.PENDING.value, OutboxMessage.due_at <= now)
+    )
+    return int(count or 0)
+
+
+async def next_due_at(*, session: AsyncSession) -> datetime | None:
+    """When the earliest pending message is due (possibly in the past), None if none is."""
+    return await session.scalar(
+        select(func.min(OutboxMessage.due_at)).where(
+            OutboxMessage.state == MessageState.PENDING.value
+        )
+    )
+
+
+def backoff_delay(attempts: int, *, rng: random.Random | None = None) -> timedelta:
+    """How long to wait after the `attempts`-th failure: 30 s doubling, at most 1 hour, ±10%.
+
+    The jitter spreads out the retries of messages that failed together (e.g. during a
+    Telegram outage); the cap applies after the jitter, so no delay exceeds one hour.
+    """
+    if attempts < 1:
+        raise ValueError("backoff is for a message that failed at least once")
+    # Past 2**7 the cap applies anyway; bounding the exponent keeps the number small.
+    base = min(BACKOFF_BASE * (1 << min(attempts - 1, 16)), BACKOFF_CAP)
+    uniform = rng.uniform if rng is not None else random.uniform
+    # Jitter is not a secret: the module-level generator is good enough.
+    factor: float = uniform(1 - BACKOFF_JITTER, 1 + BACKOFF_JITTER)
+    return min(base * factor, BACKOFF_CAP)
+
+
+def _claimed_by(message_id: int, worker: str) -> ColumnElement[bool]:
+    return and_(
+        OutboxMessage.id == message_id,
+        OutboxMessage.state == MessageState.SENDING.value,
+        OutboxMessage.claimed_by == worker,
+    )
+
+
+async def _apply_if_claimed(
+    *,
+    session: AsyncSession,
+    message_id: int,
+    worker: str,
+    values: dict[str, Any],
+    guard: ColumnElement[bool] | None = None,
+) -> OutboxMessage | None:
+    """Apply `values` and release the claim, only while `worker` still holds it."""
+    statement: Update = update(OutboxMessage).where(_claimed_by(message_id, worker))
+    if guard is not None:
+        statement = statement.where(guard)
+    return await session.scalar(
+        statement.values(claimed_by=None, claimed_until=None, **values).returning(OutboxMessage),
+        execution_options={"synchronize_session": False, "populate_existing": True},
+    )
+
+
+def _dialect(session: AsyncSession) -> str:
+    return session.get_bind().dialect.name
+
+
+def _truncate(error: str) -> str:
+    return error if len(error) <= ERROR_MAX_CHARS else error[: ERROR_MAX_CHARS - 1] + "…"
+
+
+def _rowcount(result: Any) -> int:
+    assert isinstance(result, CursorResult)
+    return int(result.rowcount)
