@@ -46,7 +46,7 @@ async def _full_helpdesk(session: AsyncSession, settings: Settings) -> tuple[int
                 starts_at=start,
                 actor="t",
                 now=NOW,
-            )  # fmt: skip
+            )
         )
     return helpdesk.id, bookings
 
