@@ -16,6 +16,7 @@ from dashboard.app import create_app
 from shared import demo as demo_data
 from shared import migrate
 from shared.db import Database
+from shared.housekeeping import housekeeping_component
 from shared.logs import configure_logging
 from shared.runtime import load_components
 from shared.settings import Settings, SettingsError, load_settings
@@ -95,7 +96,10 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
     database = Database(settings.database_url)
     try:
         await migrate.upgrade(database)
-        components = load_components(settings=settings, database=database)
+        components = [
+            housekeeping_component(settings=settings, database=database),
+            *load_components(settings=settings, database=database),
+        ]
         if settings.telegram_token is None:
             log.info("Telegram bot is off: RIPARTIRE_TELEGRAM_TOKEN is not set")
         elif not any(c.name == "bot" for c in components):

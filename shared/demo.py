@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.booking import demo as booking_demo
+from shared.db import utcnow
 from shared.settings import Settings
 from shared.staff import service as staff
 from shared.staff.models import Role
@@ -43,4 +45,5 @@ async def seed(*, session: AsyncSession, settings: Settings) -> tuple[DemoLogin,
             display_name=_DISPLAY_NAMES[login.username],
             actor="demo",
         )
+    await booking_demo.seed(session=session, settings=settings, now=utcnow())
     return DEMO_LOGINS

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from datetime import date, time, timedelta
+
+from shared.booking import service as booking
+from shared.booking import waitlist
+from shared.db import Database
+from shared.housekeeping import housekeeping_component, run_chores
+from shared.settings import Settings
+from tests.factories import make_citizen, make_helpdesk, rome
+
+NOW = rome(2026, 12, 7, 8)
+
+
+async def test_chores_expire_lapsed_offers(database: Database, settings: Settings) -> None:
+    async with database.transaction() as session:
+        helpdesk = await make_helpdesk(session, weekdays=())
+        await booking.add_extra_opening(
+            session=session, helpdesk_id=helpdesk.id, day=date(2026, 12, 9), opens_at=time(9),
+            closes_at=time(9, 30), slot_minutes=30, places=1, actor="t",
+        )  # fmt: skip
+        holder, waiting = await make_citizen(session), await make_citizen(session)
+        made = await booking.book_slot(
+            session=session, settings=settings, citizen_id=holder.id, helpdesk_id=helpdesk.id,
+            starts_at=rome(2026, 12, 9, 9), actor="t", now=NOW,
+        )  # fmt: skip
+        await waitlist.join_waitlist(
+            session=session, settings=settings, citizen_id=waiting.id, now=NOW
+        )
+        await booking.cancel_booking(
+            session=session, settings=settings, booking_id=made.id,
+            by=booking.CancelledBy.CITIZEN, actor="t", now=NOW,
+        )  # fmt: skip
+    later = NOW + timedelta(minutes=settings.waitlist_hold_minutes + 1)
+    assert (await run_chores(database=database, settings=settings, now=NOW)).expired_offers == 0
+    assert (await run_chores(database=database, settings=settings, now=later)).expired_offers == 1
+    assert (await run_chores(database=database, settings=settings, now=later)).expired_offers == 0
+
+
+async def test_component_starts_and_stops(database: Database, settings: Settings) -> None:
+    component = housekeeping_component(settings=settings, database=database)
+    async with component.lifespan():
+        pass
