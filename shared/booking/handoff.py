@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.booking import messages, places
 from shared.booking.models import Slot, WaitlistEntry, WaitlistState
 from shared.citizens.models import Citizen
+from shared.db import is_postgresql
 from shared.settings import Settings
 
 
@@ -27,7 +28,7 @@ async def _next_waiting(session: AsyncSession, helpdesk_id: int) -> WaitlistEntr
         .order_by(WaitlistEntry.urgent.desc(), WaitlistEntry.created_at, WaitlistEntry.id)
         .limit(1)
     )
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgresql(session):
         # Two processes freeing places at once offer them to two different citizens.
         query = query.with_for_update(skip_locked=True)
     return await session.scalar(query)

@@ -12,13 +12,13 @@ import secrets
 from datetime import datetime
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.booking.errors import AlreadyBooked, SlotTaken
 from shared.booking.models import Booking, BookingState, Slot
 from shared.booking.schedule import SlotTime
+from shared.db import upsert_insert
 
 # No look-alikes (0/O/Q, 1/I/L, 2/Z, 5/S, 6/G, 8/B): easy to read out on the phone.
 CODE_ALPHABET = "ACDEFHJKMNPRTUVWXY3479"
@@ -38,9 +38,7 @@ async def _unused_code(session: AsyncSession) -> str:
 
 async def take_place(*, session: AsyncSession, slot: SlotTime) -> int:
     """Take one place of `slot` and return the slot row's id, or raise `SlotTaken`."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    values = insert(Slot).values(
+    values = upsert_insert(session, Slot).values(
         helpdesk_id=slot.helpdesk_id,
         starts_at=slot.starts_at,
         ends_at=slot.ends_at,

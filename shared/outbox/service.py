@@ -16,11 +16,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Update, and_, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.citizens.models import Citizen
+from shared.db import is_postgresql, upsert_insert
 from shared.outbox.models import MessageState, OutboxMessage
 
 # The last failure gives up: a message is tried at most this many times.
@@ -50,9 +50,8 @@ async def enqueue(
     # ON CONFLICT DO NOTHING rather than check-then-insert: on PostgreSQL two transactions
     # queueing the same key would otherwise both pass the check, and the loser's
     # IntegrityError would abort the caller's whole unit of work (e.g. the booking).
-    insert = postgresql.insert if _dialect(session) == "postgresql" else sqlite.insert
     statement = (
-        insert(OutboxMessage)
+        upsert_insert(session, OutboxMessage)
         .values(
             kind=kind,
             citizen_id=citizen_id,
@@ -109,7 +108,7 @@ async def claim_due(
         .order_by(OutboxMessage.due_at, OutboxMessage.id)
         .limit(limit)
     )
-    if _dialect(session) == "postgresql":
+    if is_postgresql(session):
         # Rows another claimer has locked are someone else's batch: skip them, don't wait.
         candidates = candidates.with_for_update(skip_locked=True)
     # MATERIALIZED: as a plain `IN (subquery)` PostgreSQL may run the locking subquery
@@ -286,10 +285,6 @@ async def _apply_if_claimed(
         statement.values(claimed_by=None, claimed_until=None, **values).returning(OutboxMessage),
         execution_options={"synchronize_session": False, "populate_existing": True},
     )
-
-
-def _dialect(session: AsyncSession) -> str:
-    return session.get_bind().dialect.name
 
 
 def _truncate(error: str) -> str:
