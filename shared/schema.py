@@ -8,6 +8,7 @@ from shared.audit import models as audit_models
 from shared.booking import models as booking_models
 from shared.citizens import models as citizen_models
 from shared.db import Base
+from shared.intake import models as intake_models
 from shared.outbox import models as outbox_models
 from shared.staff import models as staff_models
 
@@ -17,6 +18,7 @@ __all__ = [
     "audit_models",
     "booking_models",
     "citizen_models",
+    "intake_models",
     "metadata",
     "outbox_models",
     "staff_models",

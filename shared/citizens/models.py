@@ -32,8 +32,30 @@ class Citizen(Base):
     phone: Mapped[str | None] = mapped_column(String(20))
     email: Mapped[str | None] = mapped_column(String(254))
     fiscal_code: Mapped[str | None] = mapped_column(String(16))
+    # The privacy notice version the citizen accepted, and when (SPEC J8).
+    consent_version: Mapped[str | None] = mapped_column(String(20))
+    consented_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     urgent: Mapped[bool] = mapped_column(default=False)
     # Set when Telegram answers 403 (the citizen blocked the bot): stop messaging them.
     unreachable: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class ConsentRefusal(Base):
+    """A refused privacy notice: anonymous on purpose, it only counts refusals."""
+
+    __tablename__ = "consent_refusal"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    notice_version: Mapped[str] = mapped_column(String(20))
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ProcessedUpdate(Base):
+    """A Telegram update already handled: a redelivered `update_id` is ignored."""
+
+    __tablename__ = "processed_update"
+
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    processed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

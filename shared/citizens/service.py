@@ -1,0 +1,114 @@
+"""Citizens on Telegram: consent, language, erasure, and updates already handled."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.audit import service as audit
+from shared.booking import service as booking
+from shared.booking import waitlist
+from shared.citizens.models import Channel, Citizen, ConsentRefusal, ProcessedUpdate
+from shared.db import upsert_insert
+from shared.i18n import normalise_language
+from shared.settings import Settings
+
+# Bump when the privacy notice text changes: consents record the version they accepted.
+PRIVACY_NOTICE_VERSION = "2026-11"
+
+
+async def find_by_telegram(*, session: AsyncSession, telegram_user_id: int) -> Citizen | None:
+    return await session.scalar(select(Citizen).where(Citizen.telegram_user_id == telegram_user_id))
+
+
+async def give_consent(
+    *,
+    session: AsyncSession,
+    telegram_user_id: int,
+    chat_id: int,
+    language: str,
+    now: datetime,
+) -> Citizen:
+    """Record that a Telegram user accepted the current privacy notice (creating the citizen)."""
+    citizen = await find_by_telegram(session=session, telegram_user_id=telegram_user_id)
+    if citizen is None:
+        citizen = Citizen(channel=Channel.TELEGRAM.value, telegram_user_id=telegram_user_id)
+        session.add(citizen)
+    citizen.telegram_chat_id = chat_id
+    citizen.language = normalise_language(language)
+    citizen.consent_version = PRIVACY_NOTICE_VERSION
+    citizen.consented_at = now
+    citizen.unreachable = False
+    await session.flush()
+    await audit.record(
+        session=session,
+        actor=f"citizen:{citizen.id}",
+        action="citizen.consent",
+        object_type="citizen",
+        object_id=str(citizen.id),
+        details={"notice_version": PRIVACY_NOTICE_VERSION},
+    )
+    return citizen
+
+
+async def refuse_consent(*, session: AsyncSession, now: datetime) -> None:
+    """Count a refusal of the privacy notice; nothing about the person is stored."""
+    session.add(ConsentRefusal(notice_version=PRIVACY_NOTICE_VERSION, at=now))
+    await session.flush()
+
+
+async def set_language(*, session: AsyncSession, citizen: Citizen, language: str) -> Citizen:
+    citizen.language = normalise_language(language)
+    await session.flush()
+    return citizen
+
+
+async def erase(
+    *, session: AsyncSession, settings: Settings, citizen: Citizen, now: datetime
+) -> None:
+    """Erase a citizen at their request: free their place, then delete everything about them."""
+    citizen_id = citizen.id
+    active = await booking.active_booking(session=session, citizen_id=citizen_id)
+    if active is not None and active.starts_at > now:
+        await booking.cancel_booking(
+            session=session,
+            settings=settings,
+            booking_id=active.id,
+            by=booking.CancelledBy.CITIZEN,
+            actor=f"citizen:{citizen_id}",
+            reason="erasure",
+            now=now,
+        )
+    await waitlist.leave_waitlist(
+        session=session, settings=settings, citizen_id=citizen_id, now=now
+    )
+    await session.delete(citizen)
+    await session.flush()
+    await audit.record(
+        session=session,
+        actor="citizen:erased",
+        action="citizen.erase",
+        object_type="citizen",
+        object_id=str(citizen_id),
+    )
+
+
+async def first_delivery(*, session: AsyncSession, update_id: int, now: datetime) -> bool:
+    """True the first time an update id is seen; False for a redelivery (handle it once)."""
+    inserted = await session.scalar(
+        upsert_insert(session, ProcessedUpdate)
+        .values(update_id=update_id, processed_at=now)
+        .on_conflict_do_nothing(index_elements=[ProcessedUpdate.update_id])
+        .returning(ProcessedUpdate.update_id)
+    )
+    return inserted is not None
+
+
+async def forget_processed_updates(*, session: AsyncSession, now: datetime) -> int:
+    """Drop update ids older than Telegram's redelivery window (a day; a week to be safe)."""
+    result = await session.execute(
+        delete(ProcessedUpdate).where(ProcessedUpdate.processed_at < now - timedelta(days=7))
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

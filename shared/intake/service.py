@@ -1,0 +1,297 @@
+"""The intake engine: a small state machine over the questionnaire, with its state in the database.
+
+The bot and the staff form both drive it; each call reads and writes the intake in the
+caller's transaction (services never commit), so a restart or a second instance loses
+nothing. How it moves:
+
+- `answers` holds every step answered (a skipped optional step holds None), `history` the
+  order they were given in.
+- The step asked next is always the first step, in questionnaire order, that applies to
+  the answers so far and has no answer yet; when none is left the intake is in the summary.
+- An answer or a skip is accepted only for the step being asked, so a stale button from an
+  older message can't change anything.
+- Going back removes the latest answer and asks that step again.
+- Changing an answer from the summary asks that step again and keeps the old answer until
+  a new one arrives (going back cancels the change). Answers to steps that no longer apply
+  are dropped; steps that now apply are asked before the summary comes back.
+- Any activity clears `expiry_reminded_at`: a citizen who stalls again is reminded again.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.citizens.models import Citizen
+from shared.intake.errors import (
+    CannotGoBack,
+    IncompleteAnswers,
+    IntakeNotFound,
+    NotCurrentStep,
+    StepNotAsked,
+    StepNotOptional,
+    UnknownCitizen,
+    WrongState,
+)
+from shared.intake.models import UNFINISHED, Intake, IntakeState
+from shared.intake.questionnaire import QUESTIONNAIRE, Answer, Eligibility, Step, assess, step
+from shared.intake.validators import validate
+
+if TYPE_CHECKING:
+    from shared.settings import Settings
+
+# Answers that confirming copies onto the citizen (the step keys are the column names).
+CITIZEN_FIELDS = ("name", "phone", "email", "fiscal_code")
+
+_STEPS = {s.key: s for s in QUESTIONNAIRE}
+
+
+class Outcome(NamedTuple):
+    intake: Intake
+    eligibility: Eligibility
+
+
+async def get_intake(
+    *, session: AsyncSession, citizen_id: int, for_update: bool = False
+) -> Intake | None:
+    """The citizen's questionnaire, if they have one (locked for the transaction on request)."""
+    query = select(Intake).where(Intake.citizen_id == citizen_id)
+    if for_update:
+        query = query.with_for_update()
+    return await session.scalar(query)
+
+
+async def start_intake(*, session: AsyncSession, citizen_id: int, now: datetime) -> Intake:
+    """Start the questionnaire from the first question, forgetting any earlier answers."""
+    if await session.get(Citizen, citizen_id) is None:
+        raise UnknownCitizen(citizen_id)
+    intake = await get_intake(session=session, citizen_id=citizen_id, for_update=True)
+    if intake is None:
+        intake = Intake(citizen_id=citizen_id)
+        session.add(intake)
+    intake.answers = {}
+    intake.history = []
+    intake.started_at = now
+    intake.completed_at = None
+    intake.eligible = None
+    intake.urgent = False
+    _advance(intake, now)
+    await session.flush()
+    return intake
+
+
+def current_step(intake: Intake) -> Step | None:
+    """The step being asked, or None when the questionnaire is not in progress."""
+    if intake.state != IntakeState.IN_PROGRESS:
+        return None
+    stored = _STEPS.get(intake.current_step or "")
+    if stored is not None and stored.applies(intake.answers):
+        return stored
+    # The definition changed under a paused questionnaire: fall back to the rule.
+    key = _next_key(intake.answers)
+    return step(key) if key is not None else None
+
+
+async def record_answer(
+    *,
+    session: AsyncSession,
+    citizen_id: int,
+    step_key: str,
+    raw: str,
+    now: datetime,
+    settings: Settings,
+) -> Intake:
+    """Check and store the answer to the step being asked, then move to the next step."""
+    intake = await _require(session, citizen_id)
+    asked = _asked_step(intake, step_key, action="answer")
+    value = validate(asked, raw, today=now.astimezone(settings.tz).date(), settings=settings)
+    _store(intake, asked.key, value, now)
+    await session.flush()
+    return intake
+
+
+async def skip_step(
+    *, session: AsyncSession, citizen_id: int, step_key: str, now: datetime
+) -> Intake:
+    """Leave the optional step being asked (e-mail, fiscal code) unanswered and move on."""
+    intake = await _require(session, citizen_id)
+    asked = _asked_step(intake, step_key, action="skip a step of")
+    if not asked.optional:
+        raise StepNotOptional(asked.key)
+    _store(intake, asked.key, None, now)
+    await session.flush()
+    return intake
+
+
+async def go_back(*, session: AsyncSession, citizen_id: int, now: datetime) -> Intake:
+    """Ask the previous question again (from the summary: the last one answered)."""
+    intake = await _require(session, citizen_id)
+    if intake.state not in UNFINISHED:
+        raise WrongState(intake.state, "go back in")
+    asked = current_step(intake)
+    if asked is not None and asked.key in intake.answers:
+        # Back while changing an answer from the summary: keep the old one.
+        _advance(intake, now)
+    elif not intake.history:
+        raise CannotGoBack("already at the first question")
+    else:
+        *history, last = intake.history
+        intake.history = history
+        intake.answers = {k: v for k, v in intake.answers.items() if k != last}
+        intake.state = IntakeState.IN_PROGRESS.value
+        intake.current_step = last
+        _touch(intake, now)
+    await session.flush()
+    return intake
+
+
+async def change_answer(
+    *, session: AsyncSession, citizen_id: int, step_key: str, now: datetime
+) -> Intake:
+    """From the summary, ask one step again; the summary comes back once it is answered."""
+    intake = await _require(session, citizen_id)
+    if intake.state != IntakeState.SUMMARY:
+        raise WrongState(intake.state, "change an answer of")
+    changed = step(step_key)
+    if not changed.applies(intake.answers):
+        raise StepNotAsked(changed.key)
+    intake.state = IntakeState.IN_PROGRESS.value
+    intake.current_step = changed.key
+    _touch(intake, now)
+    await session.flush()
+    return intake
+
+
+async def confirm(
+    *, session: AsyncSession, citizen_id: int, now: datetime, settings: Settings
+) -> Outcome:
+    """Close the questionnaire: record eligibility and urgency, copy the contacts to the citizen.
+
+    A skipped e-mail or fiscal code leaves what the citizen record already had.
+    """
+    intake = await _require(session, citizen_id)
+    if intake.state != IntakeState.SUMMARY:
+        raise WrongState(intake.state, "confirm")
+    missing = tuple(
+        s.key for s in QUESTIONNAIRE if s.key not in intake.answers and s.applies(intake.answers)
+    )
+    if missing:
+        raise IncompleteAnswers(missing)
+    eligibility = assess(intake.answers, settings)
+    intake.state = IntakeState.COMPLETED.value
+    intake.current_step = None
+    intake.completed_at = now
+    intake.updated_at = now
+    intake.eligible = eligibility.eligible
+    intake.urgent = eligibility.urgent
+    citizen = await session.get(Citizen, citizen_id)
+    if citizen is None:
+        raise UnknownCitizen(citizen_id)
+    for field in CITIZEN_FIELDS:
+        value = intake.answers.get(field)
+        if isinstance(value, str):
+            setattr(citizen, field, value)
+    citizen.urgent = eligibility.urgent
+    await session.flush()
+    return Outcome(intake, eligibility)
+
+
+async def expire_stale(*, session: AsyncSession, now: datetime, max_age: timedelta) -> list[int]:
+    """Delete the answers of questionnaires left unfinished for `max_age`; their citizens' ids."""
+    stale = await session.scalars(
+        select(Intake)
+        .where(Intake.state.in_(UNFINISHED), Intake.updated_at < now - max_age)
+        .order_by(Intake.id)
+        .with_for_update()
+    )
+    expired = []
+    for intake in stale:
+        intake.state = IntakeState.EXPIRED.value
+        intake.current_step = None
+        intake.answers = {}
+        intake.history = []
+        intake.updated_at = now
+        expired.append(intake.citizen_id)
+    await session.flush()
+    return expired
+
+
+async def due_expiry_reminders(
+    *, session: AsyncSession, now: datetime, max_age: timedelta, remind_before: timedelta
+) -> list[Intake]:
+    """Unfinished questionnaires expiring within `remind_before`; each is returned only once."""
+    if not timedelta(0) < remind_before < max_age:
+        raise ValueError("remind_before must be positive and shorter than max_age")
+    due = await session.scalars(
+        select(Intake)
+        .where(
+            Intake.state.in_(UNFINISHED),
+            Intake.expiry_reminded_at.is_(None),
+            Intake.updated_at <= now - (max_age - remind_before),
+            # Older ones are expiring now: a reminder would come too late.
+            Intake.updated_at >= now - max_age,
+        )
+        .order_by(Intake.updated_at, Intake.id)
+        .with_for_update()
+    )
+    reminded = list(due)
+    for intake in reminded:
+        intake.expiry_reminded_at = now
+    await session.flush()
+    return reminded
+
+
+# --- internals ---------------------------------------------------------------------------
+
+
+async def _require(session: AsyncSession, citizen_id: int) -> Intake:
+    intake = await get_intake(session=session, citizen_id=citizen_id, for_update=True)
+    if intake is None:
+        raise IntakeNotFound(citizen_id)
+    return intake
+
+
+def _asked_step(intake: Intake, step_key: str, *, action: str) -> Step:
+    if intake.state != IntakeState.IN_PROGRESS:
+        raise WrongState(intake.state, action)
+    asked = current_step(intake)
+    if asked is None or asked.key != step_key:
+        raise NotCurrentStep(step_key, asked.key if asked is not None else None)
+    return asked
+
+
+def _next_key(answers: dict[str, Any]) -> str | None:
+    return next((s.key for s in QUESTIONNAIRE if s.key not in answers and s.applies(answers)), None)
+
+
+def _applicable(answers: dict[str, Any]) -> dict[str, Any]:
+    """The answers without those of steps that no longer apply."""
+    kept: dict[str, Any] = {}
+    for s in QUESTIONNAIRE:
+        # Conditions look only at earlier steps, which are already decided.
+        if s.key in answers and s.applies(kept):
+            kept[s.key] = answers[s.key]
+    # Answers to steps no longer in the definition stay for staff to see.
+    return kept | {k: v for k, v in answers.items() if k not in _STEPS}
+
+
+def _store(intake: Intake, key: str, value: Answer, now: datetime) -> None:
+    answers = _applicable({**intake.answers, key: value})
+    intake.answers = answers
+    intake.history = [k for k in intake.history if k != key and k in answers] + [key]
+    _advance(intake, now)
+
+
+def _advance(intake: Intake, now: datetime) -> None:
+    key = _next_key(intake.answers)
+    intake.current_step = key
+    intake.state = (IntakeState.IN_PROGRESS if key is not None else IntakeState.SUMMARY).value
+    _touch(intake, now)
+
+
+def _touch(intake: Intake, now: datetime) -> None:
+    intake.updated_at = now
+    intake.expiry_reminded_at = None
