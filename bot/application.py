@@ -1,0 +1,69 @@
+"""Build the python-telegram-bot Application: handlers, per-chat ordering, rate limits."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import BotCommand
+from telegram.error import TelegramError
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
+from telegram.request import BaseRequest
+
+from bot.handlers import booking, conversation, start
+from bot.processor import ChatOrderedProcessor
+from bot.turn import DEPS_KEY, Deps
+from shared.db import Database
+from shared.i18n import DEFAULT_LANGUAGE, N_, Translator, available_languages
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+COMMANDS = (
+    ("start", N_("Start or resume the questionnaire")),
+    ("prenotazione", N_("My appointment")),
+    ("sposta", N_("Move my appointment")),
+    ("annulla", N_("Cancel my appointment")),
+    ("aiuto", N_("Talk to a person, contacts")),
+    ("privacy", N_("Privacy notice")),
+    ("lingua", N_("Change language")),
+    ("cancella", N_("Erase my data")),
+)
+
+
+def build_application(
+    *, settings: Settings, database: Database, request: BaseRequest | None = None
+) -> Application:  # type: ignore[type-arg]
+    """The bot; with `request` (tests, benchmarks) it talks to that transport and never polls."""
+    assert settings.telegram_token is not None
+    api = str(settings.telegram_api_url).rstrip("/")
+    builder: ApplicationBuilder = (  # type: ignore[type-arg]
+        Application.builder()
+        .token(settings.telegram_token.get_secret_value())
+        .base_url(f"{api}/bot")
+        .base_file_url(f"{api}/file/bot")
+        .concurrent_updates(ChatOrderedProcessor())
+        # Overall ~30 messages/s; RetryAfter is not retried here: the caller decides.
+        .rate_limiter(AIORateLimiter(max_retries=0))
+    )
+    if request is not None:
+        builder = builder.request(request).get_updates_request(request).updater(None)
+    application = builder.build()
+    application.bot_data[DEPS_KEY] = Deps(settings=settings, database=database)
+    # One group: the first matching handler wins, so the fallbacks go last.
+    for module in (start, conversation, booking):
+        application.add_handlers(module.handlers())
+    application.add_handlers(start.fallback_handlers())
+    return application
+
+
+async def register_commands(application: Application) -> None:  # type: ignore[type-arg]
+    """Publish the command menu in every language; a failure is logged, never fatal."""
+    for language in available_languages():
+        t = Translator(language)
+        commands = [BotCommand(name, t(description)) for name, description in COMMANDS]
+        try:
+            await application.bot.set_my_commands(
+                commands, language_code=None if language == DEFAULT_LANGUAGE else language
+            )
+        except TelegramError as exc:
+            log.warning("could not register the %s command menu: %s", language, exc)

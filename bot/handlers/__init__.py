@@ -1,0 +1,1 @@
+"""Handlers by area: each module turns updates into `shared` service calls and replies."""

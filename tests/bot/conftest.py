@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from telegram.ext import Application
+
+from bot.application import build_application
+from shared.db import Database
+from shared.settings import Settings
+from tests.bot.fake_telegram import TOKEN, FakeTelegram
+
+
+@pytest.fixture
+def bot_settings(database: Database) -> Settings:
+    return Settings(  # type: ignore[call-arg]
+        database_url=database.url,
+        secret_key="x" * 40,
+        telegram_token=TOKEN,
+        telegram_api_url="http://127.0.0.1:9/fake",
+        _env_file=None,
+    )
+
+
+@pytest.fixture
+def fake() -> FakeTelegram:
+    return FakeTelegram()
+
+
+@pytest.fixture
+async def bot_app(bot_settings: Settings, database: Database, fake: FakeTelegram) -> AsyncIterator[Application]:  # type: ignore[type-arg]
+    app = build_application(settings=bot_settings, database=database, request=fake)
+    await app.initialize()
+    yield app
+    await app.shutdown()
