@@ -11,9 +11,10 @@ from __future__ import annotations
 import functools
 import io
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InputFile, Update
@@ -74,7 +75,7 @@ class Turn:
 
 
 Handler = Callable[[Turn], Awaitable[list[Reply]]]
-PTBCallback = Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]
+PTBCallback = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]
 
 
 def deps(context: ContextTypes.DEFAULT_TYPE) -> Deps:
@@ -107,9 +108,7 @@ def turn(handler: Handler) -> PTBCallback:
                 citizen = await citizens.find_by_telegram(session=session, telegram_user_id=user.id)
                 if citizen is not None:
                     t = Translator(citizen.language)
-                replies = await handler(
-                    Turn(update, session, services.settings, citizen, t, now)
-                )
+                replies = await handler(Turn(update, session, services.settings, citizen, t, now))
         except Exception:
             log.exception("update %s failed in %s", update.update_id, handler.__name__)
             replies = [Send(t(SOMETHING_WENT_WRONG))]

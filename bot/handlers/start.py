@@ -19,7 +19,11 @@ LANGUAGE_NAMES = {"it": "🇮🇹 Italiano", "en": "🇬🇧 English"}
 def _language_keyboard() -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         [
-            [InlineKeyboardButton(LANGUAGE_NAMES.get(code, code), callback_data=encode(Cb.LANGUAGE, code))]
+            [
+                InlineKeyboardButton(
+                    LANGUAGE_NAMES.get(code, code), callback_data=encode(Cb.LANGUAGE, code)
+                )
+            ]
             for code in available_languages()
         ]
     )
@@ -28,8 +32,16 @@ def _language_keyboard() -> InlineKeyboardMarkup:
 def _consent_keyboard(t: Translator) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         [
-            [InlineKeyboardButton(t("✅ I agree"), callback_data=encode(Cb.CONSENT, "yes", t.language))],
-            [InlineKeyboardButton(t("❌ I don't agree"), callback_data=encode(Cb.CONSENT, "no", t.language))],
+            [
+                InlineKeyboardButton(
+                    t("✅ I agree"), callback_data=encode(Cb.CONSENT, "yes", t.language)
+                )
+            ],
+            [
+                InlineKeyboardButton(
+                    t("❌ I don't agree"), callback_data=encode(Cb.CONSENT, "no", t.language)
+                )
+            ],
         ]
     )
 
@@ -97,7 +109,10 @@ async def on_consent(turn_: Turn) -> list[Reply]:
         now=turn_.now,
     )
     turn_.t = t
-    return [Edit(t("✅ Thank you. Let's start: you can go back at any time.")), *await conversation.begin(turn_)]
+    return [
+        Edit(t("✅ Thank you. Let's start: you can go back at any time.")),
+        *await conversation.begin(turn_),
+    ]
 
 
 @turn
@@ -107,7 +122,8 @@ async def on_help(turn_: Turn) -> list[Reply]:
         Send(
             t(
                 "<b>Need a person?</b> Call or write to the Ripartire team:\n{contacts}\n\n"
-                "Commands: /start · /prenotazione · /sposta · /annulla · /privacy · /lingua · /cancella",
+                "Commands: /start · /prenotazione · /sposta · /annulla · "
+                "/privacy · /lingua · /cancella",
                 contacts=texts.contacts(t),
             )
         )
@@ -120,7 +136,11 @@ async def on_privacy(turn_: Turn) -> list[Reply]:
     notice = t(texts.PRIVACY_NOTICE).rsplit("\n\n", 1)[0]
     if turn_.citizen is not None and turn_.citizen.consented_at is not None:
         day = turn_.citizen.consented_at.astimezone(turn_.settings.tz).strftime("%d/%m/%Y")
-        notice += "\n\n" + t("You agreed on {day} (notice version {version}).", day=day, version=turn_.citizen.consent_version)
+        notice += "\n\n" + t(
+            "You agreed on {day} (notice version {version}).",
+            day=day,
+            version=turn_.citizen.consent_version,
+        )
     return [Send(notice)]
 
 
@@ -143,7 +163,11 @@ async def on_erase(turn_: Turn) -> list[Reply]:
             ),
             InlineKeyboardMarkup(
                 [
-                    [InlineKeyboardButton(t("Yes, erase my data"), callback_data=encode(Cb.ERASE_CONFIRM))],
+                    [
+                        InlineKeyboardButton(
+                            t("Yes, erase my data"), callback_data=encode(Cb.ERASE_CONFIRM)
+                        )
+                    ],
                     [InlineKeyboardButton(t("No, keep it"), callback_data=encode(Cb.NOOP))],
                 ]
             ),
@@ -156,7 +180,9 @@ async def on_erase_confirmed(turn_: Turn) -> list[Reply]:
     t = turn_.t
     if turn_.citizen is None:
         return [Edit(t("We have no data about you."))]
-    await citizens.erase(session=turn_.session, settings=turn_.settings, citizen=turn_.citizen, now=turn_.now)
+    await citizens.erase(
+        session=turn_.session, settings=turn_.settings, citizen=turn_.citizen, now=turn_.now
+    )
     return [Edit(t("Done: your data has been erased. If you need us again, write /start."))]
 
 

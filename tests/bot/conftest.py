@@ -28,7 +28,9 @@ def fake() -> FakeTelegram:
 
 
 @pytest.fixture
-async def bot_app(bot_settings: Settings, database: Database, fake: FakeTelegram) -> AsyncIterator[Application]:  # type: ignore[type-arg]
+async def bot_app(
+    bot_settings: Settings, database: Database, fake: FakeTelegram
+) -> AsyncIterator[Application]:  # type: ignore[type-arg]
     app = build_application(settings=bot_settings, database=database, request=fake)
     await app.initialize()
     yield app

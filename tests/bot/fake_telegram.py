@@ -19,7 +19,12 @@ from telegram.ext import Application
 from telegram.request import BaseRequest, RequestData
 
 BOT_ID = 7000000001
-BOT_USER = {"id": BOT_ID, "is_bot": True, "first_name": "Ripartire", "username": "ripartire_test_bot"}
+BOT_USER = {
+    "id": BOT_ID,
+    "is_bot": True,
+    "first_name": "Ripartire",
+    "username": "ripartire_test_bot",
+}
 TOKEN = f"{BOT_ID}:AAFakeTokenForTestsOnly_abcdefghijklmn"
 
 
@@ -99,7 +104,11 @@ class FakeTelegram(BaseRequest):
         scripted = self.failures.get(api_method)
         if scripted:
             error = scripted.pop(0)
-            body: dict[str, Any] = {"ok": False, "error_code": error.status, "description": error.description}
+            body: dict[str, Any] = {
+                "ok": False,
+                "error_code": error.status,
+                "description": error.description,
+            }
             if error.retry_after is not None:
                 body["parameters"] = {"retry_after": error.retry_after}
             self.calls.append(Call(f"{api_method}!failed", params, files))
@@ -121,7 +130,11 @@ class FakeTelegram(BaseRequest):
             if "text" in params:
                 message["text"] = params["text"]
             if method == "sendDocument":
-                message["document"] = {"file_id": "doc1", "file_unique_id": "doc1u", "file_name": "x.ics"}
+                message["document"] = {
+                    "file_id": "doc1",
+                    "file_unique_id": "doc1u",
+                    "file_name": "x.ics",
+                }
             return message
         if method == "getUpdates":
             return []
@@ -134,14 +147,32 @@ class Citizen:
     _update_ids = itertools.count(1)
     _message_ids = itertools.count(1)
 
-    def __init__(self, app: Application, fake: FakeTelegram, user_id: int, language: str = "it", first_name: str = "Maria") -> None:  # type: ignore[type-arg]
+    def __init__(
+        self,
+        app: Application,
+        fake: FakeTelegram,
+        user_id: int,
+        language: str = "it",
+        first_name: str = "Maria",
+    ) -> None:  # type: ignore[type-arg]
         self.app = app
         self.fake = fake
-        self.user = {"id": user_id, "is_bot": False, "first_name": first_name, "language_code": language}
+        self.user = {
+            "id": user_id,
+            "is_bot": False,
+            "first_name": first_name,
+            "language_code": language,
+        }
         self.chat = {"id": user_id, "type": "private", "first_name": first_name}
 
     def _message(self, **content: Any) -> dict[str, Any]:
-        return {"message_id": next(self._message_ids), "date": int(time.time()), "chat": self.chat, "from": self.user, **content}
+        return {
+            "message_id": next(self._message_ids),
+            "date": int(time.time()),
+            "chat": self.chat,
+            "from": self.user,
+            **content,
+        }
 
     def update(self, **content: Any) -> Update:
         data = {"update_id": next(self._update_ids), **content}
@@ -150,17 +181,40 @@ class Citizen:
         return update
 
     def text_update(self, text: str) -> Update:
-        entities = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}] if text.startswith("/") else []
+        entities = (
+            [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
+            if text.startswith("/")
+            else []
+        )
         return self.update(message=self._message(text=text, entities=entities))
 
     def press_update(self, data: str, message_id: int = 1) -> Update:
-        message = {"message_id": message_id, "date": int(time.time()), "chat": self.chat, "from": BOT_USER, "text": "…"}
-        return self.update(callback_query={"id": str(next(self._update_ids)), "from": self.user, "chat_instance": "ci", "data": data, "message": message})
+        message = {
+            "message_id": message_id,
+            "date": int(time.time()),
+            "chat": self.chat,
+            "from": BOT_USER,
+            "text": "…",
+        }
+        return self.update(
+            callback_query={
+                "id": str(next(self._update_ids)),
+                "from": self.user,
+                "chat_instance": "ci",
+                "data": data,
+                "message": message,
+            }
+        )
 
     async def process(self, update: Update) -> list[Call]:
         start = len(self.fake.calls)
         await self.app.process_update(update)
-        return [c for c in self.fake.calls[start:] if c.params.get("chat_id") in (None, self.user["id"]) or c.method == "answerCallbackQuery"]
+        return [
+            c
+            for c in self.fake.calls[start:]
+            if c.params.get("chat_id") in (None, self.user["id"])
+            or c.method == "answerCallbackQuery"
+        ]
 
     async def say(self, text: str) -> list[Call]:
         return await self.process(self.text_update(text))

@@ -24,7 +24,9 @@ async def test_start_offers_languages_then_notice(bot_app: Application, fake: Fa
     assert "Do you agree" in texts(english)
 
 
-async def test_refusal_stores_nothing_but_the_refusal(bot_app: Application, fake: FakeTelegram, database: Database) -> None:  # type: ignore[type-arg]
+async def test_refusal_stores_nothing_but_the_refusal(
+    bot_app: Application, fake: FakeTelegram, database: Database
+) -> None:  # type: ignore[type-arg]
     maria = TelegramUser(bot_app, fake, 113)
     await maria.say("/start")
     await maria.press("lang:it")
@@ -38,17 +40,25 @@ async def test_refusal_stores_nothing_but_the_refusal(bot_app: Application, fake
         assert refusals[0].notice_version
 
 
-async def test_consent_is_recorded_with_notice_version(bot_app: Application, fake: FakeTelegram, database: Database) -> None:  # type: ignore[type-arg]
+async def test_consent_is_recorded_with_notice_version(
+    bot_app: Application, fake: FakeTelegram, database: Database
+) -> None:  # type: ignore[type-arg]
     maria = TelegramUser(bot_app, fake, 114)
     await maria.press("consent:yes:en")
     async with database.transaction(read_only=True) as session:
         citizen = await session.scalar(select(Citizen))
         assert citizen is not None
-        assert (citizen.telegram_user_id, citizen.language, citizen.consent_version) == (114, "en", "2026-11")
+        assert (citizen.telegram_user_id, citizen.language, citizen.consent_version) == (
+            114,
+            "en",
+            "2026-11",
+        )
         assert citizen.consented_at is not None
 
 
-async def test_group_chats_are_refused(bot_app: Application, fake: FakeTelegram, database: Database) -> None:  # type: ignore[type-arg]
+async def test_group_chats_are_refused(
+    bot_app: Application, fake: FakeTelegram, database: Database
+) -> None:  # type: ignore[type-arg]
     maria = TelegramUser(bot_app, fake, 115)
     maria.chat = {"id": -100, "type": "group", "title": "Friends"}
     calls = await maria.process(maria.text_update("/start"))
