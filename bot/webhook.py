@@ -1,4 +1,4 @@
-"""The webhook endpoint, mounted on the dashboard's server when RIPARTIRE_WEBHOOK_URL is set."""
+"""The webhook endpoint, served by the dashboard's server when RIPARTIRE_WEBHOOK_URL is set."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import hmac
 import json
 import logging
 
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -19,8 +18,8 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name,
 MAX_BODY_BYTES = 1_000_000
 
 
-def webhook_app(application: Application, secret: str) -> Starlette:  # type: ignore[type-arg]
-    """A tiny ASGI app: checks Telegram's secret header, then queues the update."""
+def webhook_route(application: Application, *, path: str, secret: str) -> Route:  # type: ignore[type-arg]
+    """POST `path`: check Telegram's secret header (403 without it), then queue the update."""
 
     async def receive(request: Request) -> Response:
         given = request.headers.get(SECRET_HEADER, "")
@@ -37,4 +36,4 @@ def webhook_app(application: Application, secret: str) -> Starlette:  # type: ig
         await application.update_queue.put(update)
         return Response(status_code=200)
 
-    return Starlette(routes=[Route("/", receive, methods=["POST"])])
+    return Route(path, receive, methods=["POST"], name="telegram-webhook")

@@ -42,6 +42,5 @@ def create_app(
         return JSONResponse({"status": "error", "database": "unreachable"}, status_code=503)
 
     for component in components:
-        for prefix, mounted in component.mounts.items():
-            app.mount(prefix, mounted)
+        app.router.routes.extend(component.routes)
     return app

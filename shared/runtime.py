@@ -8,11 +8,13 @@ the dashboard never imports them and they never import the dashboard.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any, Protocol
+from typing import Protocol
+
+from starlette.routing import BaseRoute
 
 from shared.db import Database
 from shared.settings import Settings
@@ -21,11 +23,6 @@ log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "ripartire.components"
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
 
 @dataclass
 class Component:
@@ -33,8 +30,8 @@ class Component:
 
     name: str
     lifespan: Callable[[], AbstractAsyncContextManager[None]]
-    # Path prefix -> ASGI app mounted on the dashboard's server (e.g. the bot's webhook).
-    mounts: dict[str, ASGIApp] = field(default_factory=dict)
+    # HTTP routes served by the dashboard's server (e.g. the bot's webhook).
+    routes: list[BaseRoute] = field(default_factory=list)
 
 
 class ComponentFactory(Protocol):
