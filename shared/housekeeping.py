@@ -1,4 +1,4 @@
-"""Periodic chores of a running instance: lapsed waitlist offers (and, later, stale intakes).
+"""Periodic chores of a running instance: lapsed offers, stale questionnaires, old update ids.
 
 Each chore is idempotent and runs in its own transaction, so two instances running
 them at once do no harm.
@@ -11,10 +11,17 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
 
 from shared.booking import waitlist
+from shared.booking.messages import MessageKind
+from shared.citizens import service as citizens
+from shared.citizens.models import Citizen
 from shared.db import Database, utcnow
+from shared.intake import service as intake
+from shared.outbox import service as outbox
 from shared.runtime import Component
 from shared.settings import Settings
 
@@ -26,21 +33,52 @@ INTERVAL_SECONDS = 60.0
 @dataclass(frozen=True)
 class ChoresDone:
     expired_offers: int
+    expiry_reminders: int
+    expired_intakes: int
 
 
 async def run_chores(*, database: Database, settings: Settings, now: datetime) -> ChoresDone:
     """Run every chore once."""
+    max_age = timedelta(days=settings.intake_expiry_days)
     async with database.transaction() as session:
-        expired = await waitlist.expire_offers(session=session, settings=settings, now=now)
-    return ChoresDone(expired_offers=expired)
+        expired_offers = await waitlist.expire_offers(session=session, settings=settings, now=now)
+    async with database.transaction() as session:
+        reminders = await intake.due_expiry_reminders(
+            session=session,
+            now=now,
+            max_age=max_age,
+            remind_before=timedelta(days=settings.intake_reminder_days_before),
+        )
+        for stale in reminders:
+            chat = await session.scalar(
+                select(Citizen.telegram_chat_id).where(Citizen.id == stale.citizen_id)
+            )
+            if chat is None:
+                continue
+            await outbox.enqueue(
+                session=session,
+                kind=MessageKind.INTAKE_EXPIRY_REMINDER.value,
+                citizen_id=stale.citizen_id,
+                due_at=now,
+                idempotency_key=f"intake:{stale.id}:reminder:{stale.updated_at.isoformat()}",
+                payload={"expires_at": (stale.updated_at + max_age).isoformat()},
+            )
+    async with database.transaction() as session:
+        expired_intakes = await intake.expire_stale(session=session, now=now, max_age=max_age)
+        await citizens.forget_processed_updates(session=session, now=now)
+    return ChoresDone(
+        expired_offers=expired_offers,
+        expiry_reminders=len(reminders),
+        expired_intakes=len(expired_intakes),
+    )
 
 
 async def _loop(database: Database, settings: Settings, stop: asyncio.Event) -> None:
     while not stop.is_set():
         try:
             done = await run_chores(database=database, settings=settings, now=utcnow())
-            if done.expired_offers:
-                log.info("housekeeping: %d waitlist offers expired", done.expired_offers)
+            if done.expired_offers or done.expired_intakes or done.expiry_reminders:
+                log.info("housekeeping: %s", done)
         except Exception:
             # A database hiccup must not kill the loop; the next round tries again.
             log.exception("housekeeping round failed")

@@ -63,7 +63,10 @@ class Settings(BaseSettings):
     reminder_day_before_hour: Annotated[int, Field(ge=0, le=23)] = 18
     reminder_hours_before: Annotated[int, Field(ge=1, le=23)] = 3
 
-    # Intake (SPEC section 3).
+    # Intake (SPEC section 3): unfinished questionnaires are erased after this many days,
+    # with a reminder this many days before.
+    intake_expiry_days: Annotated[int, Field(ge=2, le=365)] = 30
+    intake_reminder_days_before: Annotated[int, Field(ge=1, le=30)] = 3
     program_start: date = date(2020, 2, 1)
     municipalities: tuple[str, ...] = ("Cernusco sul Naviglio",)
 
@@ -127,6 +130,15 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r} (expected e.g. Europe/Rome)") from None
         return value
+
+    @model_validator(mode="after")
+    def _reminder_before_expiry(self) -> Settings:
+        if self.intake_reminder_days_before >= self.intake_expiry_days:
+            raise ValueError(
+                "RIPARTIRE_INTAKE_REMINDER_DAYS_BEFORE must be smaller than "
+                "RIPARTIRE_INTAKE_EXPIRY_DAYS"
+            )
+        return self
 
     @model_validator(mode="after")
     def _webhook_needs_secret(self) -> Settings:

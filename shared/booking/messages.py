@@ -23,6 +23,8 @@ class MessageKind(StrEnum):
     REBOOK_AFTER_NO_SHOW = "rebook_after_no_show"
     WAITLIST_OFFER = "waitlist_offer"
     WAITLIST_OFFER_EXPIRED = "waitlist_offer_expired"
+    # Not about a booking, but queued the same way: "your questionnaire will be erased".
+    INTAKE_EXPIRY_REMINDER = "intake_expiry_reminder"
 
 
 def subject(booking: Booking) -> str:

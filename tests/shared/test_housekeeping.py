@@ -41,3 +41,45 @@ async def test_component_starts_and_stops(database: Database, settings: Settings
     component = housekeeping_component(settings=settings, database=database)
     async with component.lifespan():
         pass
+
+
+async def test_stale_questionnaires_are_reminded_then_erased(
+    database: Database, settings: Settings
+) -> None:
+    from sqlalchemy import select
+
+    from shared.intake import service as intake
+    from shared.intake.models import Intake
+    from shared.outbox.models import OutboxMessage
+
+    async with database.transaction() as session:
+        citizen = await make_citizen(session)
+        await intake.start_intake(session=session, citizen_id=citizen.id, now=NOW)
+        await intake.record_answer(
+            session=session, citizen_id=citizen.id, step_key="residence", raw="yes",
+            now=NOW, settings=settings,
+        )  # fmt: skip
+    days = timedelta(days=1)
+    reminder_day = NOW + (settings.intake_expiry_days - settings.intake_reminder_days_before) * days
+    done = await run_chores(database=database, settings=settings, now=reminder_day - days)
+    assert (done.expiry_reminders, done.expired_intakes) == (0, 0)
+    done = await run_chores(
+        database=database, settings=settings, now=reminder_day + timedelta(hours=1)
+    )
+    assert (done.expiry_reminders, done.expired_intakes) == (1, 0)
+    done = await run_chores(
+        database=database, settings=settings, now=reminder_day + 2 * timedelta(hours=1)
+    )
+    assert done.expiry_reminders == 0  # reminded once
+    done = await run_chores(
+        database=database,
+        settings=settings,
+        now=NOW + settings.intake_expiry_days * days + timedelta(hours=1),
+    )
+    assert done.expired_intakes == 1
+    async with database.transaction(read_only=True) as session:
+        kinds = (await session.scalars(select(OutboxMessage.kind))).all()
+        assert kinds == ["intake_expiry_reminder"]
+        stored = await session.scalar(select(Intake))
+        assert stored is not None
+        assert (stored.state, stored.answers) == ("expired", {})
