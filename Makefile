@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+ASSETS := dashboard/assets/node_modules/.installed
 
 .PHONY: demo run test lint test-sqlite test-postgresql bench clean
 
@@ -14,10 +15,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+# Bootstrap Italia and htmx, served by the dashboard itself (no CDN). No lock file:
+# package-lock.json records download addresses; versions are pinned in package.json.
+$(ASSETS): dashboard/assets/package.json
+	cd dashboard/assets && npm install --no-package-lock --no-audit --no-fund --loglevel=error
+	touch $(ASSETS)
+
+demo: $(STAMP) $(ASSETS)
 	$(BIN)/ripartire demo
 
-run: $(STAMP)
+run: $(STAMP) $(ASSETS)
 	$(BIN)/ripartire run
 
 lint: $(STAMP)
@@ -25,10 +32,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test-sqlite: $(STAMP)
+test-sqlite: $(STAMP) $(ASSETS)
 	RIPARTIRE_TEST_DATABASE=sqlite $(BIN)/pytest
 
-test-postgresql: $(STAMP)
+test-postgresql: $(STAMP) $(ASSETS)
 	RIPARTIRE_TEST_DATABASE=postgresql $(BIN)/pytest
 
 test: lint test-sqlite test-postgresql
@@ -37,4 +44,4 @@ bench: $(STAMP)
 	$(BIN)/python -m tests.bench
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache dashboard/assets/node_modules

@@ -1,16 +1,95 @@
-"""The FastAPI application: health check now, the staff pages as they are added."""
+"""The FastAPI application: staff pages, static files, health check, error pages."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
 
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from dashboard.deps import SignInRequired
+from dashboard.routes import auth
+from dashboard.templating import render
 from shared.db import Database
+from shared.i18n import N_
 from shared.runtime import Component
 from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).parent
+VENDOR = HERE / "assets" / "node_modules"
+# (URL prefix, folder under node_modules): served by the app itself, never from a CDN.
+VENDORED = (
+    ("/static/vendor/bootstrap-italia", "bootstrap-italia/dist"),
+    ("/static/vendor/htmx", "htmx.org/dist"),
+)
+
+# Main menu: (path, label, roles that see it). Access is enforced on each route.
+NAV = (
+    ("/agenda", N_("Agenda"), ("operatore", "coordinatore")),
+    ("/cases", N_("Cases"), ("operatore", "coordinatore")),
+    ("/intake", N_("Phone and walk-in"), ("operatore", "coordinatore")),
+    ("/schedules", N_("Helpdesks and hours"), ("coordinatore",)),
+    ("/audit", N_("Audit log"), ("coordinatore",)),
+    ("/staff", N_("Staff accounts"), ("admin",)),
+)
+
+ERRORS = {
+    400: (N_("Invalid request"), N_("Something in the address or the form was not valid.")),
+    403: (N_("Not allowed"), N_("Your role does not give access to this page or action.")),
+    404: (N_("Page not found"), N_("The page or the record you asked for does not exist.")),
+    405: (N_("Not allowed"), N_("This action is not available here.")),
+    429: (N_("Too many requests"), N_("Please wait a moment and try again.")),
+    500: (
+        N_("Something went wrong"),
+        N_("An unexpected error occurred. It has been logged; please try again."),
+    ),
+}
+
+
+def error_page(request: Request, status: int) -> Response:
+    title, message = ERRORS.get(status, ERRORS[500] if status >= 500 else ERRORS[400])
+    return render(
+        request, "errors/error.html", {"title": title, "message": message}, status_code=status
+    )
+
+
+def _install_error_pages(app: FastAPI) -> None:
+    @app.exception_handler(SignInRequired)
+    async def sign_in_required(request: Request, _exc: SignInRequired) -> Response:
+        return RedirectResponse("/login", status_code=303)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if request.url.path == "/healthz":
+            return JSONResponse({"status": "error"}, status_code=exc.status_code)
+        return error_page(request, exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, _exc: RequestValidationError) -> Response:
+        return error_page(request, 400)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return error_page(request, 500)
+
+
+def _mount_static(app: FastAPI) -> None:
+    for prefix, folder in VENDORED:
+        path = VENDOR / folder
+        if path.is_dir():
+            app.mount(prefix, StaticFiles(directory=path), name=prefix)
+        else:
+            log.warning("%s is missing: run `make` to install the dashboard's assets", path)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
 
 def create_app(
@@ -26,14 +105,11 @@ def create_app(
             yield
 
     app = FastAPI(
-        title="Ripartire",
-        lifespan=lifespan,
-        docs_url=None,
-        redoc_url=None,
-        openapi_url=None,
+        title="Ripartire", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
     )
     app.state.settings = settings
     app.state.database = database
+    app.state.nav = NAV
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:
@@ -41,6 +117,9 @@ def create_app(
             return JSONResponse({"status": "ok", "database": "ok"})
         return JSONResponse({"status": "error", "database": "unreachable"}, status_code=503)
 
+    _install_error_pages(app)
+    app.include_router(auth.router)
     for component in components:
         app.router.routes.extend(component.routes)
+    _mount_static(app)
     return app

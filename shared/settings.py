@@ -70,6 +70,12 @@ class Settings(BaseSettings):
     program_start: date = date(2020, 2, 1)
     municipalities: tuple[str, ...] = ("Cernusco sul Naviglio",)
 
+    # Staff sign-in (SPEC section 8).
+    session_idle_minutes: Annotated[int, Field(ge=1, le=24 * 60)] = 30
+    session_absolute_hours: Annotated[int, Field(ge=1, le=24 * 7)] = 12
+    login_max_failures: Annotated[int, Field(ge=1, le=100)] = 5
+    login_lockout_minutes: Annotated[int, Field(ge=1, le=24 * 60)] = 15
+
     # Set by `ripartire demo`: secrets may then be generated on the spot.
     demo: bool = False
 

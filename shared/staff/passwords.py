@@ -6,8 +6,10 @@ from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 from zxcvbn import zxcvbn
 
+from shared.i18n import N_
 from shared.staff.errors import WeakPassword
 
+# The messages below spell these numbers out: change both together.
 MIN_LENGTH = 10
 MAX_LENGTH = 128
 # zxcvbn's 0-4 scale: 3 is "safely unguessable: moderate protection from offline attacks".
@@ -29,10 +31,10 @@ def verify_password(password: str, password_hash: str) -> tuple[bool, str | None
 def check_strength(password: str, *, user_inputs: tuple[str, ...] = ()) -> None:
     """Refuse passwords that are short or easy to guess, saying why."""
     if len(password) < MIN_LENGTH:
-        raise WeakPassword(f"The password must have at least {MIN_LENGTH} characters.")
+        raise WeakPassword(N_("The password must have at least 10 characters."))
     if len(password) > MAX_LENGTH:
-        raise WeakPassword(f"The password must have at most {MAX_LENGTH} characters.")
-    result = zxcvbn(password, user_inputs=list(user_inputs))
-    if result["score"] < MIN_SCORE:
-        hint = result["feedback"].get("warning") or "Add more unrelated words or characters."
-        raise WeakPassword(f"The password is too easy to guess. {hint}".strip())
+        raise WeakPassword(N_("The password must have at most 128 characters."))
+    if zxcvbn(password, user_inputs=list(user_inputs))["score"] < MIN_SCORE:
+        raise WeakPassword(
+            N_("The password is too easy to guess: add more unrelated words or characters.")
+        )

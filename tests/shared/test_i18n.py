@@ -18,7 +18,13 @@ def _msgids() -> dict[str, str]:
     found: dict[str, str] = {}
     for package in ("bot", "shared", "dashboard"):
         for filename, lineno, message, _comments, _context in extract_from_dir(
-            ROOT / package, method_map=[("**.py", "python")], keywords=KEYWORDS
+            ROOT / package,
+            method_map=[
+                ("**/node_modules/**", "ignore"),
+                ("**.py", "python"),
+                ("**.html", "jinja2"),
+            ],
+            keywords=KEYWORDS,
         ):
             for msgid in message if isinstance(message, tuple) else (message,):
                 if msgid:
@@ -33,8 +39,14 @@ def test_something_is_extracted() -> None:
 @pytest.mark.parametrize("language", [lang for lang in available_languages() if lang != "en"])
 def test_every_text_is_translated(language: str) -> None:
     catalog = translations(language)
-    missing = [f"{where}: {msgid!r}" for msgid, where in _msgids().items() if catalog.gettext(msgid) == msgid and not msgid.strip().startswith("{")]
-    assert missing == [], f"{len(missing)} texts lack a {language} translation:\n" + "\n".join(missing)
+    missing = [
+        f"{where}: {msgid!r}"
+        for msgid, where in _msgids().items()
+        if catalog.gettext(msgid) == msgid and not msgid.strip().startswith("{")
+    ]
+    assert missing == [], f"{len(missing)} texts lack a {language} translation:\n" + "\n".join(
+        missing
+    )
 
 
 def test_languages_and_fallback() -> None:

@@ -1,0 +1,161 @@
+"""Request-scoped dependencies: the unit of work, who is signed in, roles, CSRF.
+
+Every route declares who may use it with `Depends(allow(...))`; the test
+`tests/dashboard/test_authorization.py` sweeps the route table against its own
+expectations, so a route without a declared rule fails the build.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.db import Database, utcnow
+from shared.i18n import N_
+from shared.settings import Settings
+from shared.staff import sessions
+from shared.staff.models import Role
+
+ROLE_LABELS = {
+    Role.OPERATORE: N_("case worker"),
+    Role.COORDINATORE: N_("coordinator"),
+    Role.ADMIN: N_("administrator"),
+}
+SESSION_COOKIE = "ripartire_session"
+LOGIN_CSRF_COOKIE = "ripartire_login_csrf"
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class SignInRequired(Exception):
+    """No valid session: the error handler redirects to /login."""
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is signed in: plain values, usable even after the request's transaction ended."""
+
+    user_id: int
+    username: str
+    display_name: str
+    role: Role
+    session_id: int
+    csrf_token: str
+    language: str
+
+    @property
+    def role_label(self) -> str:
+        return ROLE_LABELS[self.role]
+
+    @property
+    def actor(self) -> str:
+        return f"staff:{self.username}"
+
+
+def settings_of(request: Request) -> Settings:
+    found: Settings = request.app.state.settings
+    return found
+
+
+async def unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
+    """One transaction per request: committed after the route, rolled back if it raises."""
+    database: Database = request.app.state.database
+    async with database.transaction() as session:
+        yield session
+
+
+Session = Annotated[AsyncSession, Depends(unit_of_work)]
+
+
+async def optional_viewer(request: Request, session: Session) -> Viewer | None:
+    token = request.cookies.get(SESSION_COOKIE, "")
+    if not token:
+        return None
+    policy = sessions.SessionPolicy.from_settings(settings_of(request))
+    found = await sessions.resume(session=session, token=token, now=utcnow(), policy=policy)
+    if found is None:
+        return None
+    user, record = found
+    viewer = Viewer(
+        user_id=user.id,
+        username=user.username,
+        display_name=user.display_name,
+        role=Role(user.role),
+        session_id=record.id,
+        csrf_token=record.csrf_token,
+        language=request.cookies.get("lang", "it"),
+    )
+    request.state.viewer = viewer
+    request.state.csrf_token = record.csrf_token
+    return viewer
+
+
+async def _submitted_csrf(request: Request) -> str:
+    header = request.headers.get(CSRF_HEADER)
+    if header:
+        return header
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        value = (await request.form()).get(CSRF_FIELD)
+        return value if isinstance(value, str) else ""
+    return ""
+
+
+def _same(a: str, b: str) -> bool:
+    return bool(a) and bool(b) and hmac.compare_digest(a.encode(), b.encode())
+
+
+async def check_csrf(request: Request, viewer: Viewer | None) -> None:
+    """State-changing requests must carry the session's CSRF token (403 otherwise)."""
+    if request.method not in UNSAFE_METHODS:
+        return
+    expected = viewer.csrf_token if viewer is not None else ""
+    if not _same(await _submitted_csrf(request), expected):
+        raise HTTPException(status_code=403, detail="csrf")
+
+
+def allow(*roles: Role) -> Callable[..., Coroutine[Any, Any, Viewer]]:
+    """A dependency admitting signed-in users with one of `roles` (and checking CSRF)."""
+
+    async def dependency(
+        request: Request, viewer: Annotated[Viewer | None, Depends(optional_viewer)]
+    ) -> Viewer:
+        if viewer is None:
+            raise SignInRequired
+        await check_csrf(request, viewer)
+        if viewer.role not in roles:
+            raise HTTPException(status_code=403)
+        return viewer
+
+    dependency.allowed_roles = frozenset(roles)  # type: ignore[attr-defined]
+    return dependency
+
+
+def public() -> Callable[..., Coroutine[Any, Any, None]]:
+    """A dependency admitting everyone (the sign-in page); CSRF via a pre-session cookie."""
+
+    async def dependency(request: Request) -> None:
+        if request.method in UNSAFE_METHODS:
+            cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+            if not _same(await _submitted_csrf(request), cookie):
+                raise HTTPException(status_code=403, detail="csrf")
+
+    dependency.allowed_roles = None  # type: ignore[attr-defined]
+    return dependency
+
+
+def new_login_csrf() -> str:
+    return secrets.token_urlsafe(32)
+
+
+STAFF = (Role.OPERATORE, Role.COORDINATORE)
+COORDINATION = (Role.COORDINATORE,)
+ADMINISTRATION = (Role.ADMIN,)
+EVERYONE = (Role.OPERATORE, Role.COORDINATORE, Role.ADMIN)

@@ -1,0 +1,60 @@
+"""Jinja2 templates: base → layout → page, texts through gettext (`t("...")`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from babel.dates import format_date, format_datetime, format_time
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from shared.i18n import Translator
+
+TEMPLATES = Path(__file__).with_name("templates")
+
+templates = Jinja2Templates(directory=TEMPLATES)
+templates.env.trim_blocks = True
+templates.env.lstrip_blocks = True
+
+
+def _local(value: datetime, request: Request) -> datetime:
+    return value.astimezone(request.app.state.settings.tz)
+
+
+def render(
+    request: Request, template: str, context: dict[str, Any] | None = None, status_code: int = 200
+) -> HTMLResponse:
+    """Render a page with the viewer, their language and the CSRF token in the context."""
+    viewer = getattr(request.state, "viewer", None)
+    language = viewer.language if viewer is not None else request.cookies.get("lang", "it")
+    t = Translator(language)
+    tz = request.app.state.settings.tz
+
+    def when(value: datetime, style: str = "medium") -> str:
+        return format_datetime(value.astimezone(tz), style, locale=t.language)
+
+    def day(value: datetime, style: str = "full") -> str:
+        return format_date(value.astimezone(tz).date(), style, locale=t.language)
+
+    def hour(value: datetime) -> str:
+        return format_time(value.astimezone(tz), "HH:mm", locale=t.language)
+
+    return templates.TemplateResponse(
+        request,
+        template,
+        {
+            "t": t,
+            "viewer": viewer,
+            "csrf_token": getattr(request.state, "csrf_token", ""),
+            "nav": request.app.state.nav,
+            "flashes": (),
+            "when": when,
+            "day": day,
+            "hour": hour,
+            **(context or {}),
+        },
+        status_code=status_code,
+    )

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from dashboard.app import create_app
+from shared.db import Database
+from shared.settings import Settings
+from shared.staff import service as staff
+from shared.staff.models import Role
+
+PASSWORD = "correct horse battery staple"
+USERS = {"operatore": Role.OPERATORE, "coordinatore": Role.COORDINATORE, "admin": Role.ADMIN}
+
+
+@pytest.fixture
+async def app(database: Database, settings: Settings) -> FastAPI:
+    async with database.transaction() as session:
+        for username, role in USERS.items():
+            await staff.add_user(session=session, username=username, password=PASSWORD, role=role)
+    return create_app(settings=settings, database=database)
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as c:
+        yield c
+
+
+def csrf_from(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, "no CSRF token in the page"
+    return found.group(1)
+
+
+async def login(
+    client: httpx.AsyncClient, username: str, password: str = PASSWORD
+) -> httpx.Response:
+    page = await client.get("/login")
+    return await client.post(
+        "/login",
+        data={"username": username, "password": password, "csrf_token": csrf_from(page.text)},
+    )
+
+
+async def page_csrf(client: httpx.AsyncClient, path: str = "/password") -> str:
+    return csrf_from((await client.get(path)).text)
