@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
+import pkgutil
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
+from types import ModuleType
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -13,8 +16,8 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from dashboard import routes
 from dashboard.deps import SignInRequired
-from dashboard.routes import auth
 from dashboard.templating import render
 from shared.db import Database
 from shared.i18n import N_
@@ -92,6 +95,13 @@ def _mount_static(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
 
+def _route_modules() -> list[ModuleType]:
+    """Every module of `dashboard.routes` (each has a `router`), sign-in first."""
+    names = sorted(m.name for m in pkgutil.iter_modules(routes.__path__))
+    names.sort(key=lambda name: name != "auth")
+    return [importlib.import_module(f"{routes.__name__}.{name}") for name in names]
+
+
 def create_app(
     *, settings: Settings, database: Database, components: Sequence[Component] = ()
 ) -> FastAPI:
@@ -118,7 +128,8 @@ def create_app(
         return JSONResponse({"status": "error", "database": "unreachable"}, status_code=503)
 
     _install_error_pages(app)
-    app.include_router(auth.router)
+    for module in _route_modules():
+        app.include_router(module.router)
     for component in components:
         app.router.routes.extend(component.routes)
     _mount_static(app)

@@ -1,6 +1,6 @@
 """Authorization and CSRF sweeps generated from the app's own route table.
 
-EXPECTED lists who may use each route. A route missing from it fails the build, so a
+`tests/dashboard/access/<area>.py` list who may use each route. A route missing from it fails the build, so a
 new page can't ship without a decision about who may see it.
 """
 
@@ -13,23 +13,10 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
+from tests.dashboard.access import AD, CO, OP, PUBLIC, all_expectations
 from tests.dashboard.conftest import USERS, csrf_from, login, page_csrf
 
-PUBLIC = "public"
-OP, CO, AD = "operatore", "coordinatore", "admin"
-STAFF = {OP, CO}
-EVERYONE = {OP, CO, AD}
-
-EXPECTED: dict[tuple[str, str], str | set[str]] = {
-    ("GET", "/login"): PUBLIC,
-    ("POST", "/login"): PUBLIC,
-    ("POST", "/logout"): EVERYONE,
-    ("GET", "/"): EVERYONE,
-    ("GET", "/password"): EVERYONE,
-    ("POST", "/password"): EVERYONE,
-    ("POST", "/language"): EVERYONE,
-    ("GET", "/healthz"): PUBLIC,
-}
+EXPECTED = all_expectations()
 
 
 def _walk(routes: list[object], prefix: str = "") -> list[tuple[str, str]]:
