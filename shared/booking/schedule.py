@@ -69,6 +69,13 @@ def local_datetime(day: date, at: time, tz: ZoneInfo) -> datetime | None:
     return utc
 
 
+def _fixed_offset(day: date, tz: ZoneInfo) -> timedelta | None:
+    """The day's UTC offset if it is the same all day long, None on a clock-change day."""
+    start = datetime.combine(day, time.min, tzinfo=tz).utcoffset()
+    end = datetime.combine(day, time.max, tzinfo=tz).utcoffset()
+    return start if start == end else None
+
+
 def _days(first: date, last: date) -> Iterator[date]:
     day = first
     while day <= last:
@@ -114,6 +121,9 @@ def generate_slots(
 
     slots: dict[tuple[int, datetime], SlotTime] = {}
     for day in _days(first_day, last_day):
+        # Converting each slot through the time zone is the slow part of a year's sweep:
+        # on ordinary days one offset serves them all.
+        offset = _fixed_offset(day, tz)
         pieces = [
             (r.helpdesk_id, r.opens_at, r.closes_at, r.slot_minutes, r.places)
             for r in by_weekday.get(day.weekday(), ())
@@ -127,9 +137,13 @@ def generate_slots(
             for start, end, capacity in _cut(helpdesk_id, day, opens, closes, minutes, places):
                 if any(c.covers(start, end) for c in day_closures):
                     continue
-                starts_at = local_datetime(day, start, tz)
-                if starts_at is None:
-                    continue
+                if offset is not None:
+                    starts_at = datetime.combine(day, start, tzinfo=UTC) - offset
+                else:
+                    found = local_datetime(day, start, tz)
+                    if found is None:
+                        continue
+                    starts_at = found
                 # An interview lasts its minutes even across a clock change.
                 ends_at = starts_at + timedelta(minutes=minutes)
                 key = (helpdesk_id, starts_at)
