@@ -204,6 +204,25 @@ async def mark_failed(
     return message is not None
 
 
+async def mark_withdrawn(
+    *, session: AsyncSession, message_id: int, worker: str, now: datetime, reason: str
+) -> bool:
+    """Withdraw a claimed message that no longer applies (e.g. its booking was cancelled).
+
+    The claimed counterpart of `cancel_pending`: a message claimed while its subject
+    changed (a reminder claimed just before the booking was cancelled) ends `cancelled`,
+    not `failed`, since nothing went wrong with its delivery. `reason` is kept in
+    `last_error`; the attempts are left as they were. False if the claim was lost.
+    """
+    message = await _apply_if_claimed(
+        session=session,
+        message_id=message_id,
+        worker=worker,
+        values={"state": MessageState.CANCELLED.value, "last_error": _truncate(reason)},
+    )
+    return message is not None
+
+
 async def mark_citizen_unreachable(
     *, session: AsyncSession, citizen_id: int, now: datetime, error: str
 ) -> int:

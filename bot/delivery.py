@@ -1,0 +1,786 @@
+"""Deliver the outbox to citizens on Telegram (SPEC J3): reminders and staff news.
+
+A round (`OutboxDispatcher.run_once`):
+
+1. claim the due messages in one short transaction: a lease, so a dispatcher that dies
+   gives them back when it lapses, and two dispatchers never claim the same message;
+2. for each message, read the current data (the booking may have changed since it was
+   queued) and render it in the citizen's language in a short read-only transaction;
+3. send it with no transaction open;
+4. record the outcome in its own short transaction.
+
+No database transaction is ever held open while talking to Telegram.
+
+Rate limits. The overall ~30 messages/s is PTB's `AIORateLimiter` (bot/application.py).
+Telegram also wants at most ~1 message per second in one chat: the messages of a batch
+are grouped by citizen, each citizen's messages go out in order with `per_chat_interval`
+between them (remembered across rounds), and the citizens are served concurrently, so a
+citizen with several messages never holds back the others. The pacing is per dispatcher:
+two instances may each write to the same chat within the interval; Telegram then answers
+RetryAfter, which is honoured like any other.
+
+Errors. RetryAfter puts back only that message, after exactly the delay Telegram asked
+for; Forbidden (the citizen blocked the bot) flags the citizen unreachable and stops all
+their messages; network errors, timeouts and 5xx answers retry with backoff; BadRequest
+(chat not found, text rejected) gives up on the message; anything else is logged and
+retried. A message that no longer applies (the reminder of a cancelled booking, an offer
+already answered) is withdrawn, not failed: nothing went wrong with its delivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import io
+import logging
+import warnings
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import telegram
+from babel.dates import format_date
+from sqlalchemy.ext.asyncio import AsyncSession
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+from telegram.warnings import PTBDeprecationWarning
+
+from bot import texts
+from bot.callbacks import Cb, encode
+from shared.booking import service as booking_service
+from shared.booking.calendar import booking_ics
+from shared.booking.messages import MessageKind
+from shared.booking.models import (
+    Booking,
+    BookingState,
+    Helpdesk,
+    Slot,
+    WaitlistEntry,
+    WaitlistState,
+)
+from shared.citizens.models import Citizen
+from shared.db import Database, utcnow
+from shared.i18n import N_, Translator
+from shared.intake import service as intake
+from shared.intake.models import UNFINISHED
+from shared.outbox import service as outbox
+from shared.outbox.models import OutboxMessage
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Citizens served at the same time in one round; the overall rate is the rate limiter's.
+MAX_PARALLEL_CHATS = 10
+# The lease must outlast a round: a citizen with a whole batch of messages (and their
+# calendar files) is paced one per interval, and each send may wait on a slow network.
+MIN_LEASE = timedelta(minutes=2)
+LEASE_MARGIN = timedelta(minutes=1)
+# When pending messages are due but none could be claimed (another dispatcher holds
+# them), wait at least this long instead of spinning.
+MIN_PAUSE_SECONDS = 0.05
+# Telegram refuses texts over 4096 characters; the rest of a message is far shorter.
+MAX_DIRECTIONS_CHARS = 600
+
+
+# --- what a message becomes ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A message ready for Telegram (HTML), with an optional file sent right after it."""
+
+    chat_id: int
+    text: str
+    keyboard: InlineKeyboardMarkup | None = None
+    attachment: Attachment | None = None
+
+
+@dataclass(frozen=True)
+class Withdrawn:
+    """The message no longer applies (its booking was cancelled, the offer answered...)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Undeliverable:
+    """The message can never be sent (no chat, citizen unreachable, unknown kind)."""
+
+    reason: str
+
+
+Rendered = Outgoing | Withdrawn | Undeliverable
+
+
+@dataclass(frozen=True)
+class Sent:
+    pass
+
+
+@dataclass(frozen=True)
+class Retry:
+    error: str
+    # The delay Telegram asked for; None means "back off".
+    retry_after: float | None = None
+
+
+@dataclass(frozen=True)
+class Failed:
+    error: str
+
+
+@dataclass(frozen=True)
+class Unreachable:
+    error: str
+
+
+Outcome = Sent | Retry | Failed | Unreachable | Withdrawn
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """What the dispatcher keeps of a claimed message once the claim transaction is over."""
+
+    id: int
+    kind: str
+    citizen_id: int
+    payload: dict[str, Any]
+
+    @classmethod
+    def of(cls, message: OutboxMessage) -> Claimed:
+        return cls(message.id, message.kind, message.citizen_id, dict(message.payload or {}))
+
+
+# --- texts (msgids in English; Italian in shared/i18n/locale/it/LC_MESSAGES/delivery.po) ---
+
+WHEN = N_("📅 <b>{day}</b> at <b>{time}</b>")
+BOOKING_CODE = N_("🔖 Booking code: <b>{code}</b>")
+WHAT_TO_BRING = N_(
+    "Please bring an identity document, your fiscal code, your ISEE if you have one, and "
+    "the letter of dismissal or the closure of your VAT number."
+)
+
+REMINDER_TOMORROW = N_("⏰ <b>Reminder:</b> your Ripartire interview is tomorrow.")
+REMINDER_TODAY = N_("⏰ <b>Reminder:</b> your Ripartire interview is today.")
+REMINDER_SOON = N_("⏰ <b>Reminder:</b> your Ripartire interview is coming up.")
+REMINDER_ASK = N_(
+    "Will you come? Tell us with a button. If you can't make it, move or cancel the "
+    "appointment, so the place goes to someone else."
+)
+BUTTON_ATTENDING = N_("✅ I'll be there")
+BUTTON_MOVE = N_("🔁 Move")
+BUTTON_CANCEL = N_("❌ Cancel")
+
+CONFIRMED = N_(
+    "✅ <b>Your Ripartire interview is booked.</b> The helpdesk staff booked it for you:"
+)
+MOVED = N_(
+    "🔁 <b>Your Ripartire interview has been moved</b> by the helpdesk staff. The new appointment:"
+)
+MOVED_SORRY = N_("Sorry for the change. If the new time doesn't suit you, move it.")
+CALENDAR_HINT = N_(
+    "The file below adds it to your phone's calendar. To see, move or cancel the "
+    "appointment: /prenotazione"
+)
+ICS_SUMMARY = N_("Ripartire interview")
+ICS_CODE = N_("Booking code: {code}")
+
+CANCELLED = N_(
+    "❌ <b>We are sorry:</b> the helpdesk had to cancel your Ripartire interview "
+    "planned for {day} at {time}."
+)
+CANCEL_REASON = N_("Reason: {reason}")
+BOOK_AGAIN = N_("You can book a new appointment whenever you like: write /prenotazione.")
+QUESTIONS = N_("Questions? You can reach us here:")
+
+NO_SHOW = N_(
+    "We missed you at your Ripartire interview planned for {day} at {time}. It can happen!"
+)
+NO_SHOW_OFFER = N_(
+    "If you still want our help, book a new appointment: write /prenotazione (or /start)."
+)
+
+OFFER = N_("🎉 <b>A place has freed up</b> for your Ripartire interview:")
+OFFER_HELD_TODAY = N_("We are holding it for you until <b>{time}</b>. Do you want it?")
+OFFER_HELD = N_("We are holding it for you until <b>{day} at {time}</b>. Do you want it?")
+BUTTON_ACCEPT = N_("✅ Book it")
+BUTTON_DECLINE = N_("✖️ No, thanks")
+
+OFFER_EXPIRED = N_(
+    "⌛ The place of {day} at {time} that we were holding for you has gone to the next "
+    "person in line, because we didn't hear from you in time."
+)
+OFFER_EXPIRED_NEXT = N_("To look for another appointment, write /prenotazione.")
+
+INTAKE_REMINDER = N_(
+    "📝 You started the Ripartire questionnaire but haven't finished it. If you don't "
+    "continue, your answers will be deleted on {day}."
+)
+INTAKE_CONTINUE = N_("Write /start to pick up where you left off: it takes a few minutes.")
+
+
+# --- rendering ------------------------------------------------------------------------
+
+
+class _Stale(Exception):
+    """Raised while rendering: the message no longer applies."""
+
+
+class _Broken(Exception):
+    """Raised while rendering: the message refers to something that isn't there."""
+
+
+@dataclass(frozen=True)
+class _Context:
+    session: AsyncSession
+    settings: Settings
+    t: Translator
+    now: datetime
+    message: Claimed
+    chat_id: int
+
+
+def _day(t: Translator, settings: Settings, moment: datetime) -> str:
+    return format_date(_local_date(settings, moment), "EEEE d MMMM", locale=t.language)
+
+
+def _time(settings: Settings, moment: datetime) -> str:
+    return moment.astimezone(settings.tz).strftime("%H:%M")
+
+
+def _local_date(settings: Settings, moment: datetime) -> date:
+    return moment.astimezone(settings.tz).date()
+
+
+def _when(t: Translator, settings: Settings, moment: datetime) -> str:
+    return t(WHEN, day=_day(t, settings, moment), time=_time(settings, moment))
+
+
+def _where(helpdesk: Helpdesk) -> str:
+    lines = [f"📍 <b>{html.escape(helpdesk.name)}</b>", html.escape(helpdesk.address)]
+    directions = helpdesk.directions.strip()
+    if directions:
+        # Free text from staff: kept short so the message stays within Telegram's limit.
+        if len(directions) > MAX_DIRECTIONS_CHARS:
+            directions = directions[: MAX_DIRECTIONS_CHARS - 1].rstrip() + "…"
+        lines.append(f"🚶 {html.escape(directions)}")
+    return "\n".join(lines)
+
+
+def _booking_details(ctx: _Context, booking: Booking, helpdesk: Helpdesk) -> str:
+    return "\n".join(
+        [
+            _when(ctx.t, ctx.settings, booking.starts_at),
+            _where(helpdesk),
+            ctx.t(BOOKING_CODE, code=html.escape(booking.code)),
+        ]
+    )
+
+
+def _button(label: str, data: str) -> InlineKeyboardButton:
+    return InlineKeyboardButton(label, callback_data=data)
+
+
+def _manage_row(t: Translator, booking_id: int) -> list[InlineKeyboardButton]:
+    return [
+        _button(t(BUTTON_MOVE), encode(Cb.MOVE, booking_id)),
+        _button(t(BUTTON_CANCEL), encode(Cb.CANCEL, booking_id)),
+    ]
+
+
+def _payload_id(message: Claimed, key: str) -> int:
+    value = message.payload.get(key)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _Broken(f"payload has no integer {key!r}")
+    return value
+
+
+async def _booking(ctx: _Context) -> tuple[Booking, Helpdesk]:
+    booking_id = _payload_id(ctx.message, "booking_id")
+    booking = await ctx.session.get(Booking, booking_id)
+    if booking is None or booking.citizen_id != ctx.message.citizen_id:
+        raise _Broken(f"booking {booking_id} not found for citizen {ctx.message.citizen_id}")
+    helpdesk = await ctx.session.get(Helpdesk, booking.helpdesk_id)
+    assert helpdesk is not None  # a foreign key
+    return booking, helpdesk
+
+
+async def _active_booking(ctx: _Context) -> tuple[Booking, Helpdesk]:
+    """The booking, only while it is still booked and has not started."""
+    booking, helpdesk = await _booking(ctx)
+    if booking.state != BookingState.BOOKED.value:
+        raise _Stale(f"booking {booking.id} is {booking.state}")
+    if booking.starts_at <= ctx.now:
+        raise _Stale(f"booking {booking.id} has already started")
+    return booking, helpdesk
+
+
+async def _reminder(ctx: _Context) -> Outgoing:
+    booking, helpdesk = await _active_booking(ctx)
+    t = ctx.t
+    days_left = (
+        _local_date(ctx.settings, booking.starts_at) - _local_date(ctx.settings, ctx.now)
+    ).days
+    headline = {0: REMINDER_TODAY, 1: REMINDER_TOMORROW}.get(days_left, REMINDER_SOON)
+    text = "\n\n".join(
+        [t(headline), _booking_details(ctx, booking, helpdesk), t(WHAT_TO_BRING), t(REMINDER_ASK)]
+    )
+    keyboard = InlineKeyboardMarkup(
+        [
+            [_button(t(BUTTON_ATTENDING), encode(Cb.ATTENDING, booking.id))],
+            _manage_row(t, booking.id),
+        ]
+    )
+    return Outgoing(ctx.chat_id, text, keyboard)
+
+
+def _calendar_file(ctx: _Context, booking: Booking, helpdesk: Helpdesk) -> Attachment:
+    t = ctx.t
+    data = booking_ics(
+        booking=booking,
+        helpdesk=helpdesk,
+        settings=ctx.settings,
+        summary=t(ICS_SUMMARY),
+        description=f"{t(ICS_CODE, code=booking.code)}. {t(WHAT_TO_BRING)}",
+        stamp=ctx.now,
+    )
+    return Attachment(f"ripartire-{booking.code}.ics", data)
+
+
+async def _confirmed(ctx: _Context) -> Outgoing:
+    booking, helpdesk = await _active_booking(ctx)
+    t = ctx.t
+    text = "\n\n".join(
+        [t(CONFIRMED), _booking_details(ctx, booking, helpdesk), t(WHAT_TO_BRING), t(CALENDAR_HINT)]
+    )
+    keyboard = InlineKeyboardMarkup([_manage_row(t, booking.id)])
+    return Outgoing(ctx.chat_id, text, keyboard, _calendar_file(ctx, booking, helpdesk))
+
+
+async def _moved(ctx: _Context) -> Outgoing:
+    booking, helpdesk = await _active_booking(ctx)
+    t = ctx.t
+    text = "\n\n".join(
+        [
+            t(MOVED),
+            _booking_details(ctx, booking, helpdesk),
+            t(MOVED_SORRY),
+            t(CALENDAR_HINT),
+        ]
+    )
+    keyboard = InlineKeyboardMarkup([_manage_row(t, booking.id)])
+    return Outgoing(ctx.chat_id, text, keyboard, _calendar_file(ctx, booking, helpdesk))
+
+
+async def _cancelled(ctx: _Context) -> Outgoing:
+    booking, _helpdesk = await _booking(ctx)
+    if booking.state != BookingState.CANCELLED_BY_STAFF.value:
+        raise _Stale(f"booking {booking.id} is {booking.state}, not cancelled by staff")
+    t, settings = ctx.t, ctx.settings
+    parts = [
+        t(
+            CANCELLED,
+            day=_day(t, settings, booking.starts_at),
+            time=_time(settings, booking.starts_at),
+        )
+    ]
+    if booking.cancel_reason:
+        parts.append(t(CANCEL_REASON, reason=html.escape(booking.cancel_reason)))
+    parts.append(t(BOOK_AGAIN))
+    parts.append(f"{t(QUESTIONS)}\n{texts.contacts(t)}")
+    return Outgoing(ctx.chat_id, "\n\n".join(parts))
+
+
+async def _rebook_after_no_show(ctx: _Context) -> Outgoing:
+    booking, _helpdesk = await _booking(ctx)
+    if booking.state != BookingState.NO_SHOW.value:
+        raise _Stale(f"booking {booking.id} is {booking.state}, not a no-show")
+    newer = await booking_service.active_booking(
+        session=ctx.session, citizen_id=ctx.message.citizen_id
+    )
+    if newer is not None:
+        raise _Stale(f"the citizen has booked again (booking {newer.id})")
+    t, settings = ctx.t, ctx.settings
+    text = "\n\n".join(
+        [
+            t(
+                NO_SHOW,
+                day=_day(t, settings, booking.starts_at),
+                time=_time(settings, booking.starts_at),
+            ),
+            t(NO_SHOW_OFFER),
+        ]
+    )
+    return Outgoing(ctx.chat_id, text)
+
+
+async def _offer_slot(ctx: _Context) -> tuple[WaitlistEntry, Slot, Helpdesk]:
+    entry_id = _payload_id(ctx.message, "entry_id")
+    slot_id = _payload_id(ctx.message, "slot_id")
+    entry = await ctx.session.get(WaitlistEntry, entry_id)
+    slot = await ctx.session.get(Slot, slot_id)
+    if entry is None or slot is None or entry.citizen_id != ctx.message.citizen_id:
+        raise _Broken(f"waitlist entry {entry_id} or slot {slot_id} not found")
+    helpdesk = await ctx.session.get(Helpdesk, slot.helpdesk_id)
+    assert helpdesk is not None  # a foreign key
+    return entry, slot, helpdesk
+
+
+async def _waitlist_offer(ctx: _Context) -> Outgoing:
+    entry, slot, helpdesk = await _offer_slot(ctx)
+    if (
+        entry.state != WaitlistState.OFFERED.value
+        or entry.offered_slot_id != slot.id
+        or entry.offer_expires_at is None
+    ):
+        raise _Stale(f"waitlist entry {entry.id} is {entry.state}: the offer is closed")
+    if entry.offer_expires_at <= ctx.now:
+        raise _Stale(f"the offer of waitlist entry {entry.id} has expired")
+    t, settings = ctx.t, ctx.settings
+    until = entry.offer_expires_at
+    if _local_date(settings, until) == _local_date(settings, ctx.now):
+        held = t(OFFER_HELD_TODAY, time=_time(settings, until))
+    else:
+        held = t(OFFER_HELD, day=_day(t, settings, until), time=_time(settings, until))
+    text = "\n\n".join(
+        [t(OFFER), f"{_when(t, settings, slot.starts_at)}\n{_where(helpdesk)}", held]
+    )
+    keyboard = InlineKeyboardMarkup(
+        [
+            [
+                _button(t(BUTTON_ACCEPT), encode(Cb.OFFER_ACCEPT, entry.id)),
+                _button(t(BUTTON_DECLINE), encode(Cb.OFFER_DECLINE, entry.id)),
+            ]
+        ]
+    )
+    return Outgoing(ctx.chat_id, text, keyboard)
+
+
+async def _waitlist_offer_expired(ctx: _Context) -> Outgoing:
+    _entry, slot, _helpdesk = await _offer_slot(ctx)
+    t, settings = ctx.t, ctx.settings
+    text = "\n\n".join(
+        [
+            t(
+                OFFER_EXPIRED,
+                day=_day(t, settings, slot.starts_at),
+                time=_time(settings, slot.starts_at),
+            ),
+            t(OFFER_EXPIRED_NEXT),
+        ]
+    )
+    return Outgoing(ctx.chat_id, text)
+
+
+async def _intake_expiry_reminder(ctx: _Context) -> Outgoing:
+    raw = ctx.message.payload.get("expires_at")
+    try:
+        expires_at = datetime.fromisoformat(str(raw))
+    except ValueError:
+        raise _Broken(f"payload has no valid 'expires_at': {raw!r}") from None
+    if expires_at.tzinfo is None:
+        raise _Broken(f"'expires_at' has no time zone: {raw!r}")
+    if expires_at <= ctx.now:
+        raise _Stale("the questionnaire has already expired")
+    found = await intake.get_intake(session=ctx.session, citizen_id=ctx.message.citizen_id)
+    if found is None or found.state not in UNFINISHED:
+        raise _Stale("the questionnaire is no longer unfinished")
+    t = ctx.t
+    text = "\n\n".join(
+        [t(INTAKE_REMINDER, day=_day(t, ctx.settings, expires_at)), t(INTAKE_CONTINUE)]
+    )
+    return Outgoing(ctx.chat_id, text)
+
+
+_RENDERERS = {
+    MessageKind.REMINDER_DAY_BEFORE.value: _reminder,
+    MessageKind.REMINDER_HOURS_BEFORE.value: _reminder,
+    MessageKind.BOOKING_CONFIRMED.value: _confirmed,
+    MessageKind.BOOKING_MOVED.value: _moved,
+    MessageKind.BOOKING_CANCELLED.value: _cancelled,
+    MessageKind.REBOOK_AFTER_NO_SHOW.value: _rebook_after_no_show,
+    MessageKind.WAITLIST_OFFER.value: _waitlist_offer,
+    MessageKind.WAITLIST_OFFER_EXPIRED.value: _waitlist_offer_expired,
+    MessageKind.INTAKE_EXPIRY_REMINDER.value: _intake_expiry_reminder,
+}
+
+
+async def render(
+    *, session: AsyncSession, settings: Settings, message: Claimed, now: datetime
+) -> Rendered:
+    """The message as it should reach the citizen now, from the current data."""
+    citizen = await session.get(Citizen, message.citizen_id)
+    if citizen is None:
+        return Undeliverable(f"citizen {message.citizen_id} not found")
+    if citizen.unreachable:
+        return Undeliverable("the citizen is unreachable (blocked the bot)")
+    if citizen.telegram_chat_id is None:
+        return Undeliverable("the citizen has no Telegram chat")
+    renderer = _RENDERERS.get(message.kind)
+    if renderer is None:
+        return Undeliverable(f"unknown message kind {message.kind!r}")
+    ctx = _Context(
+        session, settings, Translator(citizen.language), now, message, citizen.telegram_chat_id
+    )
+    try:
+        return await renderer(ctx)
+    except _Stale as exc:
+        return Withdrawn(str(exc))
+    except _Broken as exc:
+        return Undeliverable(str(exc))
+
+
+# --- Telegram's answers ---------------------------------------------------------------
+
+
+def _retry_after_seconds(exc: RetryAfter) -> float:
+    # PTB 22 warns that `retry_after` will become a timedelta; accept either.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        value = exc.retry_after
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def outcome_of(exc: Exception) -> Sent | Retry | Failed | Unreachable:
+    """What to do with a message whose sending raised `exc`."""
+    if isinstance(exc, RetryAfter):
+        return Retry(f"RetryAfter: {exc}", retry_after=_retry_after_seconds(exc))
+    if isinstance(exc, Forbidden):
+        return Unreachable(f"Forbidden: {exc}")
+    # BadRequest is a NetworkError in PTB: test it first.
+    if isinstance(exc, BadRequest):
+        return Failed(f"BadRequest: {exc}")
+    # NetworkError (TimedOut, and the 5xx answers, which PTB raises as NetworkError) is
+    # transient; so, until proven otherwise, is anything unexpected: both back off.
+    return Retry(f"{type(exc).__name__}: {exc}")
+
+
+# --- the dispatcher -------------------------------------------------------------------
+
+
+class OutboxDispatcher:
+    """Claims due outbox messages and delivers them on Telegram (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        bot: telegram.Bot,
+        database: Database,
+        settings: Settings,
+        worker: str,
+        batch: int = 30,
+        per_chat_interval: float = 1.0,
+        idle_poll: float = 5.0,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        if batch < 1:
+            raise ValueError("batch must be at least 1")
+        if per_chat_interval < 0 or idle_poll <= 0:
+            raise ValueError("per_chat_interval must be >= 0 and idle_poll > 0")
+        self.bot = bot
+        self.database = database
+        self.settings = settings
+        self.worker = worker
+        self.batch = batch
+        self.per_chat_interval = per_chat_interval
+        self.idle_poll = idle_poll
+        self.clock = clock
+        # Twice the time a whole batch for one chat takes (text and calendar file each).
+        self.lease = max(MIN_LEASE, timedelta(seconds=2 * batch * per_chat_interval) + LEASE_MARGIN)
+        # Monotonic time of the last call to each chat (pruned every round).
+        self._last_call: dict[int, float] = {}
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Look at the outbox now rather than at the next planned time (e.g. just queued)."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until `stop` is set; an error is logged and the loop goes on."""
+        while not stop.is_set():
+            self._wake.clear()
+            try:
+                handled = await self.run_once()
+                pause = 0.0 if handled >= self.batch else await self._until_next_due()
+            except Exception:
+                log.exception("outbox round failed; trying again in %.1f s", self.idle_poll)
+                pause = self.idle_poll
+            if pause > 0:
+                await self._pause(stop, pause)
+
+    async def run_once(self) -> int:
+        """Claim the due messages, send them, record the outcomes; how many were handled."""
+        async with self.database.transaction() as session:
+            claimed = await outbox.claim_due(
+                session=session,
+                worker=self.worker,
+                now=self.clock(),
+                limit=self.batch,
+                lease=self.lease,
+            )
+            messages = [Claimed.of(m) for m in claimed]
+        if not messages:
+            return 0
+        self._forget_quiet_chats()
+        by_citizen: dict[int, list[Claimed]] = {}
+        for message in messages:
+            by_citizen.setdefault(message.citizen_id, []).append(message)
+        slots = asyncio.Semaphore(MAX_PARALLEL_CHATS)
+        await asyncio.gather(*(self._serve(queue, slots) for queue in by_citizen.values()))
+        log.info("outbox: %d message(s) handled by %s", len(messages), self.worker)
+        return len(messages)
+
+    async def _serve(self, queue: list[Claimed], slots: asyncio.Semaphore) -> None:
+        """One citizen's messages, in order; a blocked bot stops the rest."""
+        for message in queue:
+            # A slot per message, not per citizen: one with many messages takes turns.
+            async with slots:
+                outcome = await self._deliver(message)
+            if isinstance(outcome, Unreachable):
+                # mark_citizen_unreachable has already failed the rest of the queue.
+                return
+
+    async def _deliver(self, message: Claimed) -> Outcome | None:
+        try:
+            async with self.database.transaction(read_only=True) as session:
+                rendered = await render(
+                    session=session, settings=self.settings, message=message, now=self.clock()
+                )
+        except Exception as exc:
+            # Most likely the database: the next attempt may well work.
+            log.exception("outbox message %s (%s) could not be rendered", message.id, message.kind)
+            return await self._record(message, Retry(f"rendering: {type(exc).__name__}: {exc}"))
+        if isinstance(rendered, Withdrawn):
+            log.info("outbox message %s withdrawn: %s", message.id, rendered.reason)
+            return await self._record(message, rendered)
+        if isinstance(rendered, Undeliverable):
+            log.warning("outbox message %s undeliverable: %s", message.id, rendered.reason)
+            return await self._record(message, Failed(rendered.reason))
+        return await self._record(message, await self._send(message, rendered))
+
+    async def _send(self, message: Claimed, out: Outgoing) -> Sent | Retry | Failed | Unreachable:
+        try:
+            await self._call(
+                out.chat_id,
+                lambda: self.bot.send_message(
+                    out.chat_id, out.text, parse_mode=ParseMode.HTML, reply_markup=out.keyboard
+                ),
+            )
+        except Exception as exc:
+            outcome = outcome_of(exc)
+            log.warning("outbox message %s not sent: %s", message.id, outcome)
+            return outcome
+        attachment = out.attachment
+        if attachment is not None:
+            try:
+                await self._call(
+                    out.chat_id,
+                    lambda: self.bot.send_document(
+                        out.chat_id,
+                        InputFile(io.BytesIO(attachment.data), filename=attachment.filename),
+                    ),
+                )
+            except TelegramError as exc:
+                # The text, with every detail, has arrived: sending it again to get the file
+                # through would be worse than the missing file.
+                log.warning("outbox message %s: calendar file not sent: %s", message.id, exc)
+        return Sent()
+
+    async def _call(self, chat_id: int, request: Callable[[], Awaitable[object]]) -> None:
+        """Await a Bot API call to `chat_id`, at least `per_chat_interval` after the last one."""
+        loop = asyncio.get_running_loop()
+        last = self._last_call.get(chat_id)
+        if last is not None:
+            wait = last + self.per_chat_interval - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        try:
+            await request()
+        finally:
+            self._last_call[chat_id] = loop.time()
+
+    async def _record(self, message: Claimed, outcome: Outcome) -> Outcome | None:
+        """Store the outcome in its own transaction; None if that failed (the lease will lapse)."""
+        try:
+            async with self.database.transaction() as session:
+                now, message_id, worker = self.clock(), message.id, self.worker
+                if isinstance(outcome, Sent):
+                    kept = await outbox.mark_sent(
+                        session=session, message_id=message_id, worker=worker, now=now
+                    )
+                elif isinstance(outcome, Retry):
+                    retried = await outbox.mark_retry(
+                        session=session,
+                        message_id=message_id,
+                        worker=worker,
+                        now=now,
+                        error=outcome.error,
+                        retry_after=outcome.retry_after,
+                    )
+                    kept = retried is not None
+                elif isinstance(outcome, Failed):
+                    kept = await outbox.mark_failed(
+                        session=session,
+                        message_id=message_id,
+                        worker=worker,
+                        now=now,
+                        error=outcome.error,
+                    )
+                elif isinstance(outcome, Withdrawn):
+                    kept = await outbox.mark_withdrawn(
+                        session=session,
+                        message_id=message_id,
+                        worker=worker,
+                        now=now,
+                        reason=outcome.reason,
+                    )
+                else:
+                    stopped = await outbox.mark_citizen_unreachable(
+                        session=session, citizen_id=message.citizen_id, now=now, error=outcome.error
+                    )
+                    log.warning(
+                        "citizen %s blocked the bot: %d message(s) stopped",
+                        message.citizen_id,
+                        stopped,
+                    )
+                    kept = True
+        except Exception:
+            log.exception("outcome of outbox message %s not recorded", message.id)
+            return None
+        if not kept:
+            # Our lease lapsed and another dispatcher took the message over.
+            log.warning("outbox message %s: claim lost before recording %s", message.id, outcome)
+        return outcome
+
+    async def _until_next_due(self) -> float:
+        async with self.database.transaction(read_only=True) as session:
+            due = await outbox.next_due_at(session=session)
+        if due is None:
+            return self.idle_poll
+        seconds = (due - self.clock()).total_seconds()
+        return min(max(seconds, MIN_PAUSE_SECONDS), self.idle_poll)
+
+    async def _pause(self, stop: asyncio.Event, seconds: float) -> None:
+        waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
+        try:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            for waiter in waiters:
+                with suppress(asyncio.CancelledError):
+                    await waiter
+
+    def _forget_quiet_chats(self) -> None:
+        horizon = asyncio.get_running_loop().time() - self.per_chat_interval
+        for chat_id in [c for c, at in self._last_call.items() if at <= horizon]:
+            del self._last_call[chat_id]
