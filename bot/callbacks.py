@@ -40,6 +40,9 @@ class Cb(StrEnum):
     OFFER_DECLINE = "od"  # od:<entry>
     ERASE_CONFIRM = "erase"  # erase
     NOOP = "noop"  # noop
+    DAYS = "days"  # days:<helpdesk>:<page>[:<booking>]  more days to choose from
+    HELPDESKS = "hds"  # hds[:<booking>]              choose a helpdesk (start booking)
+    SUMMARY = "sum"  # sum                         show the questionnaire summary again
 
 
 @dataclass(frozen=True)

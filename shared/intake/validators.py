@@ -29,8 +29,9 @@ import phonenumbers
 from babel.dates import get_month_names
 from codicefiscale import codicefiscale
 
+from shared.i18n import Translator, available_languages
 from shared.intake.errors import InvalidAnswer
-from shared.intake.questionnaire import LANGUAGES, Answer, AnswerType, Step
+from shared.intake.questionnaire import Answer, AnswerType, Option, Step
 
 if TYPE_CHECKING:
     from shared.settings import Settings
@@ -67,6 +68,13 @@ def _fold(value: str) -> str:
 # --- yes/no and choices ------------------------------------------------------------------
 
 
+@functools.cache
+def _typed_forms(option: Option) -> frozenset[str]:
+    """The option's key and its label in every language, folded."""
+    labels = (Translator(lang)(option.label) for lang in available_languages())
+    return frozenset({option.key, *(_fold(label) for label in labels)})
+
+
 def _pick_option(raw: str, step: Step) -> str:
     value = _bounded(raw, step.key, MAX_CHOICE_INPUT)
     if value in step.option_keys:
@@ -74,7 +82,7 @@ def _pick_option(raw: str, step: Step) -> str:
     # A citizen who types "sì" instead of tapping the button is understood too.
     folded = _fold(value)
     for option in step.options:
-        if folded == option.key or any(folded == _fold(label) for label in option.label.values()):
+        if folded in _typed_forms(option):
             return option.key
     raise InvalidAnswer(step.key, "unknown_option")
 
@@ -114,7 +122,7 @@ _WORD_MONTH = re.compile(r"([^\W\d_]+)\.?\s*[,']?\s*(?:(?:del|di|of)\s+)?(\d{4}|
 def _month_names() -> Mapping[str, int]:
     """ "marzo", "mar", "March", "Mar" → 3, in every language of the questionnaire."""
     names: dict[str, int] = {}
-    for lang in LANGUAGES:
+    for lang in available_languages():
         for width in ("wide", "abbreviated"):
             for number, name in get_month_names(width, "stand-alone", locale=lang).items():
                 names[_fold(name)] = int(number)

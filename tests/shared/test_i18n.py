@@ -39,10 +39,12 @@ def test_something_is_extracted() -> None:
 @pytest.mark.parametrize("language", [lang for lang in available_languages() if lang != "en"])
 def test_every_text_is_translated(language: str) -> None:
     catalog = translations(language)
+    # A translation may equal its msgid ("Agenda", "Password"): look for the entry itself.
+    known = {key for key in catalog._catalog if isinstance(key, str)}
     missing = [
         f"{where}: {msgid!r}"
         for msgid, where in _msgids().items()
-        if catalog.gettext(msgid) == msgid and not msgid.strip().startswith("{")
+        if msgid not in known and not msgid.strip().startswith("{")
     ]
     assert missing == [], f"{len(missing)} texts lack a {language} translation:\n" + "\n".join(
         missing

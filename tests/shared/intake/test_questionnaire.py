@@ -7,9 +7,10 @@ from datetime import date
 
 import pytest
 
+from shared.i18n import Translator, available_languages
 from shared.intake import questionnaire as q
 from shared.intake.errors import UnknownStep
-from shared.intake.questionnaire import QUESTIONNAIRE, AnswerType, Texts
+from shared.intake.questionnaire import QUESTIONNAIRE, AnswerType
 from shared.settings import Settings
 
 # SPEC section 3, in order.
@@ -50,19 +51,23 @@ def settings(clean_environment: None) -> Settings:
     return Settings(_env_file=None)  # type: ignore[call-arg]
 
 
-def all_texts() -> Iterator[tuple[str, Texts]]:
+def all_texts() -> Iterator[tuple[str, str]]:
     for s in QUESTIONNAIRE:
         yield f"{s.key}.title", s.title
         yield f"{s.key}.question", s.question
         yield f"{s.key}.reask", s.reask
-        for reason, texts in s.reasks.items():
-            yield f"{s.key}.reasks.{reason}", texts
+        for reason, msgid in s.reasks.items():
+            yield f"{s.key}.reasks.{reason}", msgid
         for option in s.options:
             yield f"{s.key}.options.{option.key}", option.label
     for rule in q.ELIGIBILITY_RULES:
         yield f"rule.{rule.reason}", rule.explanation
     yield "NOT_GIVEN", q.NOT_GIVEN
     yield "HOUSEHOLD_LABEL", q.HOUSEHOLD_LABEL
+
+
+def _fields(text: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(text) if name}
 
 
 def test_every_spec_step_is_present_once_in_order() -> None:
@@ -75,14 +80,24 @@ def test_unknown_step_is_a_domain_error() -> None:
         q.step("shoe_size")
 
 
-@pytest.mark.parametrize(("where", "texts"), list(all_texts()))
-def test_every_text_exists_in_italian_and_english(where: str, texts: Texts) -> None:
-    assert set(texts) == set(q.LANGUAGES) == {"it", "en"}, where
-    for lang, text in texts.items():
+@pytest.mark.parametrize(("where", "msgid"), list(all_texts()))
+def test_every_text_is_translated_with_the_same_placeholders(where: str, msgid: str) -> None:
+    assert msgid.strip() == msgid and msgid, where
+    allowed = {"members", "minors"} if where == "HOUSEHOLD_LABEL" else PLACEHOLDERS
+    assert _fields(msgid) <= allowed, (where, _fields(msgid))
+    # English is the source language: every other catalog must translate the text.
+    for lang in available_languages():
+        text = Translator(lang)(msgid)
         assert text.strip() == text and text, (where, lang)
-        fields = {name for _, name, _, _ in string.Formatter().parse(text) if name}
-        allowed = {"members", "minors"} if where == "HOUSEHOLD_LABEL" else PLACEHOLDERS
-        assert fields <= allowed, (where, lang, fields)
+        assert _fields(text) == _fields(msgid), (where, lang)
+        if lang != "en":
+            assert text != msgid, (where, lang, "untranslated")
+
+
+def test_languages_come_from_the_catalogs() -> None:
+    assert available_languages()[:1] == ("it",)
+    assert "en" in available_languages()
+    assert not hasattr(q, "LANGUAGES")
 
 
 def test_step_shapes() -> None:
@@ -117,13 +132,16 @@ def test_questions_render_with_settings(settings: Settings) -> None:
     assert q.question_text(q.step("residence"), "it", settings=several) == (
         "Sei residente a Cernusco, Cassina o Pioltello?"
     )
-    # Any other language falls back to Italian until it gets its translation.
-    assert (
-        q.question_text(q.step("urgent"), "de", settings=settings)
-        == q.step("urgent").question["it"]
+    # A Translator works as well as a language code.
+    assert q.question_text(q.step("residence"), Translator("en"), settings=settings) == (
+        "Are you a resident of Cernusco sul Naviglio?"
+    )
+    # Any other language falls back to Italian until it gets its catalog.
+    assert q.question_text(q.step("urgent"), "de", settings=settings) == (
+        "Questo mese hai difficoltà a pagare l'affitto, le bollette o la spesa?"
     )
     for s in QUESTIONNAIRE:
-        for lang in q.LANGUAGES:
+        for lang in available_languages():
             assert "{" not in q.question_text(s, lang, settings=settings)
             for reason in (*s.reasks, "anything"):
                 assert "{" not in q.reask_text(s, reason, lang, settings=settings)
@@ -137,6 +155,24 @@ def test_reasks_are_specific(settings: Settings) -> None:
     assert "febbraio 2020" in q.reask_text(since, "before_start", "it", settings=settings)
     assert "February 2020" in q.reask_text(since, "before_start", "en", settings=settings)
     assert "futuro" in q.reask_text(since, "future", "it", settings=settings)
+    assert q.reask_text(q.step("name"), "too_long", "en", settings=settings).startswith(
+        "That is too long"
+    )
+    # A reason without its own text gets the step's general re-ask.
+    assert q.reask_text(q.step("name"), "empty", "it", settings=settings) == (
+        "Scrivi nome e cognome con sole lettere, per esempio Maria Rossi."
+    )
+
+
+def test_program_start_month_is_in_the_readers_language(settings: Settings) -> None:
+    later = settings.model_copy(update={"program_start": date(2021, 9, 1)})
+    since = q.step("since")
+    assert "settembre 2021" in q.reask_text(since, "before_start", "it", settings=later)
+    assert "September 2021" in q.reask_text(since, "before_start", Translator("en"), settings=later)
+    several = settings.model_copy(update={"municipalities": ("Cernusco", "Cassina")})
+    assert q.render(q.step("residence").question, "en", settings=several) == (
+        "Are you a resident of Cernusco or Cassina?"
+    )
 
 
 def test_the_condition_skips_the_job_loss_questions_for_other_situations() -> None:
@@ -171,17 +207,19 @@ def test_non_resident_is_not_eligible(settings: Settings) -> None:
     assert not result.eligible
     assert result.reason_keys == ("not_resident",)
     (reason,) = result.reasons
-    assert reason.text == {
-        "it": "Ripartire è per chi è residente a Cernusco sul Naviglio.",
-        "en": "Ripartire is for residents of Cernusco sul Naviglio.",
-    }
+    assert reason.text("it", settings=settings) == (
+        "Ripartire è per chi è residente a Cernusco sul Naviglio."
+    )
+    assert reason.text(Translator("en"), settings=settings) == (
+        "Ripartire is for residents of Cernusco sul Naviglio."
+    )
 
 
 def test_not_pandemic_related_is_not_eligible(settings: Settings) -> None:
     result = q.assess(ELIGIBLE | {"pandemic_related": "no"}, settings)
     assert not result.eligible
     assert result.reason_keys == ("not_pandemic_related",)
-    assert "pandemia" in result.reasons[0].text["it"]
+    assert "pandemia" in result.reasons[0].text("it", settings=settings)
 
 
 def test_other_situation_fails_only_on_the_situation(settings: Settings) -> None:
@@ -209,7 +247,9 @@ def test_urgency_comes_from_the_urgent_answer(settings: Settings) -> None:
     ("key", "value", "lang", "expected"),
     [
         ("residence", "yes", "it", "Sì"),
-        ("residence", "yes", "en", "Yes"),
+        ("residence", "yes", "en", "Yes, I am"),
+        ("pandemic_related", "no", "it", "No"),
+        ("pandemic_related", "no", "en", "No, it didn't"),
         ("situation", "reduced_hours", "it", "Lavoro meno ore o sono in cassa integrazione"),
         ("situation", "retired_option", "it", "retired_option"),
         ("since", "2021-03", "it", "marzo 2021"),
@@ -238,11 +278,19 @@ def test_summary_lists_the_asked_steps_in_order() -> None:
     answers = {k: v for k, v in ELIGIBLE.items() if k not in ("since", "pandemic_related")}
     rows = q.summary(answers | {"situation": "other"}, "it")
     assert [title for title, _ in rows] == [
-        q.step(key).title["it"] for key in SPEC_KEYS if key not in ("since", "pandemic_related")
+        Translator("it")(q.step(key).title)
+        for key in SPEC_KEYS
+        if key not in ("since", "pandemic_related")
     ]
     assert rows[1] == ("Situazione", "Altro")
     assert rows[-1] == ("Codice fiscale", "non indicato")
 
 
+def test_summary_in_english_with_a_translator() -> None:
+    rows = q.summary({"residence": "no", "email": None}, Translator("en"))
+    assert rows == [("Residence", "No, I'm not"), ("E-mail address", "not given")]
+
+
 def test_month_label() -> None:
     assert q.month_label(date(2020, 2, 1), "it") == "febbraio 2020"
+    assert q.month_label(date(2020, 2, 1), Translator("en")) == "February 2020"

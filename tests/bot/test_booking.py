@@ -1,0 +1,655 @@
+"""Booking on Telegram through the real PTB stack: book, see, move, cancel, waitlist, forgeries.
+
+The bot runs on the real clock, so the helpdesks here open every day from today on and
+slots always exist in the coming days, whatever day the suite runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import UTC, date, datetime, time, timedelta
+
+import pytest
+from babel.dates import format_date
+from icalendar import Calendar
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from telegram.ext import Application, CommandHandler
+
+from bot.callbacks import MAX_CALLBACK_BYTES, Cb, encode
+from bot.handlers import booking as booking_handlers
+from bot.turn import turn
+from shared.audit.models import AuditEvent
+from shared.booking import errors
+from shared.booking import service as booking
+from shared.booking.models import Booking, BookingState, Slot, WaitlistEntry, WaitlistState
+from shared.citizens import service as citizens
+from shared.db import Database, utcnow
+from shared.i18n import Translator
+from shared.intake import service as intake
+from shared.outbox.models import OutboxMessage
+from shared.settings import Settings
+from tests.bot.fake_telegram import Call, FakeTelegram, buttons, texts
+from tests.bot.fake_telegram import Citizen as TelegramUser
+from tests.factories import ROME, make_helpdesk
+
+ELIGIBLE_ANSWERS = [
+    ("residence", "yes"),
+    ("situation", "job_loss"),
+    ("since", "marzo 2021"),
+    ("pandemic_related", "yes"),
+    ("household", "3 1"),
+    ("benefits", "naspi"),
+    ("needs", "job_search"),
+    ("urgent", "no"),
+    ("name", "Maria Rossi"),
+    ("phone", "331 693 8049"),
+]
+AFTER_INTAKE = "fine_questionario"
+DIRECTIONS = "Secondo piano <scala B> & ascensore"
+
+
+@pytest.fixture(autouse=True)
+def no_generic_apology(fake: FakeTelegram) -> Iterator[None]:
+    """Every refusal in these journeys is a specific reply, never "something went wrong"."""
+    yield
+    assert "qualcosa è andato storto" not in texts(fake.calls)
+    assert "something went wrong" not in texts(fake.calls)
+
+
+@pytest.fixture
+def app(bot_app: Application) -> Application:  # type: ignore[type-arg]
+    """The bot, plus a command that runs `after_intake` as the questionnaire will."""
+    handlers = bot_app.handlers[0]
+    bot_app.add_handler(CommandHandler(AFTER_INTAKE, turn(booking_handlers.after_intake)))
+    # First in the group: before the fallbacks, which would take any message.
+    handlers.insert(0, handlers.pop())
+    return bot_app
+
+
+async def new_citizen(
+    database: Database,
+    settings: Settings,
+    user_id: int,
+    *,
+    language: str = "it",
+    answers: Sequence[tuple[str, str]] = ELIGIBLE_ANSWERS,
+    confirm: bool = True,
+) -> int:
+    """A citizen who consented on Telegram and answered the questionnaire (eligible by default)."""
+    now = utcnow()
+    async with database.transaction() as session:
+        citizen = await citizens.give_consent(
+            session=session, telegram_user_id=user_id, chat_id=user_id, language=language, now=now
+        )
+        await intake.start_intake(session=session, citizen_id=citizen.id, now=now)
+        for key, raw in answers:
+            await intake.record_answer(
+                session=session, citizen_id=citizen.id, step_key=key, raw=raw, now=now,
+                settings=settings,
+            )  # fmt: skip
+        for optional in ("email", "fiscal_code"):
+            await intake.skip_step(
+                session=session, citizen_id=citizen.id, step_key=optional, now=now
+            )
+        if confirm:
+            await intake.confirm(session=session, citizen_id=citizen.id, now=now, settings=settings)
+        return citizen.id
+
+
+async def open_helpdesks(database: Database, *names: str, places: int = 1) -> list[int]:
+    """Helpdesks open every day from today, 9:00-12:00 in slots of 30 minutes."""
+    today = utcnow().astimezone(ROME).date()
+    ids = []
+    async with database.transaction() as session:
+        for name in names:
+            helpdesk = await make_helpdesk(
+                session, name=name, weekdays=tuple(range(7)), valid_from=today, places=places
+            )
+            helpdesk.directions = DIRECTIONS
+            ids.append(helpdesk.id)
+    return ids
+
+
+def data(calls: list[Call], prefix: str) -> list[str]:
+    """Callback data of the buttons that start with `prefix`."""
+    return [d for _, d in buttons(calls) if d.startswith(prefix)]
+
+
+def moment(epoch_data: str) -> datetime:
+    """The slot start in `tm:<helpdesk>:<epoch>...` or `bk:...`."""
+    return datetime.fromtimestamp(int(epoch_data.split(":")[2]), UTC)
+
+
+async def bookings_of(database: Database, citizen_id: int) -> list[Booking]:
+    async with database.transaction(read_only=True) as session:
+        rows = await session.scalars(
+            select(Booking).where(Booking.citizen_id == citizen_id).order_by(Booking.id)
+        )
+        return list(rows.all())
+
+
+async def count(database: Database, model: type[object]) -> int:
+    async with database.transaction(read_only=True) as session:
+        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+async def book_for(
+    database: Database, settings: Settings, citizen_id: int, helpdesk_id: int, starts_at: datetime
+) -> Booking:
+    async with database.transaction() as session:
+        return await booking.book_slot(
+            session=session, settings=settings, citizen_id=citizen_id, helpdesk_id=helpdesk_id,
+            starts_at=starts_at, actor="test",
+        )  # fmt: skip
+
+
+async def first_free(session: AsyncSession, settings: Settings, helpdesk_id: int) -> datetime:
+    slots = await booking.list_free_slots(
+        session=session, settings=settings, helpdesk_id=helpdesk_id
+    )
+    return slots[0].starts_at
+
+
+async def choose_slot(user: TelegramUser, day_calls: list[Call]) -> list[Call]:
+    """From a list of days: the first day, its first time; returns the confirmation step."""
+    times = await user.press(data(day_calls, "day:")[0])
+    return await user.press(data(times, "tm:")[0])
+
+
+# --- the journey -----------------------------------------------------------------------
+
+
+async def test_book_see_move_and_cancel(
+    app: Application, fake: FakeTelegram, database: Database, bot_settings: Settings
+) -> None:  # type: ignore[type-arg]
+    comune, villa = await open_helpdesks(database, "Sportello Comune", "Sportello Villa Fiorita")
+    citizen_id = await new_citizen(database, bot_settings, 401)
+    maria = TelegramUser(app, fake, 401)
+
+    calls = await maria.say(f"/{AFTER_INTAKE}")
+    assert "Dove vuoi fare il colloquio?" in texts(calls)
+    assert data(calls, "hd:") == [f"hd:{comune}", f"hd:{villa}"]
+
+    calls = await maria.press(f"hd:{comune}")
+    days = data(calls, "day:")
+    assert len(days) == 8  # a page; the horizon holds about 30 open days
+    assert f"days:{comune}:1" in data(calls, "days:")
+    first_day = datetime.strptime(days[0].split(":")[2], "%Y%m%d").date()  # noqa: DTZ007
+    assert first_day >= utcnow().astimezone(ROME).date()
+    assert format_date(first_day, "EEE d MMMM", locale="it") in [b[0] for b in buttons(calls)]
+    assert "Secondo piano" not in texts(calls)  # directions come with the confirmation
+
+    more = await maria.press(f"days:{comune}:1")
+    assert not set(data(more, "day:")) & set(days)
+    assert f"days:{comune}:0" in data(more, "days:")
+
+    times = await maria.press(days[0])
+    assert "Scegli l'orario" in texts(times)
+    slot = data(times, "tm:")[0]
+    confirm = await maria.press(slot)
+    assert "Controlla e conferma" in texts(confirm)
+    starts_at = moment(slot)
+    assert data(confirm, "bk:") == [f"bk:{comune}:{int(starts_at.timestamp())}"]
+    assert await bookings_of(database, citizen_id) == []  # nothing until confirmed
+
+    calls = await maria.press(data(confirm, "bk:")[0])
+    [booked] = await bookings_of(database, citizen_id)
+    assert (booked.helpdesk_id, booked.starts_at, booked.state) == (comune, starts_at, "booked")
+    text = texts(calls)
+    assert "Fatto: il tuo appuntamento è prenotato" in text
+    assert booked.code in text
+    assert "Via Roma 1, Cernusco sul Naviglio" in text
+    assert "Secondo piano &lt;scala B&gt; &amp; ascensore" in text
+    assert "documento d'identità" in text and "ISEE" in text and "partita IVA" in text
+    assert "/sposta" in text and "/annulla" in text
+    local = starts_at.astimezone(ROME)
+    assert format_date(local.date(), "EEEE d MMMM y", locale="it") in text
+    assert local.strftime("%H:%M") in text
+    [document] = [c for c in calls if c.method == "sendDocument"]
+    [ics] = document.files.values()
+    event = Calendar.from_ical(ics).walk("VEVENT")[0]
+    assert event.decoded("dtstart") == starts_at
+    assert event.decoded("dtstart").utcoffset() == local.utcoffset()
+    assert booked.code in str(event.get("description"))
+    assert "Sportello Comune" in str(event.get("location"))
+
+    # /prenotazione shows it, with Move and Cancel.
+    calls = await maria.say("/prenotazione")
+    assert booked.code in texts(calls)
+    assert data(calls, "mv:") == [f"mv:{booked.id}"]
+    assert data(calls, "cx:") == [f"cx:{booked.id}"]
+
+    # /sposta: the same steps carry the booking being moved.
+    calls = await maria.say("/sposta")
+    assert "Il tuo appuntamento adesso" in texts(calls)
+    assert data(calls, "hd:") == [f"hd:{comune}:{booked.id}", f"hd:{villa}:{booked.id}"]
+    calls = await maria.press(f"hd:{villa}:{booked.id}")
+    confirm = await choose_slot(maria, calls)
+    assert "Vuoi spostare il tuo appuntamento?" in texts(confirm)
+    [move] = data(confirm, "bk:")
+    assert move.endswith(f":{booked.id}")
+    calls = await maria.press(move)
+    assert "è stato spostato" in texts(calls)
+    assert [c.method for c in calls].count("sendDocument") == 1
+    old, new = await bookings_of(database, citizen_id)
+    assert (old.id, old.state) == (booked.id, BookingState.CANCELLED_BY_CITIZEN)
+    assert (new.state, new.moved_from_id, new.helpdesk_id) == ("booked", old.id, villa)
+    assert new.starts_at == moment(move)
+    assert new.code in texts(calls)
+
+    # /annulla asks first, then cancels and frees the place.
+    calls = await maria.say("/annulla")
+    assert "Vuoi davvero annullare" in texts(calls)
+    assert data(calls, "cxok:") == [f"cxok:{new.id}"]
+    calls = await maria.press(f"cxok:{new.id}")
+    assert "annullato" in texts(calls)
+    assert data(calls, "hds") == ["hds"]  # book again
+    _, cancelled = await bookings_of(database, citizen_id)
+    assert cancelled.state == BookingState.CANCELLED_BY_CITIZEN
+    async with database.transaction(read_only=True) as session:
+        assert await session.scalar(select(Slot.taken).where(Slot.id == cancelled.slot_id)) == 0
+        assert moment(move) in [
+            s.starts_at
+            for s in await booking.list_free_slots(
+                session=session, settings=bot_settings, helpdesk_id=villa
+            )
+        ]
+    calls = await maria.say("/prenotazione")
+    assert "Non hai appuntamenti prenotati" in texts(calls)
+    assert data(calls, "hds") == ["hds"]
+    # An old "Yes, cancel it" pressed again, or an old "Move": refused, nothing changes.
+    calls = await maria.press(f"cxok:{new.id}")
+    assert "non si può più cambiare" in texts(calls)
+    assert "Non trovo questo appuntamento" in texts(await maria.press(f"mv:{new.id}"))
+    assert [b.state for b in await bookings_of(database, citizen_id)] == [
+        BookingState.CANCELLED_BY_CITIZEN
+    ] * 2
+
+
+async def test_one_helpdesk_skips_the_choice_and_english_dates(
+    app: Application, fake: FakeTelegram, database: Database, bot_settings: Settings
+) -> None:  # type: ignore[type-arg]
+    [only] = await open_helpdesks(database, "Sportello Comune")
+    await new_citizen(database, bot_settings, 402, language="en")
+    john = TelegramUser(app, fake, 402, language="en")
+    calls = await john.say(f"/{AFTER_INTAKE}")
+    assert data(calls, "hd:") == []
+    days = data(calls, "day:")
+    assert days[0].startswith(f"day:{only}:")
+    first_day = datetime.strptime(days[0].split(":")[2], "%Y%m%d").date()  # noqa: DTZ007
+    assert format_date(first_day, "EEE d MMMM", locale="en") in [b[0] for b in buttons(calls)]
+    assert "Choose a day" in texts(calls)
+
+
+async def test_only_eligible_citizens_can_book(
+    app: Application, fake: FakeTelegram, database: Database, bot_settings: Settings
+) -> None:  # type: ignore[type-arg]
+    [helpdesk] = await open_helpdesks(database, "Sportello Comune")
+    stranger = TelegramUser(app, fake, 403)
+    assert "Scrivi /start" in texts(await stranger.say("/prenotazione"))
+    assert "Scrivi /start" in texts(await stranger.press(f"hd:{helpdesk}"))
+
+    await new_citizen(database, bot_settings, 404, confirm=False)
+    unfinished = TelegramUser(app, fake, 404)
+    calls = await unfinished.press("hds")
+    assert "prima rispondi a qualche domanda" in texts(calls)
+    assert data(calls, "day:") == []
+    calls = await unfinished.say("/prenotazione")
+    assert "Non hai appuntamenti" in texts(calls) and data(calls, "hds") == []
+
+    not_resident = [("residence", "no"), *ELIGIBLE_ANSWERS[1:]]
+    citizen_id = await new_citizen(database, bot_settings, 405, answers=not_resident)
+    refused = TelegramUser(app, fake, 405)
+    async with database.transaction(read_only=True) as session:
+        starts_at = await first_free(session, bot_settings, helpdesk)
+    calls = await refused.press(f"bk:{helpdesk}:{int(starts_at.timestamp())}")
+    assert "non può prenotarti un colloquio" in texts(calls)
+    assert "331 693 8049" in texts(calls)
+    assert await bookings_of(database, citizen_id) == []
+
+
+# --- forged and stale buttons ----------------------------------------------------------
+
+
+async def test_forged_callback_data_is_refused_and_changes_nothing(
+    app: Application, fake: FakeTelegram, database: Database, bot_settings: Settings
+) -> None:  # type: ignore[type-arg]
+    comune, villa = await open_helpdesks(database, "Sportello Comune", "Sportello Villa Fiorita")
+    maria_id = await new_citizen(database, bot_settings, 406)
+    other_id = await new_citizen(database, bot_settings, 407)
+    maria = TelegramUser(app, fake, 406)
+    async with database.transaction(read_only=True) as session:
+        free = await first_free(session, bot_settings, comune)
+    others = await book_for(database, bot_settings, other_id, comune, free)
+    audit_before = await count(database, AuditEvent)
+
+    # An unknown helpdesk, and one too big for any id column.
+    for forged in ("hd:999999", "hd:9999999999", f"day:999999:{free:%Y%m%d}"):
+        calls = await maria.press(forged)
+        assert "Questo sportello ora non prende prenotazioni" in texts(calls)
+        assert data(calls, "hd:") == [f"hd:{comune}", f"hd:{villa}"]  # fresh choices
+
+    # A time that is not a slot, at the confirmation step and at the booking step.
+    not_a_slot = int(free.timestamp()) + 60
+    calls = await maria.press(f"tm:{comune}:{not_a_slot}")
+    assert "Questo orario non è libero" in texts(calls)
+    # The day's other times (or the days, if that was its last free one); nothing to confirm.
+    assert data(calls, "tm:") or data(calls, "day:")
+    assert data(calls, "bk:") == []
+    calls = await maria.press(f"bk:{comune}:{not_a_slot}")
+    assert "non è tra quelli liberi" in texts(calls)
+    assert data(calls, "day:")
+    # A slot taken by someone else, and one beyond the horizon.
+    calls = await maria.press(f"tm:{comune}:{int(free.timestamp())}")
+    assert "Questo orario non è libero" in texts(calls)
+    far = free + timedelta(days=bot_settings.booking_horizon_days + 7)
+    calls = await maria.press(f"bk:{comune}:{int(far.timestamp())}")
+    assert "troppo lontano" in texts(calls)
+    # A day that does not exist.
+    calls = await maria.press(f"day:{comune}:20261399")
+    assert "Questo giorno non è disponibile" in texts(calls)
+    assert await bookings_of(database, maria_id) == []
+
+    # Someone else's booking, to move, cancel, or confirm attendance.
+    for forged in (f"mv:{others.id}", f"cx:{others.id}", f"cxok:{others.id}", f"here:{others.id}"):
+        calls = await maria.press(forged)
+        assert "Non trovo questo appuntamento tra i tuoi" in texts(calls), forged
+        assert data(calls, "cxok:") == [] and data(calls, "hd:") == []
+    # ...or as the booking being "moved" through the booking steps.
+    later = free + timedelta(minutes=30)
+    for forged in (
+        f"hd:{comune}:{others.id}",
+        f"tm:{comune}:{int(later.timestamp())}:{others.id}",
+        f"bk:{comune}:{int(later.timestamp())}:{others.id}",
+    ):
+        calls = await maria.press(forged)
+        assert "Non trovo questo appuntamento tra i tuoi" in texts(calls), forged
+
+    [still] = await bookings_of(database, other_id)
+    assert (still.id, still.state, still.starts_at) == (others.id, "booked", free)
+    assert await bookings_of(database, maria_id) == []
+    assert await count(database, AuditEvent) == audit_before
+
+
+async def test_slot_taken_between_time_and_confirm(
+    app: Application, fake: FakeTelegram, database: Database, bot_settings: Settings
+) -> None:  # type: ignore[type-arg]
+    [helpdesk] = await open_helpdesks(database, "Sportello Comune")
+    maria_id = await new_citizen(database, bot_settings, 408)
+    faster_id = await new_citizen(database, bot_settings, 409)
+    maria = TelegramUser(app, fake, 408)
+
+    confirm = await choose_slot(maria, await maria.say(f"/{AFTER_INTAKE}"))
+    [book] = data(confirm, "bk:")
+    await book_for(database, bot_settings, faster_id, helpdesk, moment(book))
+
+    calls = await maria.press(book)
+    assert "quel posto è appena stato preso" in texts(calls)
+    # Fresh choices: the other times of that day or, if it was the day's last, the days.
+    fresh_times, fresh_days = data(calls, "tm:"), data(calls, "day:")
+    assert fresh_times or fresh_days
+    assert all(moment(choice) != moment(book) for choice in fresh_times)
+    assert await bookings_of(database, maria_id) == []
+    assert [c.method for c in calls].count("sendDocument") == 0
+
+    # Choosing again works.
+    if fresh_times:
+        confirm = await maria.press(fresh_times[0])
+    else:
+        confirm = await choose_slot(maria, calls)
+    calls = await maria.press(data(confirm, "bk:")[0])
+    assert "Fatto" in texts(calls)
+    assert len(await bookings_of(database, maria_id)) == 1
+    # A second booking is refused: the existing one is shown instead.
+    async with database.transaction(read_only=True) as session:
+        other_slot = await first_free(session, bot_settings, helpdesk)
+    calls = await maria.press(f"bk:{helpdesk}:{int(other_slot.timestamp())}")
+    assert "Hai già un appuntamento" in texts(calls)
+    assert data(calls, "mv:")
+    assert len(await bookings_of(database, maria_id)) == 1
+
+
+async def test_move_to_a_slot_just_taken_keeps_the_old_booking(
+    app: Application, fake: FakeTelegram, database: Database, bot_settings: Settings
+) -> None:  # type: ignore[type-arg]
+    [helpdesk] = await open_helpdesks(database, "Sportello Comune")
+    maria_id = await new_citizen(database, bot_settings, 416)
+    faster_id = await new_citizen(database, bot_settings, 417)
+    async with database.transaction(read_only=True) as session:
+        starts_at = await first_free(session, bot_settings, helpdesk)
+    booked = await book_for(database, bot_settings, maria_id, helpdesk, starts_at)
+    maria = TelegramUser(app, fake, 416)
+
+    confirm = await choose_slot(maria, await maria.say("/sposta"))
+    [move] = data(confirm, "bk:")
+    await book_for(database, bot_settings, faster_id, helpdesk, moment(move))
+    calls = await maria.press(move)
+    assert "quel posto è appena stato preso" in texts(calls)
+    fresh = data(calls, "tm:") + data(calls, "day:")
+    assert fresh and all(choice.endswith(f":{booked.id}") for choice in fresh)
+    [still] = await bookings_of(database, maria_id)
+    assert (still.id, still.state, still.starts_at) == (booked.id, "booked", starts_at)
+    async with database.transaction(read_only=True) as session:
+        assert await session.scalar(select(Slot.taken).where(Slot.id == booked.slot_id)) == 1
+
+
+# --- waitlist --------------------------------------------------------------------------
+
+
+async def test_waitlist_then_offer_accepted(
+    app: Application, fake: FakeTelegram, database: Database, bot_settings: Settings
+) -> None:  # type: ignore[type-arg]
+    day = utcnow().astimezone(ROME).date() + timedelta(days=3)
+    async with database.transaction() as session:
+        helpdesk = await make_helpdesk(session, name="Sportello Comune", weekdays=())
+        await booking.add_extra_opening(
+            session=session, helpdesk_id=helpdesk.id, day=day, opens_at=time(10),
+            closes_at=time(10, 30), slot_minutes=30, places=1, actor="test",
+        )  # fmt: skip
+        helpdesk_id = helpdesk.id
+    only_slot = datetime.combine(day, time(10), tzinfo=ROME)
+    giulia_id = await new_citizen(database, bot_settings, 410)
+    maria_id = await new_citizen(database, bot_settings, 411)
+    taken = await book_for(database, bot_settings, giulia_id, helpdesk_id, only_slot)
+    giulia, maria = TelegramUser(app, fake, 410), TelegramUser(app, fake, 411)
+
+    calls = await maria.say(f"/{AFTER_INTAKE}")
+    assert "non ci sono posti liberi" in texts(calls)
+    assert data(calls, "wl") == ["wl"]
+    calls = await maria.press("wl")
+    assert "Sei in lista d'attesa" in texts(calls)
+    assert f"{bot_settings.waitlist_hold_minutes} minuti" in texts(calls)
+    async with database.transaction(read_only=True) as session:
+        entry = await session.scalar(select(WaitlistEntry))
+        assert entry is not None and (entry.citizen_id, entry.state) == (maria_id, "waiting")
+    assert "Sei in lista d'attesa" in texts(await maria.say("/prenotazione"))
+    assert "Sei già in lista d'attesa" in texts(await maria.press("wl"))
+
+    # Giulia cancels: the place is held for Maria and the offer is queued for the dispatcher.
+    await giulia.say("/annulla")
+    await giulia.press(f"cxok:{taken.id}")
+    async with database.transaction(read_only=True) as session:
+        [offer] = (
+            await session.scalars(
+                select(OutboxMessage).where(OutboxMessage.kind == "waitlist_offer")
+            )
+        ).all()
+        assert (offer.citizen_id, offer.payload["entry_id"]) == (maria_id, entry.id)
+        assert await session.scalar(select(Slot.taken).where(Slot.id == taken.slot_id)) == 1
+
+    # Someone else pressing Maria's offer gets nothing.
+    calls = await giulia.press(f"oa:{entry.id}")
+    assert "Questa proposta non è più disponibile" in texts(calls)
+    calls = await giulia.press(f"od:{entry.id}")
+    assert "Questa proposta non è più disponibile" in texts(calls)
+    assert len(await bookings_of(database, giulia_id)) == 1  # the cancelled one
+
+    # /prenotazione shows the offer too.
+    calls = await maria.say("/prenotazione")
+    assert "Si è liberato un posto per te" in texts(calls)
+    assert data(calls, "oa:") == [f"oa:{entry.id}"]
+
+    calls = await maria.press(f"oa:{entry.id}")
+    [booked] = await bookings_of(database, maria_id)
+    assert (booked.starts_at, booked.state) == (only_slot, "booked")
+    assert "Fatto: il tuo appuntamento è prenotato" in texts(calls)
+    assert booked.code in texts(calls)
+    [document] = [c for c in calls if c.method == "sendDocument"]
+    event = Calendar.from_ical(next(iter(document.files.values()))).walk("VEVENT")[0]
+    assert event.decoded("dtstart") == only_slot
+    async with database.transaction(read_only=True) as session:
+        accepted = await session.get(WaitlistEntry, entry.id)
+        assert accepted is not None and accepted.state == WaitlistState.ACCEPTED
+    # Pressing it again: the offer is closed, the booking is shown.
+    calls = await maria.press(f"oa:{entry.id}")
+    assert "Questa proposta non è più disponibile" in texts(calls)
+    assert booked.code in texts(calls)
+
+
+async def test_declined_offer_goes_on(
+    app: Application, fake: FakeTelegram, database: Database, bot_settings: Settings
+) -> None:  # type: ignore[type-arg]
+    day = utcnow().astimezone(ROME).date() + timedelta(days=2)
+    async with database.transaction() as session:
+        helpdesk = await make_helpdesk(session, weekdays=())
+        await booking.add_extra_opening(
+            session=session, helpdesk_id=helpdesk.id, day=day, opens_at=time(10),
+            closes_at=time(10, 30), slot_minutes=30, places=1, actor="test",
+        )  # fmt: skip
+        helpdesk_id = helpdesk.id
+    holder_id = await new_citizen(database, bot_settings, 412)
+    maria_id = await new_citizen(database, bot_settings, 413)
+    taken = await book_for(
+        database, bot_settings, holder_id, helpdesk_id, datetime.combine(day, time(10), tzinfo=ROME)
+    )
+    maria = TelegramUser(app, fake, 413)
+    await maria.say(f"/{AFTER_INTAKE}")
+    await maria.press("wl")
+    async with database.transaction() as session:
+        await booking.cancel_booking(
+            session=session, settings=bot_settings, booking_id=taken.id,
+            by=booking.CancelledBy.CITIZEN, actor="test",
+        )  # fmt: skip
+        entry = await session.scalar(select(WaitlistEntry))
+        assert entry is not None and entry.state == "offered"
+    calls = await maria.press(f"od:{entry.id}")
+    assert "il posto passa alla persona successiva" in texts(calls)
+    assert await bookings_of(database, maria_id) == []
+    async with database.transaction(read_only=True) as session:
+        declined = await session.get(WaitlistEntry, entry.id)
+        assert declined is not None and declined.state == WaitlistState.DECLINED
+        # Nobody else waits: the place is free again, and Maria may take it.
+        assert await session.scalar(select(Slot.taken).where(Slot.id == taken.slot_id)) == 0
+    assert data(calls, "hds") == ["hds"]
+    calls = await maria.press("hds")
+    assert data(calls, "tm:") or data(calls, "day:")
+
+
+# --- reminder buttons ------------------------------------------------------------------
+
+
+async def test_ill_be_there_is_acknowledged_and_audited(
+    app: Application, fake: FakeTelegram, database: Database, bot_settings: Settings
+) -> None:  # type: ignore[type-arg]
+    [helpdesk] = await open_helpdesks(database, "Sportello Comune")
+    maria_id = await new_citizen(database, bot_settings, 414)
+    async with database.transaction(read_only=True) as session:
+        starts_at = await first_free(session, bot_settings, helpdesk)
+    booked = await book_for(database, bot_settings, maria_id, helpdesk, starts_at)
+    maria = TelegramUser(app, fake, 414)
+
+    calls = await maria.press(f"here:{booked.id}")
+    assert "Grazie! Ti aspettiamo" in texts(calls)
+    assert booked.code in texts(calls)
+    async with database.transaction(read_only=True) as session:
+        events = (
+            await session.scalars(
+                select(AuditEvent).where(AuditEvent.action == "booking.attendance_confirmed")
+            )
+        ).all()
+        assert [(e.actor, e.object_id) for e in events] == [(f"citizen:{maria_id}", str(booked.id))]
+    [still] = await bookings_of(database, maria_id)
+    assert still.state == "booked"
+
+    # The reminder's "Move it" and "Cancel" buttons start the same steps as the commands.
+    calls = await maria.press(f"mv:{booked.id}")
+    assert data(calls, "day:")[0].endswith(f":{booked.id}")
+    calls = await maria.press(f"cx:{booked.id}")
+    assert data(calls, "cxok:") == [f"cxok:{booked.id}"]
+
+
+async def test_no_other_time_when_moving(
+    app: Application, fake: FakeTelegram, database: Database, bot_settings: Settings
+) -> None:  # type: ignore[type-arg]
+    day = utcnow().astimezone(ROME).date() + timedelta(days=2)
+    async with database.transaction() as session:
+        helpdesk = await make_helpdesk(session, weekdays=())
+        await booking.add_extra_opening(
+            session=session, helpdesk_id=helpdesk.id, day=day, opens_at=time(10),
+            closes_at=time(10, 30), slot_minutes=30, places=3, actor="test",
+        )  # fmt: skip
+        helpdesk_id = helpdesk.id
+    maria_id = await new_citizen(database, bot_settings, 415)
+    booked = await book_for(
+        database, bot_settings, maria_id, helpdesk_id, datetime.combine(day, time(10), tzinfo=ROME)
+    )
+    maria = TelegramUser(app, fake, 415)
+    # Her own slot still has places, but moving to it would change nothing.
+    calls = await maria.say("/sposta")
+    assert "non ci sono altri orari liberi" in texts(calls)
+    assert "resta com'è" in texts(calls)
+    assert buttons(calls) == []
+    assert [b.state for b in await bookings_of(database, maria_id)] == ["booked"]
+    assert booked.code in texts(calls)
+
+
+def test_callback_data_fits_telegram() -> None:
+    """The longest data the flow builds stays within Telegram's 64 bytes."""
+    biggest = 2**31 - 1
+    far_epoch = int(datetime(2099, 12, 31, tzinfo=UTC).timestamp())
+    for kind in (Cb.TIME, Cb.BOOK):
+        assert len(encode(kind, biggest, far_epoch, biggest)) <= MAX_CALLBACK_BYTES
+    day = date(2099, 12, 31).strftime("%Y%m%d")
+    assert len(encode(Cb.DAY, biggest, day, biggest)) <= MAX_CALLBACK_BYTES
+
+
+# Every refusal the services behind the bot's buttons and commands can raise.
+CITIZEN_FACING_ERRORS = (
+    errors.HelpdeskNotFound,
+    errors.HelpdeskInactive,
+    errors.CitizenNotFound,
+    errors.BookingNotFound,
+    errors.SlotNotOffered,
+    errors.SlotInPast,
+    errors.SlotTooSoon,
+    errors.SlotTooFar,
+    errors.SlotTaken,
+    errors.AlreadyBooked,
+    errors.IllegalTransition,
+    errors.AlreadyWaiting,
+    errors.SlotsAvailable,
+    errors.NoOffer,
+    errors.OfferExpired,
+)
+
+
+def _subclasses(cls: type[errors.BookingError]) -> list[type[errors.BookingError]]:
+    return [cls, *(sub for direct in cls.__subclasses__() for sub in _subclasses(direct))]
+
+
+@pytest.mark.parametrize("language", ["it", "en"])
+def test_every_booking_error_has_a_reply(language: str) -> None:
+    """Each refusal has its own reply; any other `BookingError` gets a polite general one."""
+    t = Translator(language)
+    replies = {
+        error: t(booking_handlers.ERROR_TEXTS[error.code], days=30)
+        for error in CITIZEN_FACING_ERRORS
+    }
+    assert all(reply and "{" not in reply for reply in replies.values())
+    # Distinct refusals get distinct replies (the two "helpdesk" ones say the same thing).
+    assert len(set(replies.values())) == len(replies) - 1
+    general = t(booking_handlers.ERROR_TEXTS[errors.BookingError.code])
+    assert general not in replies.values()
+    for error in _subclasses(errors.BookingError):
+        assert t(booking_handlers.ERROR_TEXTS.get(error.code, general), days=30)
