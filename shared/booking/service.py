@@ -20,6 +20,7 @@ from sqlalchemy import (
     Time,
     and_,
     cast,
+    func,
     literal_column,
     null,
     or_,
@@ -36,6 +37,7 @@ from shared.audit import service as audit
 from shared.booking import handoff, messages, places
 from shared.booking.errors import (
     AlreadyBooked,
+    BookingError,
     BookingNotFound,
     CitizenNotFound,
     HelpdeskInactive,
@@ -56,6 +58,8 @@ from shared.booking.models import (
     Helpdesk,
     OpeningRule,
     Slot,
+    WaitlistEntry,
+    WaitlistState,
 )
 from shared.booking.schedule import DayClosure, DayHours, SlotTime, WeeklyHours, generate_slots
 from shared.citizens.models import Citizen
@@ -776,3 +780,357 @@ async def bookings_between(
     if helpdesk_id is not None:
         query = query.where(Booking.helpdesk_id == helpdesk_id)
     return list((await session.scalars(query.order_by(Booking.starts_at, Booking.id))).all())
+
+
+# --- read-only helpers for the Telegram bot ------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HeldPlace:
+    """A place held for a waiting citizen by an open waitlist offer."""
+
+    entry_id: int
+    helpdesk: Helpdesk
+    starts_at: datetime
+    ends_at: datetime
+    expires_at: datetime
+
+
+async def held_place(
+    *, session: AsyncSession, citizen_id: int, now: datetime | None = None
+) -> HeldPlace | None:
+    """The place offered to the citizen from the waitlist, if the offer is open and not lapsed.
+
+    Read-only: accepting or declining is `waitlist.accept_offer` / `decline_offer`.
+    """
+    now = now or utcnow()
+    row = (
+        await session.execute(
+            select(WaitlistEntry, Slot, Helpdesk)
+            .join(Slot, Slot.id == WaitlistEntry.offered_slot_id)
+            .join(Helpdesk, Helpdesk.id == Slot.helpdesk_id)
+            .where(
+                WaitlistEntry.citizen_id == citizen_id,
+                WaitlistEntry.state == WaitlistState.OFFERED.value,
+                WaitlistEntry.offer_expires_at > now,
+            )
+        )
+    ).first()
+    if row is None:
+        return None
+    entry, slot, helpdesk = row
+    assert entry.offer_expires_at is not None  # guaranteed by the comparison above
+    return HeldPlace(entry.id, helpdesk, slot.starts_at, slot.ends_at, entry.offer_expires_at)
+
+
+# --- read-only queries and small services for the staff dashboard ---------------------
+
+
+class ScheduleItemNotFound(BookingError):
+    """No such opening rule, closure or extra opening."""
+
+    code = "schedule_item_not_found"
+
+
+@dataclass(frozen=True, slots=True)
+class AgendaEntry:
+    """A booking with the citizen who holds it, as staff see it in agendas."""
+
+    booking: Booking
+    citizen: Citizen
+
+
+def _entries(rows: Any) -> list[AgendaEntry]:
+    return [AgendaEntry(booking, citizen) for booking, citizen in rows]
+
+
+async def agenda(
+    *, session: AsyncSession, since: datetime, until: datetime, helpdesk_id: int | None = None
+) -> list[AgendaEntry]:
+    """Bookings (any state) starting in [since, until) with their citizens, in one statement."""
+    query = (
+        select(Booking, Citizen)
+        .join(Citizen, Citizen.id == Booking.citizen_id)
+        .where(Booking.starts_at >= since, Booking.starts_at < until)
+    )
+    if helpdesk_id is not None:
+        query = query.where(Booking.helpdesk_id == helpdesk_id)
+    rows = await session.execute(query.order_by(Booking.starts_at, Booking.id))
+    return _entries(rows.all())
+
+
+async def agenda_entry(*, session: AsyncSession, booking_id: int) -> AgendaEntry:
+    """One booking with its citizen, in one statement."""
+    row = (
+        await session.execute(
+            select(Booking, Citizen)
+            .join(Citizen, Citizen.id == Booking.citizen_id)
+            .where(Booking.id == booking_id)
+        )
+    ).first()
+    if row is None:
+        raise BookingNotFound(f"No booking {booking_id}.")
+    return AgendaEntry(row[0], row[1])
+
+
+async def with_citizens(*, session: AsyncSession, bookings: list[Booking]) -> list[AgendaEntry]:
+    """The given bookings with their citizens (one statement), in the same order."""
+    if not bookings:
+        return []
+    ids = {b.citizen_id for b in bookings}
+    citizens = {c.id: c for c in await session.scalars(select(Citizen).where(Citizen.id.in_(ids)))}
+    return [AgendaEntry(b, citizens[b.citizen_id]) for b in bookings]
+
+
+async def ensure_helpdesk_name_free(
+    *, session: AsyncSession, name: str, helpdesk_id: int | None = None
+) -> None:
+    """Refuse a helpdesk name already used by another one (letter case aside)."""
+    query = select(Helpdesk.id).where(func.lower(Helpdesk.name) == name.strip()[:120].lower())
+    if helpdesk_id is not None:
+        query = query.where(Helpdesk.id != helpdesk_id)
+    if await session.scalar(query) is not None:
+        raise InvalidSchedule("Another helpdesk already has this name.")
+
+
+async def update_helpdesk(
+    *,
+    session: AsyncSession,
+    helpdesk_id: int,
+    name: str,
+    address: str,
+    directions: str = "",
+    actor: str,
+) -> Helpdesk:
+    """Change a helpdesk's name, address or directions (what citizens are told)."""
+    helpdesk = await get_helpdesk(session=session, helpdesk_id=helpdesk_id)
+    name, address = name.strip(), address.strip()
+    if not name or not address:
+        raise InvalidSchedule("A helpdesk needs a name and an address.")
+    await ensure_helpdesk_name_free(session=session, name=name, helpdesk_id=helpdesk_id)
+    before = {"name": helpdesk.name, "address": helpdesk.address}
+    helpdesk.name, helpdesk.address = name[:120], address[:200]
+    helpdesk.directions = directions.strip()
+    await session.flush()
+    await audit.record(
+        session=session,
+        actor=actor,
+        action="helpdesk.update",
+        object_type="helpdesk",
+        object_id=str(helpdesk_id),
+        details={"before": before, "name": helpdesk.name, "address": helpdesk.address},
+    )
+    return helpdesk
+
+
+async def list_opening_rules(*, session: AsyncSession, helpdesk_id: int) -> list[OpeningRule]:
+    """A helpdesk's weekly hours, past and future, by weekday and time."""
+    result = await session.scalars(
+        select(OpeningRule)
+        .where(OpeningRule.helpdesk_id == helpdesk_id)
+        .order_by(OpeningRule.weekday, OpeningRule.opens_at, OpeningRule.valid_from, OpeningRule.id)
+    )
+    return list(result.all())
+
+
+async def get_opening_rule(*, session: AsyncSession, rule_id: int) -> OpeningRule:
+    rule = await session.get(OpeningRule, rule_id)
+    if rule is None:
+        raise ScheduleItemNotFound(f"No opening rule {rule_id}.")
+    return rule
+
+
+async def end_opening_rule(
+    *, session: AsyncSession, rule_id: int, last_day: date, actor: str
+) -> OpeningRule:
+    """Stop weekly hours after `last_day`; bookings left outside are in `stranded_bookings`."""
+    rule = await get_opening_rule(session=session, rule_id=rule_id)
+    if last_day < rule.valid_from:
+        raise InvalidSchedule(
+            "The last day can't be before these hours start: delete them instead."
+        )
+    if rule.valid_until is not None and last_day > rule.valid_until:
+        raise InvalidSchedule("These hours already end before that day.")
+    rule.valid_until = last_day
+    await session.flush()
+    await audit.record(
+        session=session,
+        actor=actor,
+        action="opening_rule.end",
+        object_type="helpdesk",
+        object_id=str(rule.helpdesk_id),
+        details={"rule_id": rule.id, "last_day": last_day.isoformat()},
+    )
+    return rule
+
+
+async def delete_opening_rule(*, session: AsyncSession, rule_id: int, actor: str) -> int:
+    """Remove weekly hours altogether; returns the helpdesk's id."""
+    rule = await get_opening_rule(session=session, rule_id=rule_id)
+    helpdesk_id = rule.helpdesk_id
+    details = {
+        "rule_id": rule.id,
+        "weekday": rule.weekday,
+        "from": str(rule.opens_at),
+        "to": str(rule.closes_at),
+        "valid_from": rule.valid_from.isoformat(),
+    }
+    await session.delete(rule)
+    await session.flush()
+    await audit.record(
+        session=session,
+        actor=actor,
+        action="opening_rule.delete",
+        object_type="helpdesk",
+        object_id=str(helpdesk_id),
+        details=details,
+    )
+    return helpdesk_id
+
+
+async def list_closures(
+    *, session: AsyncSession, helpdesk_id: int, since: date | None = None
+) -> list[Closure]:
+    """A helpdesk's closures, by day (from `since` on, if given)."""
+    query = select(Closure).where(Closure.helpdesk_id == helpdesk_id)
+    if since is not None:
+        query = query.where(Closure.day >= since)
+    result = await session.scalars(query.order_by(Closure.day, Closure.starts_at, Closure.id))
+    return list(result.all())
+
+
+async def get_closure(*, session: AsyncSession, closure_id: int) -> Closure:
+    closure = await session.get(Closure, closure_id)
+    if closure is None:
+        raise ScheduleItemNotFound(f"No closure {closure_id}.")
+    return closure
+
+
+async def closure_bookings(
+    *, session: AsyncSession, settings: Settings, closure_id: int
+) -> tuple[Closure, list[AgendaEntry]]:
+    """A closure and the active bookings still inside it, with their citizens."""
+    closure = await get_closure(session=session, closure_id=closure_id)
+    inside = await bookings_in_closure(session=session, settings=settings, closure=closure)
+    return closure, await with_citizens(session=session, bookings=inside)
+
+
+async def delete_closure(*, session: AsyncSession, closure_id: int, actor: str) -> int:
+    """Reopen what a closure closed; returns the helpdesk's id."""
+    closure = await get_closure(session=session, closure_id=closure_id)
+    helpdesk_id = closure.helpdesk_id
+    details = {"closure_id": closure.id, "day": closure.day.isoformat(), "reason": closure.reason}
+    await session.delete(closure)
+    await session.flush()
+    await audit.record(
+        session=session,
+        actor=actor,
+        action="closure.delete",
+        object_type="helpdesk",
+        object_id=str(helpdesk_id),
+        details=details,
+    )
+    return helpdesk_id
+
+
+async def list_extra_openings(
+    *, session: AsyncSession, helpdesk_id: int, since: date | None = None
+) -> list[ExtraOpening]:
+    """A helpdesk's one-off openings, by day (from `since` on, if given)."""
+    query = select(ExtraOpening).where(ExtraOpening.helpdesk_id == helpdesk_id)
+    if since is not None:
+        query = query.where(ExtraOpening.day >= since)
+    result = await session.scalars(
+        query.order_by(ExtraOpening.day, ExtraOpening.opens_at, ExtraOpening.id)
+    )
+    return list(result.all())
+
+
+async def delete_extra_opening(*, session: AsyncSession, opening_id: int, actor: str) -> int:
+    """Withdraw a one-off opening; returns the helpdesk's id."""
+    opening = await session.get(ExtraOpening, opening_id)
+    if opening is None:
+        raise ScheduleItemNotFound(f"No extra opening {opening_id}.")
+    helpdesk_id = opening.helpdesk_id
+    details = {"opening_id": opening.id, "day": opening.day.isoformat()}
+    await session.delete(opening)
+    await session.flush()
+    await audit.record(
+        session=session,
+        actor=actor,
+        action="extra_opening.delete",
+        object_type="helpdesk",
+        object_id=str(helpdesk_id),
+        details=details,
+    )
+    return helpdesk_id
+
+
+async def stranded_bookings(
+    *, session: AsyncSession, settings: Settings, helpdesk_id: int, now: datetime | None = None
+) -> list[AgendaEntry]:
+    """Upcoming active bookings no slot of the helpdesk's hours covers any more.
+
+    Hours ended or removed, an extra opening withdrawn, a day closed: staff move or
+    cancel each of these bookings, so none is silently dropped.
+    """
+    now = now or utcnow()
+    rows = await session.execute(
+        select(Booking, Citizen)
+        .join(Citizen, Citizen.id == Booking.citizen_id)
+        .where(
+            Booking.helpdesk_id == helpdesk_id,
+            Booking.state == BookingState.BOOKED.value,
+            Booking.starts_at >= now,
+        )
+        .order_by(Booking.starts_at, Booking.id)
+    )
+    entries = _entries(rows.all())
+    if not entries:
+        return []
+    tz = settings.tz
+    first_day = entries[0].booking.starts_at.astimezone(tz).date()
+    last_day = entries[-1].booking.starts_at.astimezone(tz).date()
+    rules = await session.scalars(
+        select(OpeningRule).where(
+            OpeningRule.helpdesk_id == helpdesk_id,
+            OpeningRule.valid_from <= last_day,
+            or_(OpeningRule.valid_until.is_(None), OpeningRule.valid_until >= first_day),
+        )
+    )
+    weekly = [
+        WeeklyHours(
+            r.helpdesk_id, r.weekday, r.opens_at, r.closes_at,
+            r.slot_minutes, r.places, r.valid_from, r.valid_until,
+        )
+        for r in rules
+    ]  # fmt: skip
+    extra = [
+        DayHours(o.helpdesk_id, o.day, o.opens_at, o.closes_at, o.slot_minutes, o.places)
+        for o in await session.scalars(
+            select(ExtraOpening).where(
+                ExtraOpening.helpdesk_id == helpdesk_id,
+                ExtraOpening.day.between(first_day, last_day),
+            )
+        )
+    ]
+    closures = [
+        DayClosure(c.helpdesk_id, c.day, c.starts_at, c.ends_at)
+        for c in await session.scalars(
+            select(Closure).where(
+                Closure.helpdesk_id == helpdesk_id, Closure.day.between(first_day, last_day)
+            )
+        )
+    ]
+    offered = {
+        s.starts_at
+        for s in generate_slots(
+            weekly=weekly,
+            extra=extra,
+            closures=closures,
+            first_day=first_day,
+            last_day=last_day,
+            tz=tz,
+        )
+    }
+    return [e for e in entries if e.booking.starts_at not in offered]
