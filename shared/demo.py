@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.booking import demo as booking_demo
+from shared.cases import demo as case_demo
 from shared.db import utcnow
 from shared.settings import Settings
 from shared.staff import service as staff
@@ -46,4 +47,5 @@ async def seed(*, session: AsyncSession, settings: Settings) -> tuple[DemoLogin,
             actor="demo",
         )
     await booking_demo.seed(session=session, settings=settings, now=utcnow())
+    await case_demo.seed(session=session, settings=settings, now=utcnow())
     return DEMO_LOGINS

@@ -6,6 +6,7 @@ package adds its models module here.
 
 from shared.audit import models as audit_models
 from shared.booking import models as booking_models
+from shared.cases import models as case_models
 from shared.citizens import models as citizen_models
 from shared.db import Base
 from shared.intake import models as intake_models
@@ -17,6 +18,7 @@ metadata = Base.metadata
 __all__ = [
     "audit_models",
     "booking_models",
+    "case_models",
     "citizen_models",
     "intake_models",
     "metadata",

@@ -62,6 +62,7 @@ from shared.booking.models import (
     WaitlistState,
 )
 from shared.booking.schedule import DayClosure, DayHours, SlotTime, WeeklyHours, generate_slots
+from shared.cases import service as cases
 from shared.citizens.models import Citizen
 from shared.db import UTCDateTime, utcnow
 from shared.outbox import service as outbox
@@ -590,6 +591,7 @@ async def book_slot(
         object_id=str(booking.id),
         details={"citizen_id": citizen_id, "code": booking.code, "moved_from": moved_from_id},
     )
+    await cases.on_booking_changed(session=session, booking=booking, now=now)
     return booking
 
 
@@ -671,6 +673,7 @@ async def cancel_booking(
         object_id=str(booking.id),
         details={"by": by.value, "reason": booking.cancel_reason},
     )
+    await cases.on_booking_changed(session=session, booking=booking, now=now)
     return booking
 
 
@@ -738,6 +741,7 @@ async def mark_attended(
         session=session, actor=actor, action="booking.attended", object_type="booking",
         object_id=str(booking.id),
     )  # fmt: skip
+    await cases.on_booking_changed(session=session, booking=booking, now=now)
     return booking
 
 
@@ -769,6 +773,7 @@ async def mark_no_show(
         session=session, actor=actor, action="booking.no_show", object_type="booking",
         object_id=str(booking.id),
     )  # fmt: skip
+    await cases.on_booking_changed(session=session, booking=booking, now=now)
     return booking
 
 

@@ -20,6 +20,7 @@ from shared.booking.errors import (
     SlotsAvailable,
 )
 from shared.booking.models import Booking, Slot, WaitlistEntry, WaitlistState
+from shared.cases import service as cases
 from shared.citizens.models import Citizen
 from shared.db import utcnow
 from shared.outbox import service as outbox
@@ -169,6 +170,7 @@ async def accept_offer(
         object_id=str(booking.id),
         details={"entry_id": entry.id, "code": booking.code},
     )
+    await cases.on_booking_changed(session=session, booking=booking, now=now)
     return booking
 
 

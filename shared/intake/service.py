@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.cases import service as cases
 from shared.citizens.models import Citizen
 from shared.intake.errors import (
     CannotGoBack,
@@ -196,6 +197,13 @@ async def confirm(
             setattr(citizen, field, value)
     citizen.urgent = eligibility.urgent
     await session.flush()
+    await cases.on_intake_confirmed(
+        session=session,
+        citizen_id=citizen_id,
+        eligible=eligibility.eligible,
+        urgent=eligibility.urgent,
+        now=now,
+    )
     return Outcome(intake, eligibility)
 
 

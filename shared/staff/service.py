@@ -1,9 +1,10 @@
-"""Create, find and authenticate staff users."""
+"""Create, find and authenticate staff users; the administrator's account management."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -11,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.audit import service as audit
 from shared.db import utcnow
-from shared.staff.errors import InvalidUsername, UnknownStaffUser, UsernameTaken
+from shared.staff.errors import InvalidUsername, StaffError, UnknownStaffUser, UsernameTaken
 from shared.staff.models import Role, StaffUser
 from shared.staff.passwords import check_strength, hash_password, verify_password
 
@@ -92,3 +93,111 @@ async def authenticate(*, session: AsyncSession, username: str, password: str) -
 
 
 _DUMMY_HASH = hash_password("not-a-real-password-just-for-timing")
+
+
+# --- administration (SPEC section 6: staff accounts are the administrator's) -----------
+
+
+class OwnAccount(StaffError):
+    """Administrators don't deactivate, demote or reset themselves: no one is locked out."""
+
+
+async def list_users(*, session: AsyncSession) -> list[StaffUser]:
+    """Every staff account, active ones first, by username."""
+    query = select(StaffUser).order_by(StaffUser.active.desc(), StaffUser.username)
+    return list((await session.scalars(query)).all())
+
+
+async def get_user(*, session: AsyncSession, user_id: int) -> StaffUser:
+    user = await session.get(StaffUser, user_id)
+    if user is None:
+        raise UnknownStaffUser(f"No staff account {user_id}.")
+    return user
+
+
+def _not_self(user: StaffUser, by_user_id: int, message: str) -> None:
+    if user.id == by_user_id:
+        raise OwnAccount(message)
+
+
+async def set_active(
+    *,
+    session: AsyncSession,
+    user_id: int,
+    active: bool,
+    by_user_id: int,
+    actor: str,
+    now: datetime,
+) -> StaffUser:
+    """Let an account sign in again, or stop it: deactivating signs it out everywhere."""
+    # sessions imports this module: imported here to keep the import graph one-way at load.
+    from shared.staff import sessions
+
+    user = await get_user(session=session, user_id=user_id)
+    _not_self(user, by_user_id, "You cannot deactivate your own account.")
+    if not active:
+        await sessions.revoke_all(session=session, user_id=user.id, now=now)
+    if user.active == active:
+        return user
+    user.active = active
+    await session.flush()
+    await audit.record(
+        session=session,
+        actor=actor,
+        action="staff.reactivate" if active else "staff.deactivate",
+        object_type="staff_user",
+        object_id=str(user.id),
+        details={"username": user.username},
+    )
+    return user
+
+
+async def reset_password(
+    *,
+    session: AsyncSession,
+    user_id: int,
+    password: str,
+    by_user_id: int,
+    actor: str,
+    now: datetime,
+) -> StaffUser:
+    """Give an account a new password (same strength rules); its sessions are signed out."""
+    from shared.staff import sessions
+
+    user = await get_user(session=session, user_id=user_id)
+    _not_self(user, by_user_id, "Change your own password from the password page.")
+    check_strength(password, user_inputs=(user.username, user.display_name))
+    user.password_hash = hash_password(password)
+    await sessions.revoke_all(session=session, user_id=user.id, now=now)
+    await session.flush()
+    await audit.record(
+        session=session,
+        actor=actor,
+        action="staff.password_reset",
+        object_type="staff_user",
+        object_id=str(user.id),
+        details={"username": user.username},
+    )
+    return user
+
+
+async def change_role(
+    *, session: AsyncSession, user_id: int, role: Role, by_user_id: int, actor: str
+) -> StaffUser:
+    """Give an account another role; it applies from the account's next page."""
+    user = await get_user(session=session, user_id=user_id)
+    _not_self(user, by_user_id, "You cannot change your own role.")
+    previous = user.role
+    if previous == role.value:
+        return user
+    user.role = role.value
+    await session.flush()
+    await audit.record(
+        session=session,
+        actor=actor,
+        action="staff.role_change",
+        object_type="staff_user",
+        object_id=str(user.id),
+        details={"username": user.username, "from": previous, "to": role.value},
+    )
+    return user

@@ -1,0 +1,102 @@
+"""The audit log (coordinators): browse and filter, newest first. Read-only: no route writes."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, time, timedelta
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse
+
+from dashboard.deps import COORDINATION, Session, Viewer, allow, settings_of
+from dashboard.templating import render
+from shared.audit import queries
+from shared.i18n import N_
+
+router = APIRouter()
+Coordinator = Annotated[Viewer, Depends(allow(*COORDINATION))]
+Filter = Annotated[str, Query(max_length=80)]
+
+BAD_DATE = N_("Write the day like 2026-03-31, or pick it from the calendar.")
+BAD_RANGE = N_("The end of the period must not be before its start.")
+
+
+def _day(value: str) -> date | None:
+    return date.fromisoformat(value) if value else None
+
+
+def detail_items(details: Any) -> list[tuple[str, str]]:
+    """An event's details as (key, value) text pairs; nested values shown as JSON."""
+    if not isinstance(details, dict):
+        return [("", json.dumps(details, ensure_ascii=False))]
+    return [
+        (str(key), value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
+        for key, value in sorted(details.items(), key=lambda item: str(item[0]))
+    ]
+
+
+@router.get("/audit")
+async def audit_log(
+    request: Request,
+    session: Session,
+    viewer: Coordinator,
+    actor: Filter = "",
+    action: Filter = "",
+    object_type: Filter = "",
+    object_id: Filter = "",
+    since: Filter = "",
+    until: Filter = "",
+    before: Filter = "",
+) -> HTMLResponse:
+    tz = settings_of(request).tz
+    values = {
+        "actor": actor.strip(),
+        "action": action.strip(),
+        "object_type": object_type.strip(),
+        "object_id": object_id.strip(),
+        "since": since.strip(),
+        "until": until.strip(),
+    }
+    errors: dict[str, str] = {}
+    days: dict[str, date | None] = {}
+    for name in ("since", "until"):
+        try:
+            days[name] = _day(values[name])
+        except ValueError:
+            errors[name] = BAD_DATE
+    first, last = days.get("since"), days.get("until")
+    if first is not None and last is not None and last < first:
+        errors["until"] = BAD_RANGE
+    page = queries.AuditPage(events=[], older=None)
+    if not errors:
+        filters = queries.AuditFilter(
+            actor=values["actor"],
+            action=values["action"],
+            object_type=values["object_type"],
+            object_id=values["object_id"],
+            since=datetime.combine(first, time.min, tzinfo=tz) if first else None,
+            # The last day is included: up to the start of the next one.
+            until=datetime.combine(last + timedelta(days=1), time.min, tzinfo=tz) if last else None,
+        )
+        page = await queries.browse(
+            session=session,
+            filters=filters,
+            before=int(before) if before.isdecimal() else None,
+        )
+    kept = {key: value for key, value in values.items() if value}
+    return render(
+        request,
+        "audit/list.html",
+        {
+            "values": values,
+            "errors": errors,
+            "events": [(event, detail_items(event.details)) for event in page.events],
+            "older_url": "/audit?" + urlencode({**kept, "before": page.older})
+            if page.older is not None
+            else "",
+            "newest_url": ("/audit?" + urlencode(kept)) if before else "",
+        },
+        status_code=400 if errors else 200,
+    )

@@ -1,0 +1,385 @@
+"""Phone and walk-in intake (SPEC J7): the questionnaire filled by staff, then a booking.
+
+The form is generated from the questionnaire's definition and every answer is checked by
+its validators (`shared.intake.staff`); the booking goes through the booking service with
+its rules. These routes only turn form fields into calls and errors into messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.datastructures import FormData
+
+from dashboard.deps import STAFF, Session, Viewer, allow, settings_of
+from dashboard.templating import render
+from shared.audit import service as audit
+from shared.booking import service as booking
+from shared.booking.errors import BookingError
+from shared.cases import service as cases
+from shared.cases.errors import CaseNotVisible
+from shared.citizens.models import Channel
+from shared.db import utcnow
+from shared.i18n import N_, Translator
+from shared.intake import staff as staff_intake
+from shared.intake.errors import IntakeNotFound
+from shared.intake.questionnaire import (
+    QUESTIONNAIRE,
+    AnswerType,
+    Step,
+    option_label,
+    question_text,
+    reask_text,
+    step,
+    summary,
+)
+from shared.settings import Settings
+
+router = APIRouter()
+StaffViewer = Annotated[Viewer, Depends(allow(*STAFF))]
+
+CHANNELS = (
+    (Channel.PHONE.value, N_("Phone call")),
+    (Channel.WALK_IN.value, N_("In person at a helpdesk")),
+)
+CHANNEL_LABELS = {
+    **dict(CHANNELS),
+    Channel.TELEGRAM.value: N_("Telegram bot"),
+}
+# Free times listed at once; staff pick a day or a helpdesk to see others.
+SLOTS_SHOWN = 40
+MAX_FIELD = 600
+
+FIELD_ERRORS = {
+    staff_intake.CHANNEL_FIELD: N_("Choose how the citizen contacted us."),
+    staff_intake.CONSENT_FIELD: N_(
+        "The citizen must accept the privacy notice before anything is stored."
+    ),
+}
+BOOKING_ERRORS = {
+    "slot_taken": N_("That place was just taken. Choose another time below."),
+    "slot_in_past": N_("That time has already passed. Choose another time below."),
+    "slot_too_soon": N_("That time is too close to now. Choose a later time."),
+    "slot_too_far": N_("That time is too far ahead. Choose an earlier time."),
+    "slot_not_offered": N_("The helpdesk has no slot at that time. Choose another time below."),
+    "helpdesk_not_found": N_("This helpdesk is not taking bookings. Choose another time below."),
+    "helpdesk_inactive": N_("This helpdesk is not taking bookings. Choose another time below."),
+    "already_booked": N_("The citizen already has an active booking."),
+    "not_eligible": N_("Only eligible citizens can book an interview from here."),
+    "no_slot": N_("Choose a time."),
+}
+
+
+@dataclass(frozen=True)
+class StepView:
+    """One question of the form, its texts in the viewer's language."""
+
+    key: str
+    answer: str
+    title: str
+    question: str
+    optional: bool
+    condition: str
+    options: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _condition_note(s: Step, t: Translator) -> str:
+    if s.condition is None:
+        return ""
+    source = step(s.condition.key)
+    if s.condition.is_in is not None:
+        answers = ", ".join(option_label(source, k, t) for k in s.condition.is_in)
+        return t(N_("Only if “{step}” is: {answers}."), step=t(source.title), answers=answers)
+    answers = ", ".join(option_label(source, k, t) for k in s.condition.not_in)
+    return t(N_("Only if “{step}” is not: {answers}."), step=t(source.title), answers=answers)
+
+
+def _steps(t: Translator, settings: Settings) -> list[StepView]:
+    return [
+        StepView(
+            key=s.key,
+            answer=s.answer.value,
+            title=t(s.title),
+            question=question_text(s, t, settings=settings),
+            optional=s.optional,
+            condition=_condition_note(s, t),
+            options=[(o.key, option_label(s, o.key, t)) for o in s.options],
+        )
+        for s in QUESTIONNAIRE
+    ]
+
+
+def _error_text(key: str, reason: str, t: Translator, settings: Settings) -> str:
+    if key in FIELD_ERRORS:
+        return t(FIELD_ERRORS[key])
+    s = step(key)
+    # The bot's "tap Yes or No" would puzzle someone filling a form.
+    if reason in ("empty", "unknown_option") and s.options:
+        return t(N_("Choose an answer."))
+    if reason == "empty":
+        return t(N_("This answer is required."))
+    return reask_text(s, reason, t, settings=settings)
+
+
+def _text(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value[:MAX_FIELD] if isinstance(value, str) else ""
+
+
+def _ids(values: list[str]) -> set[int]:
+    found = set()
+    for value in values:
+        for part in value.split(","):
+            if part.strip().isdecimal():
+                found.add(int(part))
+    return found
+
+
+@dataclass
+class IntakeForm:
+    """What staff typed: raw answers for the validators, and values to show again."""
+
+    channel: str = ""
+    consent: bool = False
+    acknowledged: set[int] = field(default_factory=set)
+    raw: dict[str, str] = field(default_factory=dict)
+    values: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, form: FormData) -> IntakeForm:
+        parsed = cls(
+            channel=_text(form, "channel"),
+            consent=_text(form, "consent") == "yes",
+            acknowledged=_ids([v for v in form.getlist("acknowledged") if isinstance(v, str)]),
+        )
+        for s in QUESTIONNAIRE:
+            if s.answer is AnswerType.MULTI_CHOICE:
+                chosen = [v[:MAX_FIELD] for v in form.getlist(s.key) if isinstance(v, str)]
+                parsed.raw[s.key] = ",".join(chosen)
+                parsed.values[s.key] = chosen
+            elif s.answer is AnswerType.HOUSEHOLD:
+                members, minors = _text(form, f"{s.key}_members"), _text(form, f"{s.key}_minors")
+                parsed.raw[s.key] = staff_intake.household_input(members, minors)
+                parsed.values[f"{s.key}_members"] = members
+                parsed.values[f"{s.key}_minors"] = minors
+            else:
+                parsed.raw[s.key] = parsed.values[s.key] = _text(form, s.key)
+        return parsed
+
+
+def _form_page(
+    request: Request,
+    viewer: Viewer,
+    form: IntakeForm,
+    *,
+    errors: dict[str, str] | None = None,
+    duplicates: list[Any] | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    settings = settings_of(request)
+    t = Translator(viewer.language)
+    return render(
+        request,
+        "intake/form.html",
+        {
+            "steps": _steps(t, settings),
+            "channels": CHANNELS,
+            "channel_labels": CHANNEL_LABELS,
+            "form": form,
+            "errors": errors or {},
+            "duplicates": duplicates or [],
+            "duplicate_ids": ",".join(str(c.id) for c in duplicates or []),
+        },
+        status_code=status,
+    )
+
+
+@router.get("/intake")
+async def intake_form(request: Request, viewer: StaffViewer) -> HTMLResponse:
+    return _form_page(request, viewer, IntakeForm())
+
+
+@router.post("/intake", response_model=None)
+async def submit_intake(request: Request, session: Session, viewer: StaffViewer) -> Response:
+    settings = settings_of(request)
+    form = IntakeForm.parse(await request.form())
+    try:
+        submission = await staff_intake.submit_intake(
+            session=session,
+            settings=settings,
+            channel=form.channel,
+            raw=form.raw,
+            consent=form.consent,
+            actor=viewer.actor,
+            now=utcnow(),
+            acknowledged=form.acknowledged,
+        )
+    except staff_intake.InvalidSubmission as exc:
+        t = Translator(viewer.language)
+        errors = {key: _error_text(key, reason, t, settings) for key, reason in exc.errors.items()}
+        return _form_page(request, viewer, form, errors=errors, status=400)
+    except staff_intake.DuplicatesFound as exc:
+        return _form_page(request, viewer, form, duplicates=exc.duplicates, status=409)
+    return RedirectResponse(f"/intake/{submission.citizen.id}", status_code=303)
+
+
+def _member(viewer: Viewer) -> cases.StaffMember:
+    return cases.StaffMember(user_id=viewer.user_id, role=viewer.role, actor=viewer.actor)
+
+
+def _day_bounds(day: date, settings: Settings) -> tuple[datetime, datetime]:
+    start = datetime.combine(day, time.min, tzinfo=settings.tz)
+    return start, datetime.combine(day + timedelta(days=1), time.min, tzinfo=settings.tz)
+
+
+async def _result_page(
+    request: Request,
+    session: Session,
+    viewer: Viewer,
+    citizen_id: int,
+    *,
+    helpdesk_id: int | None = None,
+    day: str = "",
+    slot_error: str = "",
+    status: int = 200,
+) -> HTMLResponse:
+    settings = settings_of(request)
+    t = Translator(viewer.language)
+    try:
+        submission = await staff_intake.get_submission(
+            session=session, settings=settings, citizen_id=citizen_id, staff=_member(viewer)
+        )
+    except IntakeNotFound:
+        raise HTTPException(status_code=404) from None
+    except CaseNotVisible:
+        raise HTTPException(status_code=403) from None
+    citizen = submission.citizen
+    active = await booking.active_booking(session=session, citizen_id=citizen.id)
+    helpdesks = await booking.list_helpdesks(session=session, active_only=False)
+    duplicates = await staff_intake.find_duplicates(
+        session=session,
+        phone=citizen.phone,
+        fiscal_code=citizen.fiscal_code,
+        exclude_citizen_id=citizen.id,
+    )
+    day_error = ""
+    slots: list[booking.FreeSlot] = []
+    if submission.may_book and active is None:
+        since = until = None
+        if day:
+            try:
+                since, until = _day_bounds(date.fromisoformat(day), settings)
+            except ValueError:
+                day_error = t(N_("Write the day like 2026-03-31, or pick it from the calendar."))
+                status = 400
+        found = await booking.list_free_slots(
+            session=session, settings=settings, helpdesk_id=helpdesk_id, since=since, until=until
+        )
+        slots = found[:SLOTS_SHOWN]
+    days: dict[date, list[booking.FreeSlot]] = {}
+    for slot in slots:
+        days.setdefault(slot.starts_at.astimezone(settings.tz).date(), []).append(slot)
+    if request.method == "GET":
+        await audit.record(
+            session=session,
+            actor=viewer.actor,
+            action="citizen.read",
+            object_type="citizen",
+            object_id=str(citizen.id),
+            details={"page": "intake"},
+        )
+    return render(
+        request,
+        "intake/result.html",
+        {
+            "citizen": citizen,
+            "intake": submission.intake,
+            "case_id": submission.case_id,
+            "eligibility": submission.eligibility,
+            "override": submission.override,
+            "may_book": submission.may_book,
+            "reasons": [r.text(t, settings=settings) for r in submission.eligibility.reasons],
+            "answers": summary(submission.intake.answers, t),
+            "channel_label": CHANNEL_LABELS.get(citizen.channel, citizen.channel),
+            "channel_labels": CHANNEL_LABELS,
+            "duplicates": duplicates,
+            "active": active,
+            "helpdesks": {h.id: h for h in helpdesks},
+            "bookable_helpdesks": [h for h in helpdesks if h.active],
+            "days": days,
+            "more_slots": len(slots) == SLOTS_SHOWN,
+            "helpdesk_id": helpdesk_id,
+            "day_filter": day,
+            "day_error": day_error,
+            "slot_error": slot_error,
+        },
+        status_code=status,
+    )
+
+
+@router.get("/intake/{citizen_id}")
+async def intake_result(
+    request: Request,
+    session: Session,
+    viewer: StaffViewer,
+    citizen_id: int,
+    helpdesk: Annotated[str, Query(max_length=12)] = "",
+    day: Annotated[str, Query(max_length=20)] = "",
+) -> HTMLResponse:
+    helpdesk_id = int(helpdesk) if helpdesk.isdecimal() else None
+    return await _result_page(
+        request, session, viewer, citizen_id, helpdesk_id=helpdesk_id, day=day
+    )
+
+
+def _parse_slot(value: str) -> tuple[int, datetime] | None:
+    """ "3|2026-03-31T07:30:00+00:00" → (helpdesk id, aware start), or None if malformed."""
+    helpdesk, _, starts = value.partition("|")
+    if not helpdesk.isdecimal() or len(helpdesk) > 9:
+        return None
+    try:
+        starts_at = datetime.fromisoformat(starts)
+    except ValueError:
+        return None
+    if starts_at.tzinfo is None:
+        return None
+    return int(helpdesk), starts_at
+
+
+@router.post("/intake/{citizen_id}/booking", response_model=None)
+async def book_interview(
+    request: Request, session: Session, viewer: StaffViewer, citizen_id: int
+) -> Response:
+    parsed = _parse_slot(_text(await request.form(), "slot"))
+    if parsed is None:
+        code, status = "no_slot", 400
+    else:
+        helpdesk_id, starts_at = parsed
+        try:
+            await staff_intake.book_after_intake(
+                session=session,
+                settings=settings_of(request),
+                citizen_id=citizen_id,
+                helpdesk_id=helpdesk_id,
+                starts_at=starts_at,
+                staff=_member(viewer),
+            )
+        except IntakeNotFound:
+            raise HTTPException(status_code=404) from None
+        except CaseNotVisible:
+            raise HTTPException(status_code=403) from None
+        except staff_intake.NotEligible:
+            code, status = "not_eligible", 400
+        except BookingError as exc:
+            code, status = exc.code, 409 if exc.code == "slot_taken" else 400
+        else:
+            return RedirectResponse(f"/intake/{citizen_id}", status_code=303)
+    message = BOOKING_ERRORS.get(code, N_("The booking was refused. Choose another time below."))
+    t = Translator(viewer.language)
+    return await _result_page(
+        request, session, viewer, citizen_id, slot_error=t(message), status=status
+    )

@@ -1,0 +1,5 @@
+from tests.dashboard.access import COORDINATION, Expectations
+
+EXPECTED: Expectations = {
+    ("GET", "/audit"): COORDINATION,
+}
