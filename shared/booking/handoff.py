@@ -63,3 +63,23 @@ async def pass_on_place(
             now=now,
         )
     return entry
+
+
+async def withdraw(
+    *, session: AsyncSession, settings: Settings, citizen_id: int, now: datetime
+) -> WaitlistEntry | None:
+    """Take the citizen off the waitlist (they left, or booked otherwise); pass on a held place."""
+    entry = await session.scalar(
+        select(WaitlistEntry).where(
+            WaitlistEntry.citizen_id == citizen_id,
+            WaitlistEntry.state.in_((WaitlistState.WAITING.value, WaitlistState.OFFERED.value)),
+        )
+    )
+    if entry is None:
+        return None
+    held = entry.offered_slot_id if entry.state == WaitlistState.OFFERED.value else None
+    entry.state = WaitlistState.LEFT.value
+    await session.flush()
+    if held is not None:
+        await pass_on_place(session=session, settings=settings, slot_id=held, now=now)
+    return entry

@@ -572,6 +572,8 @@ async def book_slot(
         actor=actor,
         moved_from_id=moved_from_id,
     )
+    # Booked by other means: waiting (or a held place) is no longer needed.
+    await handoff.withdraw(session=session, settings=settings, citizen_id=citizen_id, now=now)
     await messages.queue_reminders(
         session=session, settings=settings, citizen=citizen, booking=booking, now=now
     )
@@ -694,28 +696,35 @@ async def move_booking(
     If the new slot can't be had, the old booking stays as it was.
     """
     now = now or utcnow()
-    async with session.begin_nested():
-        old = await cancel_booking(
-            session=session,
-            settings=settings,
-            booking_id=booking_id,
-            by=by,
-            actor=actor,
-            reason="moved",
-            citizen_id=citizen_id,
-            now=now,
-            notify=False,
-        )
-        new = await book_slot(
-            session=session,
-            settings=settings,
-            citizen_id=old.citizen_id,
-            helpdesk_id=helpdesk_id,
-            starts_at=starts_at,
-            actor=actor,
-            now=now,
-            moved_from_id=old.id,
-        )
+    try:
+        async with session.begin_nested():
+            old = await cancel_booking(
+                session=session,
+                settings=settings,
+                booking_id=booking_id,
+                by=by,
+                actor=actor,
+                reason="moved",
+                citizen_id=citizen_id,
+                now=now,
+                notify=False,
+            )
+            new = await book_slot(
+                session=session,
+                settings=settings,
+                citizen_id=old.citizen_id,
+                helpdesk_id=helpdesk_id,
+                starts_at=starts_at,
+                actor=actor,
+                now=now,
+                moved_from_id=old.id,
+            )
+    except BookingError:
+        # The savepoint rolled back in the database; make the session forget what it saw.
+        stale = await session.get(Booking, booking_id)
+        if stale is not None:
+            await session.refresh(stale)
+        raise
     if by is CancelledBy.STAFF:
         await messages.notify_booking(
             session=session,

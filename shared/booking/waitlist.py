@@ -89,15 +89,9 @@ async def leave_waitlist(
     *, session: AsyncSession, settings: Settings, citizen_id: int, now: datetime | None = None
 ) -> None:
     """Take a citizen off the waitlist, passing on any place held for them."""
-    now = now or utcnow()
-    entry = await open_entry(session=session, citizen_id=citizen_id)
-    if entry is None:
-        return
-    held = entry.offered_slot_id if entry.state == WaitlistState.OFFERED.value else None
-    entry.state = WaitlistState.LEFT.value
-    await session.flush()
-    if held is not None:
-        await handoff.pass_on_place(session=session, settings=settings, slot_id=held, now=now)
+    await handoff.withdraw(
+        session=session, settings=settings, citizen_id=citizen_id, now=now or utcnow()
+    )
 
 
 async def _offered_entry(
@@ -145,16 +139,18 @@ async def accept_offer(
     entry = await _offered_entry(session, entry_id, citizen_id, now)
     slot = await session.get(Slot, entry.offered_slot_id)
     assert slot is not None  # a foreign key, and slots are never deleted
-    await _claim_offer(session, entry, WaitlistState.ACCEPTED)
-    booking = await places.insert_booking(
-        session=session,
-        citizen_id=citizen_id,
-        helpdesk_id=slot.helpdesk_id,
-        slot_id=slot.id,
-        starts_at=slot.starts_at,
-        ends_at=slot.ends_at,
-        actor=f"citizen:{citizen_id}",
-    )
+    # Both or neither: an offer must not end up accepted without its booking.
+    async with session.begin_nested():
+        await _claim_offer(session, entry, WaitlistState.ACCEPTED)
+        booking = await places.insert_booking(
+            session=session,
+            citizen_id=citizen_id,
+            helpdesk_id=slot.helpdesk_id,
+            slot_id=slot.id,
+            starts_at=slot.starts_at,
+            ends_at=slot.ends_at,
+            actor=f"citizen:{citizen_id}",
+        )
     entry.booking_id = booking.id
     citizen = await session.get(Citizen, citizen_id)
     assert citizen is not None

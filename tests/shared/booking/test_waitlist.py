@@ -213,3 +213,44 @@ async def test_leaving_with_an_offer_passes_it_on(
     assert await waitlist.open_entry(session=session, citizen_id=a.id) is None
     slot = await session.get(Slot, first_booking.slot_id)
     assert slot is not None and slot.taken == 0
+
+
+async def test_booking_otherwise_takes_the_citizen_off_the_waitlist(
+    session: AsyncSession, settings: Settings
+) -> None:
+    helpdesk_id, (first_booking, _) = await _full_helpdesk(session, settings)
+    a, b = await make_citizen(session), await make_citizen(session)
+    await waitlist.join_waitlist(session=session, settings=settings, citizen_id=a.id, now=NOW)
+    await waitlist.join_waitlist(
+        session=session, settings=settings, citizen_id=b.id, now=NOW + timedelta(seconds=1)
+    )
+    await booking.cancel_booking(
+        session=session, settings=settings, booking_id=first_booking.id, by=CancelledBy.CITIZEN,
+        actor="c", now=NOW,
+    )  # fmt: skip
+    # A's offer is open; staff open an extra slot and book A there instead.
+    await booking.add_extra_opening(
+        session=session, helpdesk_id=helpdesk_id, day=date(2026, 12, 10), opens_at=rome(2026, 12, 10, 9).time(),
+        closes_at=rome(2026, 12, 10, 9, 30).time(), slot_minutes=30, places=1, actor="t",
+    )  # fmt: skip
+    await booking.book_slot(
+        session=session, settings=settings, citizen_id=a.id, helpdesk_id=helpdesk_id,
+        starts_at=rome(2026, 12, 10, 9), actor="staff", now=NOW,
+    )  # fmt: skip
+    assert await waitlist.open_entry(session=session, citizen_id=a.id) is None
+    entry_b = await waitlist.open_entry(session=session, citizen_id=b.id)
+    assert entry_b is not None
+    assert entry_b.state == "offered"  # the place held for A went on to B
+    assert entry_b.offered_slot_id == first_booking.slot_id
+
+
+async def test_failed_move_leaves_the_session_truthful(
+    session: AsyncSession, settings: Settings
+) -> None:
+    helpdesk_id, (first_booking, second_booking) = await _full_helpdesk(session, settings)
+    with pytest.raises(SlotTaken):
+        await booking.move_booking(
+            session=session, settings=settings, booking_id=first_booking.id, helpdesk_id=helpdesk_id,
+            starts_at=second_booking.starts_at, by=CancelledBy.CITIZEN, actor="c", now=NOW,
+        )  # fmt: skip
+    assert first_booking.state == "booked"
