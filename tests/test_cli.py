@@ -170,3 +170,43 @@ def test_demo_prints_logins_and_recreates_its_database(
     # a second start recreates the database instead of failing on existing demo users
     process, _port = serve("demo")  # type: ignore[operator]
     assert "Demo staff logins:" in _stop(process)
+
+
+async def test_demo_runs_the_bot_when_a_token_is_set(workdir: tuple[Path, dict[str, str]]) -> None:
+    import asyncio
+
+    from tests.bot.fake_bot_api import FakeBotApiServer
+    from tests.bot.fake_telegram import TOKEN
+
+    cwd, env = workdir
+    server = FakeBotApiServer()
+    async with server.running():
+        process = await asyncio.create_subprocess_exec(
+            RIPARTIRE, "demo", "--port", str(_free_port()), cwd=cwd,
+            env={**env, "RIPARTIRE_TELEGRAM_TOKEN": TOKEN, "RIPARTIRE_TELEGRAM_API_URL": f"http://127.0.0.1:{server.port}"},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            for _ in range(600):
+                if "getUpdates" in server.methods():
+                    break
+                await asyncio.sleep(0.1)
+            user = {"id": 99, "is_bot": False, "first_name": "Ada", "language_code": "it"}
+            server.push({
+                "update_id": 1,
+                "message": {"message_id": 1, "date": int(time.time()), "text": "/start", "chat": {"id": 99, "type": "private"},
+                            "from": user, "entities": [{"type": "bot_command", "offset": 0, "length": 6}]},
+            })  # fmt: skip
+            for _ in range(300):
+                if "sendMessage" in server.methods():
+                    break
+                await asyncio.sleep(0.1)
+        finally:
+            process.terminate()
+            output, _ = await process.communicate()
+    log = output.decode()
+    assert "Telegram bot on: long polling" in log
+    assert TOKEN not in log
+    sent = [params for method, params in server.calls if method == "sendMessage"]
+    assert sent, log[-2000:]
+    assert "Ripartire" in sent[0]["text"]
