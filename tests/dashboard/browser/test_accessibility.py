@@ -1,0 +1,233 @@
+"""axe-core on the main pages, with data on them, each seen by a role that uses it.
+
+WCAG 2.1 A and AA, no rule disabled: any violation fails the test, with every page's
+findings listed at once. Besides axe: exactly one h1 per page and a page title.
+The data are the demo's helpdesks and candidates (`shared.booking.demo`, `shared.cases.demo`)
+plus the `Scene` of the flow tests and a few more records, so the pages show bookings in
+several states, cases with interviews and outcomes, duplicate warnings, eligible and
+not eligible intakes, hours in force, ended and to come, closures and extra openings, and
+a filled audit log; each scanned page is first checked to show its part of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import time, timedelta
+from typing import Any
+
+import pytest
+from playwright.async_api import Page, expect
+from sqlalchemy import select
+
+from shared.booking import demo as booking_demo
+from shared.booking import service as booking
+from shared.booking.models import Helpdesk
+from shared.cases import demo as case_demo
+from shared.cases.models import Case
+from shared.citizens.models import Citizen
+from shared.db import Database, utcnow
+from shared.settings import Settings
+from shared.staff.models import StaffUser
+from tests.dashboard.browser.conftest import (
+    HELPDESK,
+    STAFF_ACTOR,
+    Scene,
+    axe_violations,
+    describe,
+    make_scene,
+    register,
+    sign_in,
+)
+
+
+@dataclass
+class Data:
+    """Ids of the records the scanned pages show."""
+
+    scene: Scene
+    cases: dict[str, int]
+    not_eligible_citizen: int
+    unbooked_citizen: int
+    closure_id: int
+    demo_helpdesk: int
+    staff: dict[str, int]
+
+
+@dataclass
+class Scan:
+    """Visit pages and collect what axe (and the heading and title checks) find on each."""
+
+    page: Page
+    found: dict[str, Any] = field(default_factory=dict)
+
+    async def visit(self, path: str, shows: str = "", status: int = 200) -> None:
+        """Open `path`, make sure it shows what it should (`shows`), and scan it."""
+        response = await self.page.goto(path)
+        assert response is not None
+        assert response.status == status, f"{path}: HTTP {response.status}"
+        if shows:
+            await expect(self.page.get_by_role("main")).to_contain_text(shows)
+        await self.check(path)
+
+    async def check(self, label: str) -> None:
+        violations = await axe_violations(self.page)
+        if violations:
+            self.found[label] = violations
+        headings = await self.page.get_by_role("heading", level=1).count()
+        if headings != 1:
+            self.found[f"{label} (headings)"] = f"{headings} h1 elements"
+        title = await self.page.title()
+        if not title.endswith(" · Ripartire") or title.startswith(" · "):
+            self.found[f"{label} (title)"] = title
+
+    def assert_clean(self) -> None:
+        report = "\n".join(
+            f"{label}: {describe(v) if isinstance(v, list) else v}"
+            for label, v in self.found.items()
+        )
+        assert self.found == {}, f"accessibility problems on {len(self.found)} pages:\n{report}"
+
+
+async def _make_data(database: Database, settings: Settings) -> Data:
+    now = utcnow()
+    async with database.transaction() as session:
+        await booking_demo.seed(session=session, settings=settings, now=now)
+        await case_demo.seed(session=session, settings=settings, now=now)
+    scene = await make_scene(database, settings)
+    async with database.transaction() as session:
+        # A second record with Maria Rossi's phone: her case warns of a possible duplicate.
+        maria = await session.get(Citizen, scene.due.citizen_id)
+        assert maria is not None
+        session.add(Citizen(channel="phone", name="Maria Rossi", phone=maria.phone))
+        refused = await register(
+            session, settings, name="Pietro Sala", phone="333 123 4510", resident=False
+        )
+        waiting = await register(session, settings, name="Elisa Riva", phone="333 123 4511")
+        closure, affected = await booking.add_closure(
+            session=session,
+            settings=settings,
+            helpdesk_id=scene.helpdesk_id,
+            day=scene.tomorrow.starts_at.astimezone(settings.tz).date(),
+            starts_at=time(11),
+            ends_at=time(14),
+            reason="Formazione del personale",
+            actor=STAFF_ACTOR,
+        )
+        assert affected
+        await booking.add_extra_opening(
+            session=session,
+            helpdesk_id=scene.helpdesk_id,
+            day=scene.today + timedelta(days=3),
+            opens_at=time(23),
+            closes_at=time(23, 30),
+            slot_minutes=30,
+            places=1,
+            note="Apertura serale",
+            actor=STAFF_ACTOR,
+        )
+        # Late-evening hours on two days: ended, and not yet in force (each has its badge).
+        for weekday, first, last in (
+            (0, scene.today - timedelta(days=30), scene.today - timedelta(days=1)),
+            (1, scene.today + timedelta(days=10), None),
+        ):
+            await booking.add_opening_rule(
+                session=session, helpdesk_id=scene.helpdesk_id, weekday=weekday,
+                opens_at=time(23), closes_at=time(23, 30), slot_minutes=30, places=1,
+                valid_from=first, valid_until=last, actor=STAFF_ACTOR,
+            )  # fmt: skip
+        rows = await session.execute(select(Citizen.name, Case.id).join(Case).order_by(Case.id))
+        cases = {name: case_id for name, case_id in rows.all() if name}
+        demo_helpdesk = await session.scalar(
+            select(Helpdesk.id).where(Helpdesk.id != scene.helpdesk_id).order_by(Helpdesk.id)
+        )
+        assert demo_helpdesk is not None
+        staff = dict((await session.execute(select(StaffUser.username, StaffUser.id))).all())
+    return Data(
+        scene, cases, refused.citizen.id, waiting.citizen.id, closure.id, demo_helpdesk, staff
+    )
+
+
+@pytest.fixture
+async def data(live_server: str, database: Database, settings: Settings) -> Data:
+    return await _make_data(database, settings)
+
+
+async def test_coordinator_pages_have_no_violations(page: Page, data: Data) -> None:
+    scan = Scan(page)
+    scene = data.scene
+    await sign_in(page, "coordinatore")
+    await scan.check("/agenda (after sign-in)")
+    await scan.visit(f"/agenda?view=week&day={scene.today.isoformat()}", shows=scene.tomorrow.code)
+    day = f"/agenda?view=day&day={scene.today.isoformat()}&helpdesk={scene.helpdesk_id}"
+    await scan.visit(day, shows=scene.due.code)
+    # The row updated in place after a check-in (htmx), with its message.
+    row = page.get_by_role("row").filter(has_text=scene.due.name)
+    await row.get_by_role("button", name="Registra presenza").click()
+    await expect(row.get_by_role("status")).to_be_visible()
+    await scan.check("/agenda (after an htmx check-in)")
+    await scan.visit(f"/agenda/bookings/{scene.tomorrow.booking_id}/move", shows="Orari liberi")
+    await scan.visit(f"/agenda/bookings/{scene.tomorrow.booking_id}/cancel", shows="Annulla")
+
+    await scan.visit("/cases", shows="Paolo Ricci")
+    await scan.visit("/cases?q=Rossi&urgent=yes", shows=scene.due.name)
+    await scan.visit("/cases?from=31-31-2026", status=400)
+    await scan.visit(f"/cases/{scene.due.case_id}", shows="Possibile doppione")
+    await scan.visit(f"/cases/{data.cases['Paolo Ricci']}", shows="Ammesso")
+    referred = data.cases["Nicolò D'Amico"]
+    await scan.visit(f"/cases/{referred}", shows="Inviato ad altro servizio")
+    await scan.visit(f"/cases/{data.cases['Mario Bianchi']}", shows="Altri casi")
+    await scan.visit(f"/cases/{scene.arrived.case_id}/interview", shows="Esito del colloquio")
+    await page.get_by_text("Non ammesso", exact=True).click()
+    await page.get_by_role("button", name="Registra l'esito").click()
+    await expect(page.get_by_label("Motivo", exact=True)).to_have_attribute("aria-invalid", "true")
+    await scan.check("interview form with errors")
+    await scan.visit(f"/cases/{data.cases['Paolo Ricci']}/interview", shows="Ammesso")  # read only
+
+    await scan.visit("/intake", shows="Questionario")
+    await page.get_by_role("button", name="Registra e verifica l'idoneità").click()
+    await expect(page.get_by_role("alert").first).to_be_visible()
+    await scan.check("intake form with errors")
+    await scan.visit(f"/intake/{data.unbooked_citizen}", shows="Orari liberi")
+    await scan.visit(f"/intake/{scene.tomorrow.citizen_id}", shows=scene.tomorrow.code)
+    await scan.visit(f"/intake/{data.not_eligible_citizen}", shows="Non idoneo.")
+
+    hub = f"/schedules/helpdesks/{scene.helpdesk_id}"
+    await scan.visit("/schedules", shows=HELPDESK)
+    await scan.visit(hub, shows="Accetta prenotazioni")
+    await scan.visit(f"{hub}/hours", shows="Non ancora in vigore")
+    await scan.visit(f"{hub}/closures", shows="Apertura serale")
+    await scan.visit(f"/schedules/helpdesks/{data.demo_helpdesk}/closures", shows="Chiusure")
+    await scan.visit(f"/schedules/closures/{data.closure_id}", shows=scene.tomorrow.code)
+    await scan.visit(f"{hub}/stranded")
+
+    await scan.visit("/audit", shows="case.read")
+    await scan.visit("/audit?action=case.&since=2020-01-01", shows="case.read")
+    await scan.visit("/password")
+    await scan.visit("/cases/999999", status=404, shows="Pagina non trovata")
+    scan.assert_clean()
+
+
+async def test_operator_pages_have_no_violations(page: Page, data: Data) -> None:
+    scan = Scan(page)
+    scene = data.scene
+    await sign_in(page, "operatore")
+    await scan.check("/agenda (after sign-in)")
+    await scan.visit("/cases?assigned=me", shows="Giorgia Marino")
+    await scan.visit(f"/cases/{scene.arrived.case_id}", shows="Prendi")  # unassigned
+    await scan.visit(f"/cases/{data.cases['Giorgia Marino']}", shows="Commessa")  # a draft
+    await scan.visit(f"/cases/{data.cases['Giorgia Marino']}/interview", shows="Salva bozza")
+    await scan.visit("/schedules", status=403, shows="Non consentito")
+    scan.assert_clean()
+
+
+async def test_admin_pages_have_no_violations(page: Page, data: Data) -> None:
+    scan = Scan(page)
+    await sign_in(page, "admin")
+    await scan.visit("/staff", shows="coordinatore")
+    await scan.visit("/staff/new")
+    await page.get_by_role("button", name="Crea l'account").click()
+    await expect(page.get_by_role("alert").first).to_be_visible()
+    await scan.check("new account form with errors")
+    await scan.visit(f"/staff/{data.staff['operatore']}", shows="Disattiva l'account")
+    await scan.visit(f"/staff/{data.staff['admin']}")  # one's own account
+    scan.assert_clean()
