@@ -1,6 +1,9 @@
 """Run every benchmark of this folder on SQLite and, when reachable, PostgreSQL.
 
-    python -m tests.bench [--backend sqlite|postgresql|both] [--quick] [--profile]
+    python -m tests.bench [--backend sqlite|postgresql|both] [--only NAME] [--quick] [--profile]
+
+NAME is a benchmark's module without its `bench_` prefix (`availability`, `bot`,
+`dashboard`).
 
 A benchmark creates the fresh migrated databases it needs on each backend: files in a
 temporary directory, or `ripartire_bench_<random>` PostgreSQL databases dropped at the end.
@@ -58,7 +61,14 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         help="database(s) to run on (default: both; PostgreSQL is skipped if unreachable)",
     )
     parser.add_argument(
-        "--quick", action="store_true", help="fewer repetitions (still 15 timed per measure)"
+        "--only",
+        choices=[name.removeprefix("bench_") for name, _ in benchmarks()],
+        help="run only this benchmark (default: all of them)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="fewer repetitions (availability: still 15 timed per measure)",
     )
     parser.add_argument(
         "--profile", action="store_true", help="also print a cProfile breakdown of the call"
@@ -84,7 +94,11 @@ async def main(argv: list[str] | None = None) -> int:
         print(f"  {key:<11} {value}")
     print(f"  timed reps  {options.repetitions} after {options.warmup} warm-up\n")
 
-    found = benchmarks()
+    found = [
+        (name, benchmark)
+        for name, benchmark in benchmarks()
+        if arguments.only is None or name == f"bench_{arguments.only}"
+    ]
     with tempfile.TemporaryDirectory(prefix="ripartire_bench_") as workdir:
         for backend in backends:
             for name, benchmark in found:
