@@ -71,7 +71,10 @@ async def unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-Session = Annotated[AsyncSession, Depends(unit_of_work)]
+# Function scope: the transaction ends when the route returns, before the response is sent
+# (FastAPI's default would commit only after the client has it, so a browser following a
+# redirect at once could read the database before the change is there).
+Session = Annotated[AsyncSession, Depends(unit_of_work, scope="function")]
 
 
 async def optional_viewer(request: Request, session: Session) -> Viewer | None:

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import uvicorn
-from playwright.async_api import Browser, Locator, Page, async_playwright
+from playwright.async_api import Browser, Locator, Page, async_playwright, expect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dashboard.app import create_app
@@ -46,6 +46,8 @@ CHROMIUM_ARGS = [
 ]
 
 pytestmark = pytest.mark.browser
+# Assertions wait for the page as long as actions do (Playwright's default is 5 s).
+expect.set_options(timeout=15_000)
 
 
 @pytest.fixture(scope="session")
@@ -86,8 +88,9 @@ async def page(browser: Browser, live_server: str) -> AsyncIterator[Page]:
     context = await browser.new_context(
         base_url=live_server, locale="it-IT", reduced_motion="reduce"
     )
-    # Every page is local and fast: fail in seconds, not after Playwright's 30 s default.
-    context.set_default_timeout(10_000)
+    # Every page is local: fail in seconds, not after Playwright's 30 s default (with room
+    # for a machine busy with other work).
+    context.set_default_timeout(15_000)
     # The dashboard must never load anything from another site.
     foreign: list[str] = []
     context.on(
