@@ -324,22 +324,13 @@ def _ascii_letters(text_: str) -> str:
     return "".join(c for c in folded.upper() if c.isalpha())
 
 
-def _code_part(text_: str, *, first_name: bool) -> str:
-    letters = _ascii_letters(text_)
-    consonants = [c for c in letters if c not in "AEIOU"]
-    vowels = [c for c in letters if c in "AEIOU"]
-    if first_name and len(consonants) >= 4:
-        consonants = [consonants[0], consonants[2], consonants[3]]
-    return ("".join(consonants + vowels) + "XXX")[:3]
-
-
 def fiscal_code(first: str, last: str, *, female: bool, born: date, place: str) -> str:
-    """The Italian fiscal code of a person, with its check character."""
-    partial = (
-        f"{_code_part(last, first_name=False)}{_code_part(first, first_name=True)}"
-        f"{born:%y}{'ABCDEHLMPRST'[born.month - 1]}{born.day + (40 if female else 0):02d}{place}"
-    )
-    return partial + str(codicefiscale.encode_cin(partial))
+    """The Italian fiscal code of a person (python-codicefiscale), check character included."""
+    code: str = codicefiscale.encode(
+        lastname=last, firstname=first, gender="F" if female else "M",
+        birthdate=born.isoformat(), birthplace=place,
+    )  # fmt: skip
+    return code
 
 
 def _pick(rng: random.Random, weighted: Sequence[tuple[str, int]]) -> str:
