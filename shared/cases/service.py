@@ -13,6 +13,7 @@ to others; an operatore may take an unassigned case, or give back their own.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,8 +23,10 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Integer,
+    Select,
     String,
     and_,
+    bindparam,
     cast,
     false,
     func,
@@ -796,21 +799,25 @@ def _part(
     ]
 
 
+@functools.cache
+def _case_row_statement() -> Any:
+    """The case with its citizen, interview, assignee and questionnaire (built once)."""
+    assigned = aliased(StaffUser)
+    return (
+        select(Case, Citizen, Interview, assigned.display_name, Intake.state, Intake.answers)
+        .join(Citizen, Citizen.id == Case.citizen_id)
+        .outerjoin(Interview, Interview.case_id == Case.id)
+        .outerjoin(assigned, assigned.id == Case.assigned_to_id)
+        .outerjoin(Intake, Intake.citizen_id == Case.citizen_id)
+        .where(Case.id == bindparam("case_id"))
+    )
+
+
 async def _case_row(
     session: AsyncSession, case_id: int, staff: StaffMember
 ) -> tuple[Case, Citizen, Interview | None, str | None, str | None, dict[str, Any]]:
     """The case with its citizen, interview, assignee and questionnaire: one statement."""
-    assigned = aliased(StaffUser)
-    row = (
-        await session.execute(
-            select(Case, Citizen, Interview, assigned.display_name, Intake.state, Intake.answers)
-            .join(Citizen, Citizen.id == Case.citizen_id)
-            .outerjoin(Interview, Interview.case_id == Case.id)
-            .outerjoin(assigned, assigned.id == Case.assigned_to_id)
-            .outerjoin(Intake, Intake.citizen_id == Case.citizen_id)
-            .where(Case.id == case_id)
-        )
-    ).first()
+    row = (await session.execute(_case_row_statement(), {"case_id": case_id})).first()
     if row is None:
         raise CaseNotFound(f"No case {case_id}.")
     case, citizen, interview, assigned_to, intake_state, answers = row
@@ -819,12 +826,49 @@ async def _case_row(
     return case, citizen, interview, assigned_to, intake_state, dict(answers or {})
 
 
-def _related_query(case: Case, citizen: Citizen, staff: StaffMember) -> Any:
-    """Bookings, timeline, messages, other cases, duplicates and staff: one UNION ALL.
+def _events_of(object_type: str, object_id: Any) -> Any:
+    """The newest timeline events of one object (or objects): an index walk on
+    `ix_audit_event_object` each, merged by the caller."""
+    condition = (
+        AuditEvent.object_id.in_(object_id)
+        if isinstance(object_id, Select)
+        else AuditEvent.object_id == object_id
+    )
+    return (
+        select(
+            *_part(
+                "event",
+                AuditEvent.id,
+                at=AuditEvent.at,
+                texts=(AuditEvent.action, AuditEvent.actor),
+                details=AuditEvent.details,
+            )
+        )
+        .where(
+            AuditEvent.object_type == object_type,
+            condition,
+            AuditEvent.action.not_in(_QUIET_ACTIONS),
+        )
+        .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+        .limit(TIMELINE_EVENTS)
+    )
+
+
+@functools.cache
+def _related_statement(with_staff: bool) -> Any:
+    """Bookings, timeline, messages, other cases, duplicates and (for coordinators) staff:
+    one UNION ALL, built once per shape; parameters `case_id`, `citizen_id`, `phone`,
+    `fiscal_code` (as strings where the audit log keeps ids as text).
 
     Each part keeps its own order and limit (the newest first); see `_part` for the columns.
+    The timeline is three parts (the case's, the citizen's and their bookings' events), so
+    that each is an index walk: one OR over the three gave PostgreSQL a plan that walked the
+    whole audit log by date.
     """
-    booking_ids = select(cast(Booking.id, String)).where(Booking.citizen_id == citizen.id)
+    citizen_id = bindparam("citizen_id", type_=Integer)
+    booking_ids = select(cast(Booking.id, String)).where(Booking.citizen_id == citizen_id)
+    other = aliased(Case)
+    latest_case = select(func.max(other.id)).where(other.citizen_id == Citizen.id)
     parts = [
         select(
             *_part(
@@ -837,28 +881,12 @@ def _related_query(case: Case, citizen: Citizen, staff: StaffMember) -> Any:
             )
         )
         .outerjoin(Helpdesk, Helpdesk.id == Booking.helpdesk_id)
-        .where(Booking.citizen_id == citizen.id)
+        .where(Booking.citizen_id == citizen_id)
         .order_by(Booking.starts_at.desc())
         .limit(BOOKING_HISTORY),
-        select(
-            *_part(
-                "event",
-                AuditEvent.id,
-                at=AuditEvent.at,
-                texts=(AuditEvent.action, AuditEvent.actor),
-                details=AuditEvent.details,
-            )
-        )
-        .where(
-            or_(
-                and_(AuditEvent.object_type == "case", AuditEvent.object_id == str(case.id)),
-                and_(AuditEvent.object_type == "citizen", AuditEvent.object_id == str(citizen.id)),
-                and_(AuditEvent.object_type == "booking", AuditEvent.object_id.in_(booking_ids)),
-            ),
-            AuditEvent.action.not_in(_QUIET_ACTIONS),
-        )
-        .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
-        .limit(TIMELINE_EVENTS),
+        _events_of("case", bindparam("case_key", type_=String)),
+        _events_of("citizen", bindparam("citizen_key", type_=String)),
+        _events_of("booking", booking_ids),
         select(
             *_part(
                 "message",
@@ -868,42 +896,34 @@ def _related_query(case: Case, citizen: Citizen, staff: StaffMember) -> Any:
                 texts=(OutboxMessage.kind, OutboxMessage.state),
             )
         )
-        .where(OutboxMessage.citizen_id == citizen.id)
+        .where(OutboxMessage.citizen_id == citizen_id)
         .order_by(OutboxMessage.due_at.desc())
         .limit(TIMELINE_MESSAGES),
         select(*_part("case", Case.id, at=Case.opened_at, at2=Case.closed_at, texts=(Case.state,)))
-        .where(Case.citizen_id == citizen.id, Case.id != case.id)
+        .where(Case.citizen_id == citizen_id, Case.id != bindparam("case_id", type_=Integer))
         .order_by(Case.opened_at.desc())
         .limit(BOOKING_HISTORY),
-    ]
-    same = [
-        column == value
-        for column, value in (
-            (Citizen.phone, citizen.phone),
-            (Citizen.fiscal_code, citizen.fiscal_code),
-        )
-        if value
-    ]
-    if same:
-        other = aliased(Case)
-        latest_case = (
-            select(func.max(other.id)).where(other.citizen_id == Citizen.id).scalar_subquery()
-        )
-        parts.append(
-            select(
-                *_part(
-                    "duplicate",
-                    Citizen.id,
-                    at=Citizen.created_at,
-                    texts=(Citizen.name, Citizen.phone, Citizen.fiscal_code),
-                    number=latest_case,
-                )
+        # A NULL phone or fiscal code compares as unknown: it matches nobody.
+        select(
+            *_part(
+                "duplicate",
+                Citizen.id,
+                at=Citizen.created_at,
+                texts=(Citizen.name, Citizen.phone, Citizen.fiscal_code),
+                number=latest_case.scalar_subquery(),
             )
-            .where(Citizen.id != citizen.id, or_(*same))
-            .order_by(Citizen.id)
-            .limit(DUPLICATES_SHOWN)
         )
-    if staff.sees_all:
+        .where(
+            Citizen.id != citizen_id,
+            or_(
+                Citizen.phone == bindparam("phone", type_=String),
+                Citizen.fiscal_code == bindparam("fiscal_code", type_=String),
+            ),
+        )
+        .order_by(Citizen.id)
+        .limit(DUPLICATES_SHOWN),
+    ]
+    if with_staff:
         parts.append(
             select(
                 *_part(
@@ -928,12 +948,23 @@ async def get_case_detail(
         session, case_id, staff
     )
     detail = CaseDetail(case, citizen, interview, assigned_to, intake_state, answers, staff=staff)
-    for row in (await session.execute(_related_query(case, citizen, staff))).all():
+    parameters = {
+        "case_id": case.id,
+        "case_key": str(case.id),
+        "citizen_id": citizen.id,
+        "citizen_key": str(citizen.id),
+        "phone": citizen.phone,
+        "fiscal_code": citizen.fiscal_code,
+    }
+    related = await session.execute(_related_statement(staff.sees_all), parameters)
+    events: list[tuple[datetime, int, TimelineEntry]] = []
+    for row in related.all():
         kind, id_, at, at2, text1, text2, text3, text4, number, details = tuple(row)
         if kind == "booking":
             detail.bookings.append(BookingLine(id_, text1, text2, at, at2, text3, text4, number))
         elif kind == "event":
-            detail.timeline.append(TimelineEntry("event", at, text1, text2, dict(details or {})))
+            entry = TimelineEntry("event", at, text1, text2, dict(details or {}))
+            events.append((at, id_, entry))
         elif kind == "message":
             detail.timeline.append(
                 TimelineEntry("message", at2 or at, text1, text2, {"due_at": at, "sent_at": at2})
@@ -952,6 +983,9 @@ async def get_case_detail(
             )
         elif kind == "staff":
             detail.assignable.append(StaffChoice(id_, text1, text2))
+    # The newest events of the three timeline parts together, as one ordered, limited list.
+    events.sort(key=lambda e: (e[0], e[1]), reverse=True)
+    detail.timeline.extend(entry for _, _, entry in events[:TIMELINE_EVENTS])
     detail.bookings.sort(key=lambda b: (b.starts_at, b.id), reverse=True)
     detail.timeline.sort(key=lambda e: e.at, reverse=True)
     detail.other_cases.sort(key=lambda c: (c.opened_at, c.id), reverse=True)

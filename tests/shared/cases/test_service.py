@@ -22,6 +22,7 @@ from shared.cases.errors import (
 )
 from shared.cases.models import Case, CaseState, Interview, Outcome
 from shared.citizens import service as citizens
+from shared.db import utcnow
 from shared.settings import Settings
 from shared.staff.models import Role
 from tests.factories import make_citizen, make_helpdesk
@@ -513,6 +514,47 @@ async def test_case_detail_brings_everything_and_audits_the_read(
     # Reading is not part of the case's story.
     again = await cases.get_case_detail(session=session, case_id=case.id, staff=anna, now=NOW)
     assert "case.read" not in [e.what for e in again.timeline]
+
+
+async def test_the_timeline_keeps_the_newest_events_of_case_citizen_and_bookings(
+    session: AsyncSession, settings: Settings
+) -> None:
+    """Events of the case, the citizen and their bookings merge into one list, newest
+    first, cut at TIMELINE_EVENTS; other citizens' and quiet events stay out."""
+    anna = member(await make_staff(session, "anna", Role.COORDINATORE))
+    helpdesk = await make_helpdesk(session)
+    citizen, case = await make_candidate(session, telegram_id=4242)
+    made = await book(session, settings, citizen, helpdesk)
+    stranger, stranger_case = await make_candidate(session, name="Other Person")
+    # Later than the events the services recorded with the clock of today.
+    base = utcnow() + timedelta(days=1)
+    latest = base + timedelta(days=1)
+    objects = [("case", case.id), ("citizen", citizen.id), ("booking", made.id)]
+    planted = []
+    for n in range(cases.TIMELINE_EVENTS + 20):
+        object_type, object_id = objects[n % 3]
+        event = AuditEvent(
+            at=base + timedelta(minutes=n), actor="staff:anna", action=f"test.{n}",
+            object_type=object_type, object_id=str(object_id), details={},
+        )  # fmt: skip
+        session.add(event)
+        planted.append(event.action)
+    session.add_all([
+        AuditEvent(at=latest, actor="x", action="test.stranger", object_type="case",
+                   object_id=str(stranger_case.id), details={}),
+        AuditEvent(at=latest, actor="x", action="test.stranger", object_type="citizen",
+                   object_id=str(stranger.id), details={}),
+        AuditEvent(at=latest, actor="x", action="case.read", object_type="case",
+                   object_id=str(case.id), details={}),
+    ])  # fmt: skip
+    await session.flush()
+
+    detail = await cases.get_case_detail(session=session, case_id=case.id, staff=anna, now=NOW)
+    events = [e for e in detail.timeline if e.kind == "event"]
+    assert len(events) == cases.TIMELINE_EVENTS
+    # The planted events are the newest of this citizen's: the 100 latest of them, in order.
+    assert [e.what for e in events] == planted[::-1][: cases.TIMELINE_EVENTS]
+    assert "test.stranger" not in {e.what for e in detail.timeline}
 
 
 async def test_a_case_worker_gets_no_staff_list_and_sees_earlier_cases(
