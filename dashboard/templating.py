@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from babel import Locale
 from babel.dates import format_date, format_datetime, format_time
 from fastapi import Request
 from fastapi.responses import HTMLResponse
@@ -24,6 +26,12 @@ def _local(value: datetime, request: Request) -> datetime:
     return value.astimezone(request.app.state.settings.tz)
 
 
+@functools.cache
+def _babel_locale(language: str) -> Locale:
+    """Parsed once: Babel parses a locale name again on every call given a string."""
+    return Locale.parse(language)
+
+
 def render(
     request: Request, template: str, context: dict[str, Any] | None = None, status_code: int = 200
 ) -> HTMLResponse:
@@ -32,15 +40,16 @@ def render(
     language = viewer.language if viewer is not None else request.cookies.get("lang", "it")
     t = Translator(language)
     tz = request.app.state.settings.tz
+    locale = _babel_locale(t.language)
 
     def when(value: datetime, style: str = "medium") -> str:
-        return format_datetime(value.astimezone(tz), style, locale=t.language)
+        return format_datetime(value.astimezone(tz), style, locale=locale)
 
     def day(value: datetime, style: str = "full") -> str:
-        return format_date(value.astimezone(tz).date(), style, locale=t.language)
+        return format_date(value.astimezone(tz).date(), style, locale=locale)
 
     def hour(value: datetime) -> str:
-        return format_time(value.astimezone(tz), "HH:mm", locale=t.language)
+        return format_time(value.astimezone(tz), "HH:mm", locale=locale)
 
     return templates.TemplateResponse(
         request,

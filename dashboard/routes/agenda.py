@@ -27,7 +27,7 @@ from shared.booking.errors import (
     SlotTaken,
 )
 from shared.booking.models import BookingState, Helpdesk
-from shared.booking.service import AgendaEntry, CancelledBy
+from shared.booking.service import AgendaEntry, AgendaLine, CancelledBy
 from shared.db import utcnow
 from shared.i18n import N_, Translator
 
@@ -199,10 +199,10 @@ async def agenda_page(
     entries = await booking.agenda(
         session=session, since=since, until=until, helpdesk_id=helpdesk_id
     )
-    by_place_and_day: dict[tuple[int, date], list[AgendaEntry]] = {}
-    for entry in entries:
-        key = (entry.booking.helpdesk_id, entry.booking.starts_at.astimezone(tz).date())
-        by_place_and_day.setdefault(key, []).append(entry)
+    by_place_and_day: dict[tuple[int, date], list[AgendaLine]] = {}
+    for line in entries:
+        key = (line.helpdesk_id, line.starts_at.astimezone(tz).date())
+        by_place_and_day.setdefault(key, []).append(line)
     with_bookings = {helpdesk_id for helpdesk_id, _ in by_place_and_day}
     shown: list[Helpdesk] = (
         [h for h in helpdesks if h.id == helpdesk_id]
@@ -224,7 +224,7 @@ async def agenda_page(
             "helpdesk_id": helpdesk_id,
             "helpdesks": helpdesks,
             "groups": groups,
-            "total": sum(1 for e in entries if e.booking.state == BookingState.BOOKED.value),
+            "total": sum(1 for e in entries if e.state == BookingState.BOOKED.value),
             "back": _agenda_back(view, chosen, helpdesk_id),
             "previous": _agenda_back(view, chosen - step, helpdesk_id),
             "next": _agenda_back(view, chosen + step, helpdesk_id),
@@ -259,7 +259,7 @@ async def _close_booking(
             request,
             "agenda/_row.html",
             {
-                "entry": await _entry(session, booking_id),
+                "line": await booking.agenda_line(session=session, booking_id=booking_id),
                 "back": back,
                 "row_notice": notice_of(key),
                 "states": STATE_LABELS,

@@ -7,6 +7,7 @@ was written by that call.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
@@ -19,6 +20,7 @@ from sqlalchemy import (
     String,
     Time,
     and_,
+    bindparam,
     cast,
     func,
     literal_column,
@@ -858,19 +860,67 @@ def _entries(rows: Any) -> list[AgendaEntry]:
     return [AgendaEntry(booking, citizen) for booking, citizen in rows]
 
 
+@dataclass(frozen=True, slots=True)
+class AgendaLine:
+    """One row of an agenda: the booking and what staff need to know of its citizen."""
+
+    id: int
+    code: str
+    helpdesk_id: int
+    starts_at: datetime
+    ends_at: datetime
+    state: str
+    cancel_reason: str | None
+    citizen_name: str | None
+    urgent: bool
+    channel: str
+
+
+_AGENDA_COLUMNS = (
+    Booking.id, Booking.code, Booking.helpdesk_id, Booking.starts_at, Booking.ends_at,
+    Booking.state, Booking.cancel_reason, Citizen.name, Citizen.urgent, Citizen.channel,
+)  # fmt: skip
+
+
+def _agenda_lines(*conditions: Any) -> Any:
+    return (
+        select(*_AGENDA_COLUMNS)
+        .join(Citizen, Citizen.id == Booking.citizen_id)
+        .where(*conditions)
+        .order_by(Booking.starts_at, Booking.id)
+    )
+
+
+@functools.cache
+def _agenda_statement(one_helpdesk: bool) -> Any:
+    """Built once per shape. Without a helpdesk, the helpdesks' ids are still named: the
+    index on (helpdesk_id, starts_at) is then walked per helpdesk, not read whole."""
+    return _agenda_lines(
+        Booking.starts_at >= bindparam("since", type_=UTCDateTime),
+        Booking.starts_at < bindparam("until", type_=UTCDateTime),
+        Booking.helpdesk_id == bindparam("helpdesk_id")
+        if one_helpdesk
+        else Booking.helpdesk_id.in_(select(Helpdesk.id)),
+    )
+
+
 async def agenda(
     *, session: AsyncSession, since: datetime, until: datetime, helpdesk_id: int | None = None
-) -> list[AgendaEntry]:
+) -> list[AgendaLine]:
     """Bookings (any state) starting in [since, until) with their citizens, in one statement."""
-    query = (
-        select(Booking, Citizen)
-        .join(Citizen, Citizen.id == Booking.citizen_id)
-        .where(Booking.starts_at >= since, Booking.starts_at < until)
-    )
+    parameters: dict[str, Any] = {"since": since, "until": until}
     if helpdesk_id is not None:
-        query = query.where(Booking.helpdesk_id == helpdesk_id)
-    rows = await session.execute(query.order_by(Booking.starts_at, Booking.id))
-    return _entries(rows.all())
+        parameters["helpdesk_id"] = helpdesk_id
+    rows = await session.execute(_agenda_statement(helpdesk_id is not None), parameters)
+    return [AgendaLine(*row) for row in rows]
+
+
+async def agenda_line(*, session: AsyncSession, booking_id: int) -> AgendaLine:
+    """One agenda row, in one statement."""
+    row = (await session.execute(_agenda_lines(Booking.id == booking_id))).first()
+    if row is None:
+        raise BookingNotFound(f"No booking {booking_id}.")
+    return AgendaLine(*row)
 
 
 async def agenda_entry(*, session: AsyncSession, booking_id: int) -> AgendaEntry:

@@ -92,7 +92,7 @@ async def test_agenda_is_one_statement_with_citizens_in_any_state(
                 session=session, since=rome(2026, 12, 8), until=rome(2026, 12, 9),
                 helpdesk_id=north.id,
             )  # fmt: skip
-            names = [(e.citizen.name, e.citizen.urgent, e.booking.state) for e in entries]
+            names = [(e.citizen_name, e.urgent, e.state) for e in entries]
     finally:
         event.remove(database.engine.sync_engine, "before_cursor_execute", count)
     assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) == 1
@@ -101,7 +101,7 @@ async def test_agenda_is_one_statement_with_citizens_in_any_state(
         ("Via", False, "cancelled_by_staff"),
         ("Tardi", False, "booked"),
     ]
-    assert [e.booking.id for e in entries] == [early.id, gone.id, late.id]
+    assert [e.id for e in entries] == [early.id, gone.id, late.id]
     async with database.transaction() as session:
         everywhere = await booking.agenda(
             session=session, since=rome(2026, 12, 8), until=rome(2026, 12, 9)
@@ -123,6 +123,12 @@ async def test_one_entry_and_citizens_for_bookings(
     assert (entry.booking.id, entry.citizen.name) == (first.id, "Uno")
     with pytest.raises(BookingNotFound):
         await booking.agenda_entry(session=session, booking_id=999_999)
+    line = await booking.agenda_line(session=session, booking_id=first.id)
+    assert (line.id, line.code, line.citizen_name, line.state) == (
+        first.id, first.code, "Uno", "booked",
+    )  # fmt: skip
+    with pytest.raises(BookingNotFound):
+        await booking.agenda_line(session=session, booking_id=999_999)
     paired = await booking.with_citizens(session=session, bookings=[first, second])
     assert [(e.booking.id, e.citizen.name) for e in paired] == [
         (first.id, "Uno"),
