@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from babel import Locale
-from babel.dates import format_date, format_datetime, format_time
+from babel.dates import format_date, format_datetime
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
@@ -20,6 +20,8 @@ TEMPLATES = Path(__file__).with_name("templates")
 templates = Jinja2Templates(directory=TEMPLATES)
 templates.env.trim_blocks = True
 templates.env.lstrip_blocks = True
+# Templates ship with the code: no file-system check on every render (restart to reload).
+templates.env.auto_reload = False
 
 
 def _local(value: datetime, request: Request) -> datetime:
@@ -49,7 +51,8 @@ def render(
         return format_date(value.astimezone(tz).date(), style, locale=locale)
 
     def hour(value: datetime) -> str:
-        return format_time(value.astimezone(tz), "HH:mm", locale=locale)
+        # 24-hour "HH:mm" in every language we have: no need for Babel's pattern machinery.
+        return value.astimezone(tz).strftime("%H:%M")
 
     return templates.TemplateResponse(
         request,
