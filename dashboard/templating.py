@@ -5,16 +5,17 @@ from __future__ import annotations
 import functools
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from babel import Locale
-from babel.dates import format_date, format_datetime
+from babel.dates import DateTimePattern, format_date, get_datetime_format, parse_pattern
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from shared.i18n import Translator
 
+Style = Literal["full", "long", "medium", "short"]
 TEMPLATES = Path(__file__).with_name("templates")
 
 templates = Jinja2Templates(directory=TEMPLATES)
@@ -34,6 +35,18 @@ def _babel_locale(language: str) -> Locale:
     return Locale.parse(language)
 
 
+@functools.cache
+def datetime_pattern(language: str, style: Style) -> DateTimePattern:
+    """Babel's date-and-time pattern of a style ("medium"...) for a language, parsed once:
+    `format_datetime` looks up and formats the date and time parts anew on every call."""
+    locale = _babel_locale(language)
+    return parse_pattern(
+        str(get_datetime_format(style, locale=locale))
+        .replace("{0}", locale.time_formats[style].pattern)
+        .replace("{1}", locale.date_formats[style].pattern)
+    )
+
+
 def render(
     request: Request, template: str, context: dict[str, Any] | None = None, status_code: int = 200
 ) -> HTMLResponse:
@@ -44,8 +57,8 @@ def render(
     tz = request.app.state.settings.tz
     locale = _babel_locale(t.language)
 
-    def when(value: datetime, style: str = "medium") -> str:
-        return format_datetime(value.astimezone(tz), style, locale=locale)
+    def when(value: datetime, style: Style = "medium") -> str:
+        return datetime_pattern(t.language, style).apply(value.astimezone(tz), locale)
 
     def day(value: datetime, style: str = "full") -> str:
         return format_date(value.astimezone(tz).date(), style, locale=locale)

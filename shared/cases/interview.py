@@ -14,6 +14,8 @@ even after the definition changed (values that no longer fit are dropped).
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -506,6 +508,37 @@ def _bounds(info: FieldInfo) -> tuple[int | None, int | None, int | None]:
     return minimum, maximum, max_length
 
 
+@functools.cache
+def _blank_layout(language: str) -> tuple[SectionView, ...]:
+    """The form in `language` without values or errors: the same for every case, so made
+    once per language (labels, options and bounds come from the models and catalogs)."""
+    t = Translator(language)
+    views = []
+    for key, section_info, model in sections():
+        fields = []
+        for field, info in model.model_fields.items():
+            meta = _meta(info)
+            minimum, maximum, max_length = _bounds(info)
+            fields.append(
+                FieldView(
+                    name=f"{key}.{field}",
+                    label=t(info.title or field),
+                    widget=widget_of(info).value,
+                    value="",
+                    values=(),
+                    options=_options(info, t),
+                    error="",
+                    help=t(str(meta["help"])) if "help" in meta else "",
+                    minimum=minimum,
+                    maximum=maximum,
+                    max_length=max_length,
+                    rows=int(str(meta.get("rows", 3))),
+                )
+            )
+        views.append(SectionView(key, t(section_info.title or key), tuple(fields)))
+    return tuple(views)
+
+
 def layout(
     *,
     values: Mapping[str, Sequence[str]],
@@ -515,31 +548,22 @@ def layout(
 ) -> list[SectionView]:
     """Every section and field of the form with its value, options and error message."""
     views = []
-    for key, section_info, model in sections():
+    for section in _blank_layout(t.language):
         fields = []
-        for field, info in model.model_fields.items():
-            name = f"{key}.{field}"
-            raw = tuple(values.get(name, ()))
-            meta = _meta(info)
-            error = errors.get(name)
-            minimum, maximum, max_length = _bounds(info)
+        for blank in section.fields:
+            raw = tuple(values.get(blank.name, ()))
+            error = errors.get(blank.name)
             fields.append(
-                FieldView(
-                    name=name,
-                    label=t(info.title or field),
-                    widget=widget_of(info).value,
+                dataclasses.replace(
+                    blank,
                     value=raw[-1] if raw else "",
                     values=raw,
-                    options=_options(info, t),
-                    error=t(error, **params.get(name, {})) if error else "",
-                    help=t(str(meta["help"])) if "help" in meta else "",
-                    minimum=minimum,
-                    maximum=maximum,
-                    max_length=max_length,
-                    rows=int(str(meta.get("rows", 3))),
+                    error=t(error, **params.get(blank.name, {})) if error else "",
                 )
+                if raw or error
+                else blank
             )
-        views.append(SectionView(key, t(section_info.title or key), tuple(fields)))
+        views.append(SectionView(section.key, section.title, tuple(fields)))
     return views
 
 
@@ -547,17 +571,18 @@ def filled(form: InterviewForm, t: Translator) -> list[tuple[str, list[tuple[str
     """(section title, [(label, answer)]) for the fields that have an answer, for reading."""
     shown = []
     values = form_values(form)
-    for section in layout(values=values, errors={}, params={}, t=t):
+    for section in _blank_layout(t.language):
         rows = []
         for view in section.fields:
-            if not view.values:
+            raw = values.get(view.name)
+            if not raw:
                 continue
             if view.widget == Widget.MONTH.value:
-                month, year = (int(part) for part in view.value.split("/"))
+                month, year = (int(part) for part in raw[-1].split("/"))
                 shown_value = questionnaire.month_label(date(year, month, 1), t.language)
             else:
                 labels = dict(view.options)
-                shown_value = ", ".join(labels.get(v, v) for v in view.values)
+                shown_value = ", ".join(labels.get(v, v) for v in raw)
             rows.append((view.label, shown_value))
         if rows:
             shown.append((section.title, rows))
