@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from telegram import BotCommand
 from telegram.error import TelegramError
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Job
 from telegram.request import BaseRequest
 
 from bot.handlers import booking, conversation, start
@@ -30,6 +31,22 @@ COMMANDS = (
 )
 
 
+class BotApplication(Application):  # type: ignore[type-arg]
+    """PTB's `Application`, minus its bookkeeping for a persistence when there is none.
+
+    After every update `Application.process_update` notes the chat and user ids whose
+    `chat_data`/`user_data` a persistence should save next; only a persistence run empties
+    those sets. The bot keeps its state in the database and has no persistence, so they
+    would grow by one entry per citizen for the life of the process.
+    """
+
+    def _mark_for_persistence_update(
+        self, *, update: object | None = None, job: Job[Any] | None = None
+    ) -> None:
+        if self.persistence is not None:
+            super()._mark_for_persistence_update(update=update, job=job)
+
+
 def build_application(
     *, settings: Settings, database: Database, request: BaseRequest | None = None
 ) -> Application:  # type: ignore[type-arg]
@@ -38,6 +55,7 @@ def build_application(
     api = str(settings.telegram_api_url).rstrip("/")
     builder: ApplicationBuilder = (  # type: ignore[type-arg]
         Application.builder()
+        .application_class(BotApplication)
         .token(settings.telegram_token.get_secret_value())
         .base_url(f"{api}/bot")
         .base_file_url(f"{api}/file/bot")

@@ -95,26 +95,35 @@ def turn(handler: Handler) -> PTBCallback:
             t = Translator(user.language_code or "")
             await _send_all(update, context, [Send(t(ONLY_PRIVATE))])
             return
-        services = deps(context)
-        t = Translator(user.language_code or "")
-        try:
-            async with services.database.transaction() as session:
-                now = utcnow()
-                if not await citizens.first_delivery(
-                    session=session, update_id=update.update_id, now=now
-                ):
-                    log.info("update %s delivered again: ignored", update.update_id)
-                    return
-                citizen = await citizens.find_by_telegram(session=session, telegram_user_id=user.id)
-                if citizen is not None:
-                    t = Translator(citizen.language)
-                replies = await handler(Turn(update, session, services.settings, citizen, t, now))
-        except Exception:
-            log.exception("update %s failed in %s", update.update_id, handler.__name__)
-            replies = [Send(t(SOMETHING_WENT_WRONG))]
-        await _send_all(update, context, replies)
+        # The replies are plain data: the session and what it loaded are gone by the time
+        # they are sent, however long Telegram (or the rate limiter) takes.
+        replies = await _transaction(handler, update, deps(context))
+        if replies is not None:
+            await _send_all(update, context, replies)
 
     return callback
+
+
+async def _transaction(handler: Handler, update: Update, services: Deps) -> list[Reply] | None:
+    """Run the handler in the update's transaction; its replies, or None if already handled."""
+    user = update.effective_user
+    assert user is not None
+    t = Translator(user.language_code or "")
+    try:
+        async with services.database.transaction() as session:
+            now = utcnow()
+            if not await citizens.first_delivery(
+                session=session, update_id=update.update_id, now=now
+            ):
+                log.info("update %s delivered again: ignored", update.update_id)
+                return None
+            citizen = await citizens.find_by_telegram(session=session, telegram_user_id=user.id)
+            if citizen is not None:
+                t = Translator(citizen.language)
+            return await handler(Turn(update, session, services.settings, citizen, t, now))
+    except Exception:
+        log.exception("update %s failed in %s", update.update_id, handler.__name__)
+        return [Send(t(SOMETHING_WENT_WRONG))]
 
 
 ONLY_PRIVATE = N_(

@@ -58,7 +58,7 @@ from shared.booking.models import Booking, BookingState, Helpdesk, WaitlistState
 from shared.booking.service import CancelledBy, FreeSlot
 from shared.i18n import N_, Translator
 from shared.intake import service as intake_service
-from shared.intake.models import IntakeState
+from shared.intake.models import Intake, IntakeState
 
 # Ids are 32-bit on PostgreSQL: a bigger forged number must not even reach a query.
 MAX_ID = 2**31 - 1
@@ -274,8 +274,13 @@ def _citizen_id(turn_: Turn) -> int | None:
 
 async def _booking_refusal(turn_: Turn, citizen_id: int) -> str | None:
     """Why this citizen can't book (yet), or None: booking needs a completed, eligible intake."""
+    found = await intake_service.get_intake(session=turn_.session, citizen_id=citizen_id)
+    return _intake_refusal(turn_, found)
+
+
+def _intake_refusal(turn_: Turn, intake: Intake | None) -> str | None:
+    """`_booking_refusal` for an intake this update has already read."""
     t = turn_.t
-    intake = await intake_service.get_intake(session=turn_.session, citizen_id=citizen_id)
     if intake is None or intake.state != IntakeState.COMPLETED:
         return t("To book an interview, first answer a few questions: write /start.")
     if not intake.eligible:
@@ -361,20 +366,42 @@ async def _free(
     ]
 
 
-async def _helpdesks_with_places(turn_: Turn, moving: Moving | None) -> list[Helpdesk]:
-    free_ids = {s.helpdesk_id for s in await _free(turn_, moving)}
+@dataclass(frozen=True, slots=True)
+class Places:
+    """The free slots now, of every helpdesk, and the active helpdesks that have some.
+
+    Read once per update and handed from screen to screen: the start screen, the days of
+    a helpdesk and its "another helpdesk" button all show the same availability.
+    """
+
+    slots: list[FreeSlot]
+    helpdesks: list[Helpdesk]
+
+    def of(self, helpdesk: Helpdesk) -> list[FreeSlot]:
+        return [s for s in self.slots if s.helpdesk_id == helpdesk.id]
+
+
+async def _places(turn_: Turn, moving: Moving | None) -> Places:
+    slots = await _free(turn_, moving)
+    if not slots:
+        return Places(slots, [])
+    free_ids = {s.helpdesk_id for s in slots}
     active = await booking_service.list_helpdesks(session=turn_.session)
-    return [h for h in active if h.id in free_ids]
+    return Places(slots, [h for h in active if h.id in free_ids])
 
 
-async def _start_screen(turn_: Turn, flow: Flow, note: str = "") -> Screen:
+async def _start_screen(
+    turn_: Turn, flow: Flow, note: str = "", places: Places | None = None
+) -> Screen:
     """The first step: the helpdesks with free places (skipped when only one has some)."""
     t = turn_.t
-    helpdesks = await _helpdesks_with_places(turn_, flow.moving)
+    if places is None:
+        places = await _places(turn_, flow.moving)
+    helpdesks = places.helpdesks
     if not helpdesks:
         return await _nothing_free_screen(turn_, flow, note)
     if len(helpdesks) == 1:
-        return await _days_screen(turn_, flow, helpdesks[0], 0, note)
+        return await _days_screen(turn_, flow, helpdesks[0], 0, note, places)
     lines = [t("Where would you like to have your interview?")]
     for helpdesk in helpdesks:
         lines.append(_place(helpdesk))
@@ -413,16 +440,22 @@ async def _nothing_free_screen(turn_: Turn, flow: Flow, note: str) -> Screen:
 
 
 async def _days_screen(
-    turn_: Turn, flow: Flow, helpdesk: Helpdesk, page: int, note: str = ""
+    turn_: Turn,
+    flow: Flow,
+    helpdesk: Helpdesk,
+    page: int,
+    note: str = "",
+    places: Places | None = None,
 ) -> Screen:
     """The days with free places at a helpdesk, a page at a time."""
     t = turn_.t
     extra = _extra(flow.moving)
-    slots = await _free(turn_, flow.moving, helpdesk_id=helpdesk.id)
-    days = sorted({_local(turn_, s.starts_at).date() for s in slots})
+    if places is None:
+        places = await _places(turn_, flow.moving)
+    days = sorted({_local(turn_, s.starts_at).date() for s in places.of(helpdesk)})
     if not days:
         gone = t("There are no free places left at {name}.", name=html.escape(helpdesk.name))
-        return await _start_screen(turn_, flow, _join(note, gone))
+        return await _start_screen(turn_, flow, _join(note, gone), places)
     pages = (len(days) + DAYS_PER_PAGE - 1) // DAYS_PER_PAGE
     page = min(max(page, 0), pages - 1)
     shown = days[page * DAYS_PER_PAGE : (page + 1) * DAYS_PER_PAGE]
@@ -439,7 +472,7 @@ async def _days_screen(
     if page < pages - 1:
         navigation.append((t("More days ▶"), encode(Cb.DAYS, helpdesk.id, page + 1, *extra)))
     rows.append(navigation)
-    if len(await _helpdesks_with_places(turn_, flow.moving)) > 1:
+    if len(places.helpdesks) > 1:
         rows.append([(t("↩️ Another helpdesk"), encode(Cb.HELPDESKS, *extra))])
     text = _join(note, _place(helpdesk), t("Choose a day:"))
     return text, _keyboard(rows)
@@ -503,10 +536,14 @@ async def _confirm_screen(
 # --- bookings, offers and the waitlist as messages ----------------------------------------
 
 
-async def _booking_details(turn_: Turn, booking: Booking) -> tuple[str, Helpdesk]:
-    helpdesk = await booking_service.get_helpdesk(
-        session=turn_.session, helpdesk_id=booking.helpdesk_id
-    )
+async def _booking_details(
+    turn_: Turn, booking: Booking, helpdesk: Helpdesk | None = None
+) -> tuple[str, Helpdesk]:
+    """The booking's day, time, place and code; `helpdesk` if the update has already read it."""
+    if helpdesk is None or helpdesk.id != booking.helpdesk_id:
+        helpdesk = await booking_service.get_helpdesk(
+            session=turn_.session, helpdesk_id=booking.helpdesk_id
+        )
     text = "\n".join(
         [
             f"📅 {_when(turn_, booking.starts_at)}",
@@ -531,10 +568,12 @@ async def _booking_screen(turn_: Turn, booking: Booking, note: str = "") -> Scre
     return text, _keyboard(rows)
 
 
-async def _confirmation(turn_: Turn, booking: Booking, heading: str) -> list[Reply]:
+async def _confirmation(
+    turn_: Turn, booking: Booking, heading: str, helpdesk: Helpdesk | None = None
+) -> list[Reply]:
     """What the citizen keeps: date, time, place, what to bring, the code and an .ics file."""
     t = turn_.t
-    details, helpdesk = await _booking_details(turn_, booking)
+    details, helpdesk = await _booking_details(turn_, booking, helpdesk)
     text = _join(
         heading,
         details,
@@ -605,26 +644,32 @@ async def _where_you_stand(turn_: Turn, citizen_id: int, note: str = "") -> Scre
     active = await booking_service.active_booking(session=session, citizen_id=citizen_id)
     if active is not None:
         return await _booking_screen(turn_, active, note)
-    held = await booking_service.held_place(session=session, citizen_id=citizen_id, now=turn_.now)
-    if held is not None:
-        text, keyboard = _offer_screen(turn_, held)
-        return _join(note, text), keyboard
-    entry = await waitlist.open_entry(session=session, citizen_id=citizen_id)
-    if entry is None:
+    found = await waitlist.open_entry_and_offer(
+        session=session, citizen_id=citizen_id, now=turn_.now
+    )
+    if found is None:
         return None
-    if entry.state == WaitlistState.WAITING:
+    if found.held is not None:
+        text, keyboard = _offer_screen(turn_, found.held)
+        return _join(note, text), keyboard
+    if found.entry.state == WaitlistState.WAITING:
         return _join(note, _waiting_text(turn_)), None
     # An offer whose hold lapsed a moment ago: the housekeeping job is passing it on.
     lapsed = turn_.t("Write /prenotazione again in a minute to look for another time.")
     return _join(note, _refusal(turn_, OfferExpired.code), lapsed), None
 
 
-async def _next_step(turn_: Turn, citizen_id: int, note: str = "") -> Screen:
-    """Where the citizen stands or, when they can book, fresh choices (or the waitlist)."""
+async def _next_step(
+    turn_: Turn, citizen_id: int, note: str = "", *, may_book: bool = False
+) -> Screen:
+    """Where the citizen stands or, when they can book, fresh choices (or the waitlist).
+
+    `may_book`: this update has already found the citizen's intake completed and eligible.
+    """
     found = await _where_you_stand(turn_, citizen_id, note)
     if found is not None:
         return found
-    refusal = await _booking_refusal(turn_, citizen_id)
+    refusal = None if may_book else await _booking_refusal(turn_, citizen_id)
     if refusal is not None:
         return _join(note, refusal), None
     return await _start_screen(turn_, Flow(citizen_id, None), note)
@@ -633,15 +678,20 @@ async def _next_step(turn_: Turn, citizen_id: int, note: str = "") -> Screen:
 # --- entry point from the questionnaire ------------------------------------------------
 
 
-async def after_intake(turn_: Turn) -> list[Reply]:
-    """An eligible citizen finished the questionnaire: their booking, offer, or the first step."""
+async def after_intake(turn_: Turn, *, intake: Intake | None = None) -> list[Reply]:
+    """An eligible citizen finished the questionnaire: their booking, offer, or the first step.
+
+    `intake`: the citizen's intake, when the questionnaire has just read it.
+    """
     citizen_id = _citizen_id(turn_)
     if citizen_id is None:
         return [Send(turn_.t(WRITE_START))]
-    refusal = await _booking_refusal(turn_, citizen_id)
+    if intake is None:
+        intake = await intake_service.get_intake(session=turn_.session, citizen_id=citizen_id)
+    refusal = _intake_refusal(turn_, intake)
     if refusal is not None:
         return [Send(refusal)]
-    text, keyboard = await _next_step(turn_, citizen_id)
+    text, keyboard = await _next_step(turn_, citizen_id, may_book=True)
     return [Send(text, keyboard)]
 
 
@@ -832,6 +882,9 @@ async def on_book(turn_: Turn) -> list[Reply]:
         return [_show(turn_, await _start_screen(turn_, flow, note))]
     actor = f"citizen:{flow.citizen_id}"
     session = turn_.session
+    # Read here and kept referenced, so that `book_slot` finds it in the session (whose
+    # identity map forgets what nothing references) and the confirmation shows it.
+    helpdesk = await _bookable_helpdesk(turn_, helpdesk_id)
     try:
         async with _all_or_nothing(session):
             if flow.moving is None:
@@ -865,7 +918,7 @@ async def on_book(turn_: Turn) -> list[Reply]:
         if flow.moving is None
         else turn_.t("✅ <b>Done: your appointment has been moved.</b>")
     )
-    return await _confirmation(turn_, booked, heading)
+    return await _confirmation(turn_, booked, heading, helpdesk)
 
 
 async def _after_refused_booking(

@@ -185,7 +185,7 @@ async def _where(turn_: Turn, found: Intake | None) -> list[Reply]:
         return [Send(t(EXPIRED)), *await begin(turn_)]
     if found.state == IntakeState.COMPLETED:
         if found.eligible:
-            return await booking.after_intake(turn_)
+            return await booking.after_intake(turn_, intake=found)
         return [_ineligible(turn_, q.assess(found.answers, turn_.settings).reasons)]
     step = intake.current_step(found)
     if step is not None:
@@ -194,9 +194,15 @@ async def _where(turn_: Turn, found: Intake | None) -> list[Reply]:
     return [Send(text, keyboard)]
 
 
-async def _load(turn_: Turn) -> Intake | None:
+async def _load(turn_: Turn, *, for_update: bool = False) -> Intake | None:
+    """The citizen's intake, locked (`for_update`) when this update may change it.
+
+    The engine is then handed this row (`intake=`) instead of reading it a second time.
+    """
     assert turn_.citizen is not None
-    return await intake.get_intake(session=turn_.session, citizen_id=turn_.citizen.id)
+    return await intake.get_intake(
+        session=turn_.session, citizen_id=turn_.citizen.id, for_update=for_update
+    )
 
 
 def _leaving_phone(turn_: Turn, before: Step | None, after: Intake, text: str) -> list[Reply]:
@@ -265,10 +271,12 @@ def _reask(turn_: Turn, found: Intake, step: Step, reason: str) -> list[Reply]:
     return [Send(reask, _keyboard(t, found, step))]
 
 
-async def _failed(turn_: Turn, exc: IntakeError) -> list[Reply]:
-    """Every refusal of the engine as a friendly reply; nothing was changed."""
+async def _failed(turn_: Turn, exc: IntakeError, found: Intake | None) -> list[Reply]:
+    """Every refusal of the engine as a friendly reply; nothing was changed.
+
+    `found` is the intake as this update read it (the engine refused without changing it).
+    """
     t = turn_.t
-    found = await _load(turn_)
     if isinstance(exc, InvalidAnswer) and found is not None:
         step = intake.current_step(found)
         if step is not None and step.key == exc.step_key:
@@ -303,9 +311,11 @@ def _callback(turn_: Turn, kind: Cb) -> Callback | None:
     return found if found is not None and found.kind is kind else None
 
 
-async def _asked(turn_: Turn, step_key: str) -> tuple[Intake | None, Step | None]:
+async def _asked(
+    turn_: Turn, step_key: str, *, for_update: bool
+) -> tuple[Intake | None, Step | None]:
     """The intake, and the step being asked if it is `step_key`."""
-    found = await _load(turn_)
+    found = await _load(turn_, for_update=for_update)
     step = intake.current_step(found) if found is not None else None
     return found, step if step is not None and step.key == step_key else None
 
@@ -320,10 +330,10 @@ async def on_message(turn_: Turn) -> list[Reply]:
     """A message of any kind (not a command): the answer to the step being asked."""
     if not _consented(turn_):
         return _not_started(turn_)
-    found = await _load(turn_)
+    found = await _load(turn_, for_update=True)
     step = intake.current_step(found) if found is not None else None
     if found is None or step is None:
-        return await resume(turn_)
+        return await _where(turn_, found)
     message = turn_.update.message
     assert message is not None
     if step.answer is AnswerType.PHONE and message.contact is not None:
@@ -353,9 +363,10 @@ async def _record(turn_: Turn, found: Intake, step: Step, raw: str) -> list[Repl
             raw=raw,
             now=turn_.now,
             settings=turn_.settings,
+            intake=found,
         )
     except IntakeError as exc:
-        return await _failed(turn_, exc)
+        return await _failed(turn_, exc, found)
     leaving: list[Reply] = []
     if step.answer is AnswerType.PHONE:
         saved = q.labels(step.key, updated.answers.get(step.key), turn_.t)
@@ -373,7 +384,7 @@ async def on_answer(turn_: Turn) -> list[Reply]:
     if callback is None or len(callback.args) != 2:
         return _refused(turn_)
     step_key, option = callback.args
-    found, step = await _asked(turn_, step_key)
+    found, step = await _asked(turn_, step_key, for_update=True)
     if step is None or found is None:
         return await _stale(turn_, found)
     if step.answer not in BUTTON_ANSWERS or option not in step.option_keys:
@@ -394,9 +405,10 @@ async def _record_button(
             raw=raw,
             now=turn_.now,
             settings=turn_.settings,
+            intake=found,
         )
     except IntakeError as exc:
-        return await _failed(turn_, exc)
+        return await _failed(turn_, exc, found)
     return [answered, *await _where(turn_, updated)]
 
 
@@ -411,12 +423,14 @@ def _mask(callback: Callback, step: Step) -> int | None:
 MultiChoice = tuple[Intake, Step, int, str]
 
 
-async def _multi_choice(turn_: Turn, kind: Cb, arity: int) -> MultiChoice | list[Reply]:
+async def _multi_choice(
+    turn_: Turn, kind: Cb, arity: int, *, for_update: bool
+) -> MultiChoice | list[Reply]:
     """Intake, step, selection and last argument of a `tog`/`done` button, or its refusal."""
     callback = _callback(turn_, kind)
     if callback is None or len(callback.args) != arity:
         return _refused(turn_)
-    found, step = await _asked(turn_, callback.args[0])
+    found, step = await _asked(turn_, callback.args[0], for_update=for_update)
     if step is None or found is None:
         return await _stale(turn_, found)
     mask = _mask(callback, step) if step.answer is AnswerType.MULTI_CHOICE else None
@@ -430,7 +444,7 @@ async def on_toggle(turn_: Turn) -> list[Reply]:
     """`tog:<step>:<mask>:<option>`: tick or untick one option; only the keyboard changes."""
     if not _consented(turn_):
         return _not_started(turn_)
-    checked = await _multi_choice(turn_, Cb.TOGGLE, 3)
+    checked = await _multi_choice(turn_, Cb.TOGGLE, 3, for_update=False)
     if isinstance(checked, list):
         return checked
     found, step, mask, option_key = checked
@@ -452,7 +466,7 @@ async def on_done(turn_: Turn) -> list[Reply]:
     """`done:<step>:<mask>`: record the options ticked."""
     if not _consented(turn_):
         return _not_started(turn_)
-    checked = await _multi_choice(turn_, Cb.DONE, 2)
+    checked = await _multi_choice(turn_, Cb.DONE, 2, for_update=True)
     if isinstance(checked, list):
         return checked
     found, step, mask, _ = checked
@@ -471,16 +485,20 @@ async def on_skip(turn_: Turn) -> list[Reply]:
     callback = _callback(turn_, Cb.SKIP)
     if callback is None or len(callback.args) != 1:
         return _refused(turn_)
-    found, step = await _asked(turn_, callback.args[0])
+    found, step = await _asked(turn_, callback.args[0], for_update=True)
     if step is None or found is None:
         return await _stale(turn_, found)
     answered = _answered(turn_, found, step, turn_.t("Skipped"))
     try:
         updated = await intake.skip_step(
-            session=turn_.session, citizen_id=turn_.citizen.id, step_key=step.key, now=turn_.now
+            session=turn_.session,
+            citizen_id=turn_.citizen.id,
+            step_key=step.key,
+            now=turn_.now,
+            intake=found,
         )
     except IntakeError as exc:
-        return await _failed(turn_, exc)
+        return await _failed(turn_, exc, found)
     return [answered, *await _where(turn_, updated)]
 
 
@@ -493,24 +511,24 @@ async def on_back(turn_: Turn) -> list[Reply]:
     callback = _callback(turn_, Cb.BACK)
     if callback is None or len(callback.args) > 1:
         return _refused(turn_)
-    found = await _load(turn_)
+    found = await _load(turn_, for_update=True)
     step = intake.current_step(found) if found is not None else None
     if found is None or (callback.args and (step is None or step.key != callback.args[0])):
         return await _stale(turn_, found)
     shown = [Edit(_question_text(turn_, found, step))] if step is not None else []
     try:
         updated = await intake.go_back(
-            session=turn_.session, citizen_id=turn_.citizen.id, now=turn_.now
+            session=turn_.session, citizen_id=turn_.citizen.id, now=turn_.now, intake=found
         )
     except IntakeError as exc:
-        return await _failed(turn_, exc)
+        return await _failed(turn_, exc, found)
     leaving = _leaving_phone(turn_, step, updated, turn_.t("⬅️ OK, one step back."))
     return [*shown, *leaving, *await _where(turn_, updated)]
 
 
-async def _in_summary(turn_: Turn) -> Intake | list[Reply]:
+async def _in_summary(turn_: Turn, *, for_update: bool = False) -> Intake | list[Reply]:
     """The intake if it is waiting in the summary, else the replies for an old button."""
-    found = await _load(turn_)
+    found = await _load(turn_, for_update=for_update)
     if found is None or found.state != IntakeState.SUMMARY:
         return await _stale(turn_, found)
     return found
@@ -522,7 +540,7 @@ async def on_confirm(turn_: Turn) -> list[Reply]:
     if not _consented(turn_):
         return _not_started(turn_)
     assert turn_.citizen is not None
-    found = await _in_summary(turn_)
+    found = await _in_summary(turn_, for_update=True)
     if isinstance(found, list):
         return found
     shown = Edit(_summary_text(turn_, found))
@@ -532,13 +550,14 @@ async def on_confirm(turn_: Turn) -> list[Reply]:
             citizen_id=turn_.citizen.id,
             now=turn_.now,
             settings=turn_.settings,
+            intake=found,
         )
     except IntakeError as exc:
-        return await _failed(turn_, exc)
+        return await _failed(turn_, exc, found)
     if not outcome.eligibility.eligible:
         return [shown, _ineligible(turn_, outcome.eligibility.reasons)]
     good_news = Send(turn_.t(ELIGIBLE))
-    return [shown, good_news, *await booking.after_intake(turn_)]
+    return [shown, good_news, *await booking.after_intake(turn_, intake=outcome.intake)]
 
 
 @turn
@@ -551,7 +570,7 @@ async def on_change(turn_: Turn) -> list[Reply]:
     callback = _callback(turn_, Cb.CHANGE)
     if callback is None or len(callback.args) > 1:
         return _refused(turn_)
-    found = await _in_summary(turn_)
+    found = await _in_summary(turn_, for_update=bool(callback.args))
     if isinstance(found, list):
         return found
     if not callback.args:
@@ -565,10 +584,14 @@ async def on_change(turn_: Turn) -> list[Reply]:
     try:
         step = q.step(callback.args[0])
         updated = await intake.change_answer(
-            session=turn_.session, citizen_id=turn_.citizen.id, step_key=step.key, now=turn_.now
+            session=turn_.session,
+            citizen_id=turn_.citizen.id,
+            step_key=step.key,
+            now=turn_.now,
+            intake=found,
         )
     except IntakeError as exc:
-        return await _failed(turn_, exc)
+        return await _failed(turn_, exc, found)
     title = f"<b>{_e(t(step.title))}</b>"
     return [Edit(t("✏️ Changing: {title}", title=title)), *await _where(turn_, updated)]
 

@@ -58,25 +58,30 @@ async def queue_reminders(
     *, session: AsyncSession, settings: Settings, citizen: Citizen, booking: Booking, now: datetime
 ) -> None:
     """Queue the day-before and hours-before reminders that are still in the future."""
+    if citizen.telegram_chat_id is None:
+        return  # no chat to write to, as in `_queue`
     local_day = booking.starts_at.astimezone(settings.tz).date()
     day_before = local_datetime(
         local_day - timedelta(days=1), time(settings.reminder_day_before_hour), settings.tz
     )
     hours_before = booking.starts_at - timedelta(hours=settings.reminder_hours_before)
-    for kind, due in (
-        (MessageKind.REMINDER_DAY_BEFORE, day_before),
-        (MessageKind.REMINDER_HOURS_BEFORE, hours_before),
-    ):
-        if due is not None and due > now:
-            await _queue(
-                session,
-                citizen,
-                kind,
-                f"{subject(booking)}:{kind.value}",
-                due,
-                {"booking_id": booking.id},
-                subject(booking),
-            )
+    about = subject(booking)
+    due = [
+        outbox.NewMessage(
+            kind=kind.value,
+            due_at=at,
+            idempotency_key=f"{about}:{kind.value}",
+            payload={"booking_id": booking.id},
+            subject=about,
+        )
+        for kind, at in (
+            (MessageKind.REMINDER_DAY_BEFORE, day_before),
+            (MessageKind.REMINDER_HOURS_BEFORE, hours_before),
+        )
+        if at is not None and at > now
+    ]
+    # Both in one go: the citizen's reachability is read once, not once per reminder.
+    await outbox.enqueue_all(session=session, citizen_id=citizen.id, messages=due)
 
 
 async def notify_booking(

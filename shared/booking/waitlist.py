@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -19,7 +20,7 @@ from shared.booking.errors import (
     OfferExpired,
     SlotsAvailable,
 )
-from shared.booking.models import Booking, Slot, WaitlistEntry, WaitlistState
+from shared.booking.models import Booking, Helpdesk, Slot, WaitlistEntry, WaitlistState
 from shared.cases import service as cases
 from shared.citizens.models import Citizen
 from shared.db import utcnow
@@ -36,6 +37,43 @@ async def open_entry(*, session: AsyncSession, citizen_id: int) -> WaitlistEntry
             WaitlistEntry.citizen_id == citizen_id, WaitlistEntry.state.in_(OPEN_STATES)
         )
     )
+
+
+@dataclass(frozen=True, slots=True)
+class OpenEntry:
+    """The citizen's waiting or offered entry and, while its offer is open, the place held."""
+
+    entry: WaitlistEntry
+    held: booking_service.HeldPlace | None
+
+
+async def open_entry_and_offer(
+    *, session: AsyncSession, citizen_id: int, now: datetime | None = None
+) -> OpenEntry | None:
+    """`open_entry` and `booking.held_place` in one query (what the bot shows a citizen)."""
+    now = now or utcnow()
+    row = (
+        await session.execute(
+            select(WaitlistEntry, Slot, Helpdesk)
+            .outerjoin(Slot, Slot.id == WaitlistEntry.offered_slot_id)
+            .outerjoin(Helpdesk, Helpdesk.id == Slot.helpdesk_id)
+            .where(WaitlistEntry.citizen_id == citizen_id, WaitlistEntry.state.in_(OPEN_STATES))
+        )
+    ).first()
+    if row is None:
+        return None
+    entry, slot, helpdesk = row
+    expires_at = entry.offer_expires_at
+    if (
+        entry.state != WaitlistState.OFFERED.value
+        or expires_at is None
+        or expires_at <= now
+        or slot is None
+        or helpdesk is None
+    ):
+        return OpenEntry(entry, None)
+    held = booking_service.HeldPlace(entry.id, helpdesk, slot.starts_at, slot.ends_at, expires_at)
+    return OpenEntry(entry, held)
 
 
 async def join_waitlist(

@@ -15,6 +15,9 @@ nothing. How it moves:
   a new one arrives (going back cancels the change). Answers to steps that no longer apply
   are dropped; steps that now apply are asked before the summary comes back.
 - Any activity clears `expiry_reminded_at`: a citizen who stalls again is reminded again.
+
+A caller that has already read the intake with `get_intake(for_update=True)` (the bot, to
+decide what a button means) passes it as `intake=`, so that an update reads the row once.
 """
 
 from __future__ import annotations
@@ -104,9 +107,10 @@ async def record_answer(
     raw: str,
     now: datetime,
     settings: Settings,
+    intake: Intake | None = None,
 ) -> Intake:
     """Check and store the answer to the step being asked, then move to the next step."""
-    intake = await _require(session, citizen_id)
+    intake = await _require(session, citizen_id, intake)
     asked = _asked_step(intake, step_key, action="answer")
     value = validate(asked, raw, today=now.astimezone(settings.tz).date(), settings=settings)
     _store(intake, asked.key, value, now)
@@ -115,10 +119,15 @@ async def record_answer(
 
 
 async def skip_step(
-    *, session: AsyncSession, citizen_id: int, step_key: str, now: datetime
+    *,
+    session: AsyncSession,
+    citizen_id: int,
+    step_key: str,
+    now: datetime,
+    intake: Intake | None = None,
 ) -> Intake:
     """Leave the optional step being asked (e-mail, fiscal code) unanswered and move on."""
-    intake = await _require(session, citizen_id)
+    intake = await _require(session, citizen_id, intake)
     asked = _asked_step(intake, step_key, action="skip a step of")
     if not asked.optional:
         raise StepNotOptional(asked.key)
@@ -127,9 +136,11 @@ async def skip_step(
     return intake
 
 
-async def go_back(*, session: AsyncSession, citizen_id: int, now: datetime) -> Intake:
+async def go_back(
+    *, session: AsyncSession, citizen_id: int, now: datetime, intake: Intake | None = None
+) -> Intake:
     """Ask the previous question again (from the summary: the last one answered)."""
-    intake = await _require(session, citizen_id)
+    intake = await _require(session, citizen_id, intake)
     if intake.state not in UNFINISHED:
         raise WrongState(intake.state, "go back in")
     asked = current_step(intake)
@@ -150,10 +161,15 @@ async def go_back(*, session: AsyncSession, citizen_id: int, now: datetime) -> I
 
 
 async def change_answer(
-    *, session: AsyncSession, citizen_id: int, step_key: str, now: datetime
+    *,
+    session: AsyncSession,
+    citizen_id: int,
+    step_key: str,
+    now: datetime,
+    intake: Intake | None = None,
 ) -> Intake:
     """From the summary, ask one step again; the summary comes back once it is answered."""
-    intake = await _require(session, citizen_id)
+    intake = await _require(session, citizen_id, intake)
     if intake.state != IntakeState.SUMMARY:
         raise WrongState(intake.state, "change an answer of")
     changed = step(step_key)
@@ -167,13 +183,18 @@ async def change_answer(
 
 
 async def confirm(
-    *, session: AsyncSession, citizen_id: int, now: datetime, settings: Settings
+    *,
+    session: AsyncSession,
+    citizen_id: int,
+    now: datetime,
+    settings: Settings,
+    intake: Intake | None = None,
 ) -> Outcome:
     """Close the questionnaire: record eligibility and urgency, copy the contacts to the citizen.
 
     A skipped e-mail or fiscal code leaves what the citizen record already had.
     """
-    intake = await _require(session, citizen_id)
+    intake = await _require(session, citizen_id, intake)
     if intake.state != IntakeState.SUMMARY:
         raise WrongState(intake.state, "confirm")
     missing = tuple(
@@ -255,7 +276,12 @@ async def due_expiry_reminders(
 # --- internals ---------------------------------------------------------------------------
 
 
-async def _require(session: AsyncSession, citizen_id: int) -> Intake:
+async def _require(session: AsyncSession, citizen_id: int, loaded: Intake | None) -> Intake:
+    """The citizen's intake, locked: `loaded` if the caller already has it, else read now."""
+    if loaded is not None:
+        if loaded.citizen_id != citizen_id:
+            raise ValueError(f"intake {loaded.id} is not citizen {citizen_id}'s")
+        return loaded
     intake = await get_intake(session=session, citizen_id=citizen_id, for_update=True)
     if intake is None:
         raise IntakeNotFound(citizen_id)

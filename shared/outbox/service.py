@@ -12,10 +12,13 @@ overwrite the new owner's result.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Update, and_, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -44,27 +47,65 @@ async def enqueue(
     subject: str | None = None,
 ) -> OutboxMessage | None:
     """Queue one message; None if this key was already queued or the citizen is unreachable."""
-    unreachable = await session.scalar(select(Citizen.unreachable).where(Citizen.id == citizen_id))
-    if unreachable:
+    if await _unreachable(session, citizen_id):
         return None
+    new = NewMessage(kind, due_at, idempotency_key, payload or {}, subject)
+    return await session.scalar(_insert(session, citizen_id, [new]).returning(OutboxMessage))
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """One message for `enqueue_all`; the fields are `enqueue`'s."""
+
+    kind: str
+    due_at: datetime
+    idempotency_key: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    subject: str | None = None
+
+
+async def enqueue_all(
+    *, session: AsyncSession, citizen_id: int, messages: Sequence[NewMessage]
+) -> int:
+    """Queue several messages for one citizen, as `enqueue` would each; how many were new.
+
+    Two statements whatever their number: the citizen's reachability, one INSERT.
+    """
+    if not messages or await _unreachable(session, citizen_id):
+        return 0
+    inserted = await session.scalars(
+        _insert(session, citizen_id, messages).returning(OutboxMessage.id)
+    )
+    return len(inserted.all())
+
+
+async def _unreachable(session: AsyncSession, citizen_id: int) -> bool:
+    return bool(await session.scalar(select(Citizen.unreachable).where(Citizen.id == citizen_id)))
+
+
+def _insert(
+    session: AsyncSession, citizen_id: int, messages: Sequence[NewMessage]
+) -> postgresql.Insert | sqlite.Insert:
     # ON CONFLICT DO NOTHING rather than check-then-insert: on PostgreSQL two transactions
     # queueing the same key would otherwise both pass the check, and the loser's
     # IntegrityError would abort the caller's whole unit of work (e.g. the booking).
-    statement = (
+    rows = [
+        {
+            "kind": m.kind,
+            "citizen_id": citizen_id,
+            "payload": m.payload,
+            "idempotency_key": m.idempotency_key,
+            "subject": m.subject,
+            "due_at": m.due_at,
+            "state": MessageState.PENDING.value,
+        }
+        for m in messages
+    ]
+    return (
         upsert_insert(session, OutboxMessage)
-        .values(
-            kind=kind,
-            citizen_id=citizen_id,
-            payload=payload or {},
-            idempotency_key=idempotency_key,
-            subject=subject,
-            due_at=due_at,
-            state=MessageState.PENDING.value,
-        )
+        .values(rows)
         .on_conflict_do_nothing(index_elements=[OutboxMessage.idempotency_key])
-        .returning(OutboxMessage)
     )
-    return await session.scalar(statement)
 
 
 async def cancel_pending(*, session: AsyncSession, subject: str) -> int:

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
+import weakref
+from typing import Any
 
 import httpx
+import pytest
 from starlette.applications import Starlette
 from telegram import Update
-from telegram.ext import Application, TypeHandler
+from telegram.ext import Application, CommandHandler, TypeHandler
 
 from bot.processor import ChatOrderedProcessor
+from bot.replies import Reply, Send
+from bot.turn import Turn, turn
 from bot.webhook import SECRET_HEADER, webhook_route
 from tests.bot.fake_telegram import Citizen as TelegramUser
 from tests.bot.fake_telegram import FakeTelegram, texts
@@ -75,6 +81,56 @@ async def test_updates_through_the_application_keep_chat_order(
     finally:
         await bot_app.stop()
     assert seen == ["/noop 0", "/noop 1", "/noop 2"]
+
+
+async def test_no_per_chat_bookkeeping_is_kept_without_a_persistence(
+    bot_app: Application, fake: FakeTelegram
+) -> None:  # type: ignore[type-arg]
+    """PTB notes every chat and user for a persistence to save; the bot has none to empty them."""
+    assert bot_app.persistence is None
+    users = [TelegramUser(bot_app, fake, 700 + n) for n in range(50)]
+    await bot_app.start()
+    try:
+        for user in users:
+            await bot_app.process_update(user.text_update("/start"))
+            await bot_app.update_queue.put(user.text_update("/start"))
+        await asyncio.wait_for(bot_app.update_queue.join(), 10)
+    finally:
+        await bot_app.stop()
+    assert len(fake.sent("sendMessage")) == 2 * len(users)
+    assert bot_app._chat_ids_to_be_updated_in_persistence == set()
+    assert bot_app._user_ids_to_be_updated_in_persistence == set()
+
+
+async def test_the_transaction_is_let_go_before_the_replies_are_sent(
+    bot_app: Application, fake: FakeTelegram, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[type-arg]
+    """Replies wait on Telegram and the rate limiter: they must not keep the session alive."""
+    held: list[weakref.ref[Any]] = []
+
+    @turn
+    async def hold(turn_: Turn) -> list[Reply]:
+        assert turn_.citizen is not None
+        held.extend([weakref.ref(turn_.session), weakref.ref(turn_.citizen)])
+        return [Send("one"), Send("two")]
+
+    handlers = bot_app.handlers[0]
+    bot_app.add_handler(CommandHandler("hold", hold))
+    handlers.insert(0, handlers.pop())  # before the fallback for unknown commands
+    alive_when_sent: list[list[bool]] = []
+    send = fake.do_request
+
+    async def watching(*args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        if held:
+            gc.collect()
+            alive_when_sent.append([ref() is not None for ref in held])
+        return await send(*args, **kwargs)
+
+    user = TelegramUser(bot_app, fake, 800)
+    await user.press("consent:yes:it")
+    monkeypatch.setattr(fake, "do_request", watching)
+    assert "two" in texts(await user.say("/hold"))
+    assert alive_when_sent == [[False, False], [False, False]]
 
 
 async def test_webhook_checks_the_secret(bot_app: Application, fake: FakeTelegram) -> None:  # type: ignore[type-arg]

@@ -36,6 +36,8 @@ async def test_held_place_only_while_the_offer_is_open(
     )
     # Waiting is not an offer.
     assert await booking.held_place(session=session, citizen_id=waiting.id, now=NOW) is None
+    found = await waitlist.open_entry_and_offer(session=session, citizen_id=waiting.id, now=NOW)
+    assert found is not None and (found.entry.id, found.held) == (entry.id, None)
 
     await booking.cancel_booking(
         session=session, settings=settings, booking_id=taken.id, by=CancelledBy.CITIZEN,
@@ -43,6 +45,13 @@ async def test_held_place_only_while_the_offer_is_open(
     )  # fmt: skip
     held = await booking.held_place(session=session, citizen_id=waiting.id, now=NOW)
     assert held is not None
+    # The bot reads the entry and its offer in one query: the same place.
+    found = await waitlist.open_entry_and_offer(session=session, citizen_id=waiting.id, now=NOW)
+    assert found is not None and (found.entry.id, found.held) == (entry.id, held)
+    lapsed = await waitlist.open_entry_and_offer(
+        session=session, citizen_id=waiting.id, now=held.expires_at
+    )
+    assert lapsed is not None and (lapsed.entry.id, lapsed.held) == (entry.id, None)
     assert (held.entry_id, held.helpdesk.id, held.starts_at, held.ends_at) == (
         entry.id,
         helpdesk.id,
@@ -61,3 +70,4 @@ async def test_held_place_only_while_the_offer_is_open(
         session=session, settings=settings, entry_id=entry.id, citizen_id=waiting.id, now=NOW
     )
     assert await booking.held_place(session=session, citizen_id=waiting.id, now=NOW) is None
+    assert await waitlist.open_entry_and_offer(session=session, citizen_id=waiting.id) is None

@@ -102,6 +102,34 @@ async def test_enqueue_same_key_twice_queues_one_message(database: Database) -> 
         assert [(m.id, m.kind, m.due_at) for m in rows] == [(first.id, "reminder", T0)]
 
 
+async def test_enqueue_all_queues_as_enqueue_would_each(session: AsyncSession) -> None:
+    citizen, blocked = await make_citizen(session), await make_citizen(session)
+    blocked.unreachable = True
+    await queue(session, citizen, "booking:1:day_before")
+
+    def new(key: str, hours: int) -> outbox.NewMessage:
+        return outbox.NewMessage("reminder", T0 + timedelta(hours=hours), key, {"n": hours}, "b:1")
+
+    messages = [new("booking:1:day_before", 1), new("booking:1:hours_before", 2)]
+    # The key already queued is skipped; the other one is queued like `enqueue` would.
+    assert await outbox.enqueue_all(session=session, citizen_id=citizen.id, messages=messages) == 1
+    assert await outbox.enqueue_all(session=session, citizen_id=blocked.id, messages=messages) == 0
+    assert await outbox.enqueue_all(session=session, citizen_id=citizen.id, messages=[]) == 0
+    rows = (await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))).all()
+    assert [(m.idempotency_key, m.citizen_id, m.due_at, m.payload) for m in rows] == [
+        ("booking:1:day_before", citizen.id, T0, {"key": "booking:1:day_before"}),
+        ("booking:1:hours_before", citizen.id, T0 + timedelta(hours=2), {"n": 2}),
+    ]
+    added = rows[1]
+    assert (added.kind, added.subject, added.state, added.attempts) == (
+        "reminder",
+        "b:1",
+        MessageState.PENDING,
+        0,
+    )
+    assert added.created_at.tzinfo is UTC
+
+
 async def test_cancel_pending_withdraws_only_pending_messages_of_the_subject(
     session: AsyncSession,
 ) -> None:

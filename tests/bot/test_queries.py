@@ -1,0 +1,106 @@
+"""SQL per update: what an update needs it reads once, however many screens show it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import event
+from telegram.ext import Application
+
+from shared.db import Database
+from shared.settings import Settings
+from tests.bot.fake_telegram import Citizen as TelegramUser
+from tests.bot.fake_telegram import FakeTelegram, texts
+from tests.bot.test_booking import choose_slot, data, new_citizen, open_helpdesks
+from tests.bot.test_conversation import at_step
+
+# How each repeatable read starts (SQLAlchemy's own rendering, the same on both backends).
+INTAKE_ROW = "SELECT intake.id,"
+WAITLIST_ROW = "SELECT waitlist_entry.id,"
+FREE_SLOTS = "SELECT 'rule' AS kind,"
+HELPDESK_ROW = "SELECT helpdesk.id,"
+REACHABLE = "SELECT citizen.unreachable"
+
+
+class Statements(list[str]):
+    def starting(self, prefix: str) -> int:
+        return sum(1 for s in self if s.startswith(prefix))
+
+
+@pytest.fixture
+def statements(database: Database) -> Iterator[Statements]:
+    """The statements sent while the test runs, whitespace folded (SQLite's BEGIN left out)."""
+    seen = Statements()
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        folded = re.sub(r"\s+", " ", statement).strip()
+        if not folded.upper().startswith("BEGIN"):
+            seen.append(folded)
+
+    engine = database.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    yield seen
+    event.remove(engine, "before_cursor_execute", record)
+
+
+async def test_an_answer_is_four_statements(
+    bot_app: Application,  # type: ignore[type-arg]
+    fake: FakeTelegram,
+    database: Database,
+    bot_settings: Settings,
+    statements: Statements,
+) -> None:
+    user = await at_step(bot_app, fake, database, bot_settings, 900, "urgent")
+    # Record the update, find the citizen, read the intake (locked), write it.
+    for answer in (
+        user.press("ans:urgent:no"),
+        user.say("Maria Rossi"),
+        user.say("331 693 8049"),
+        user.press("skip:email"),
+    ):
+        statements.clear()
+        await answer
+        assert statements.starting(INTAKE_ROW) == 1, statements
+        assert len(statements) == 4, statements
+
+
+async def test_confirming_reads_each_thing_once(
+    bot_app: Application,  # type: ignore[type-arg]
+    fake: FakeTelegram,
+    database: Database,
+    bot_settings: Settings,
+    statements: Statements,
+) -> None:
+    [helpdesk] = await open_helpdesks(database, "Sportello Centro")
+    user = await at_step(bot_app, fake, database, bot_settings, 901, "fiscal_code")
+    await user.press("skip:fiscal_code")
+    statements.clear()
+    calls = await user.press("ok")
+    # Eligible, one helpdesk: straight to its days, without "another helpdesk".
+    assert data(calls, f"day:{helpdesk}:") and not data(calls, "hds"), texts(calls)
+    assert statements.starting(INTAKE_ROW) == 1
+    assert statements.starting(WAITLIST_ROW) == 1
+    assert statements.starting(FREE_SLOTS) == 1
+    assert statements.starting(HELPDESK_ROW) == 1
+
+
+async def test_booking_reads_the_helpdesk_and_the_reachability_once(
+    bot_app: Application,  # type: ignore[type-arg]
+    fake: FakeTelegram,
+    database: Database,
+    bot_settings: Settings,
+    statements: Statements,
+) -> None:
+    await open_helpdesks(database, "Sportello Centro")
+    await new_citizen(database, bot_settings, 902)
+    user = TelegramUser(bot_app, fake, 902)
+    confirm = await choose_slot(user, await user.press("hds"))
+    statements.clear()
+    booked = await user.press(data(confirm, "bk:")[0])
+    assert [c.method for c in booked if c.method == "sendDocument"] == ["sendDocument"]
+    assert statements.starting(HELPDESK_ROW) == 1
+    # Both reminders: the citizen's reachability read once, the two queued in one INSERT.
+    assert statements.starting(REACHABLE) == 1
+    assert statements.starting("INSERT INTO outbox_message") == 1
