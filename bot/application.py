@@ -60,8 +60,11 @@ def build_application(
         .base_url(f"{api}/bot")
         .base_file_url(f"{api}/file/bot")
         .concurrent_updates(ChatOrderedProcessor())
-        # Overall ~30 messages/s; RetryAfter is not retried here: the caller decides.
-        .rate_limiter(AIORateLimiter(max_retries=0))
+        # Telegram asks for ~30 messages/s for *bulk notifications*: that budget is the
+        # outbox dispatcher's (bot/delivery.py), not a queue every citizen's reply waits in.
+        # Here only PTB's per-group limit (the "private chats only" answer in groups);
+        # RetryAfter is not retried here: the caller decides (`bot/turn.py`, delivery).
+        .rate_limiter(AIORateLimiter(overall_max_rate=0, max_retries=0))
     )
     if request is not None:
         builder = builder.request(request).get_updates_request(request).updater(None)

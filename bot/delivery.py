@@ -11,11 +11,12 @@ A round (`OutboxDispatcher.run_once`):
 
 No database transaction is ever held open while talking to Telegram.
 
-Rate limits. The overall ~30 messages/s is PTB's `AIORateLimiter` (bot/application.py).
-Telegram also wants at most ~1 message per second in one chat: the messages of a batch
-are grouped by citizen, each citizen's messages go out in order with `per_chat_interval`
-between them (remembered across rounds), and the citizens are served concurrently, so a
-citizen with several messages never holds back the others. The pacing is per dispatcher:
+Rate limits. Telegram allows bulk notifications ~30 messages/s overall: the dispatcher's
+own limiter (`overall_rate`), shared by all its sends. Telegram also wants at most ~1
+message per second in one chat: the messages of a batch are grouped by citizen, each
+citizen's messages go out in order with `per_chat_interval` between them (remembered
+across rounds), and the citizens are served concurrently, so a citizen with several
+messages never holds back the others. The pacing is per dispatcher:
 two instances may each write to the same chat within the interval; Telegram then answers
 RetryAfter, which is honoured like any other.
 
@@ -33,7 +34,6 @@ import asyncio
 import html
 import io
 import logging
-import warnings
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass
@@ -41,15 +41,16 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import telegram
+from aiolimiter import AsyncLimiter
 from babel.dates import format_date
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
-from telegram.warnings import PTBDeprecationWarning
 
 from bot import texts
 from bot.callbacks import Cb, encode
+from bot.flood import retry_after_seconds
 from shared.booking import service as booking_service
 from shared.booking.calendar import booking_ics
 from shared.booking.messages import MessageKind
@@ -72,7 +73,7 @@ from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# Citizens served at the same time in one round; the overall rate is the rate limiter's.
+# Citizens served at the same time in one round; the overall rate is `overall_rate`.
 MAX_PARALLEL_CHATS = 10
 # The lease must outlast a round: a citizen with a whole batch of messages (and their
 # calendar files) is paced one per interval, and each send may wait on a slow network.
@@ -542,18 +543,10 @@ async def render(
 # --- Telegram's answers ---------------------------------------------------------------
 
 
-def _retry_after_seconds(exc: RetryAfter) -> float:
-    # PTB 22 warns that `retry_after` will become a timedelta; accept either.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", PTBDeprecationWarning)
-        value = exc.retry_after
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
-
-
 def outcome_of(exc: Exception) -> Sent | Retry | Failed | Unreachable:
     """What to do with a message whose sending raised `exc`."""
     if isinstance(exc, RetryAfter):
-        return Retry(f"RetryAfter: {exc}", retry_after=_retry_after_seconds(exc))
+        return Retry(f"RetryAfter: {exc}", retry_after=retry_after_seconds(exc))
     if isinstance(exc, Forbidden):
         return Unreachable(f"Forbidden: {exc}")
     # BadRequest is a NetworkError in PTB: test it first.
@@ -579,13 +572,14 @@ class OutboxDispatcher:
         worker: str,
         batch: int = 30,
         per_chat_interval: float = 1.0,
+        overall_rate: float = 30.0,
         idle_poll: float = 5.0,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         if batch < 1:
             raise ValueError("batch must be at least 1")
-        if per_chat_interval < 0 or idle_poll <= 0:
-            raise ValueError("per_chat_interval must be >= 0 and idle_poll > 0")
+        if per_chat_interval < 0 or idle_poll <= 0 or overall_rate <= 0:
+            raise ValueError("per_chat_interval must be >= 0, idle_poll and overall_rate > 0")
         self.bot = bot
         self.database = database
         self.settings = settings
@@ -598,6 +592,8 @@ class OutboxDispatcher:
         self.lease = max(MIN_LEASE, timedelta(seconds=2 * batch * per_chat_interval) + LEASE_MARGIN)
         # Monotonic time of the last call to each chat (pruned every round).
         self._last_call: dict[int, float] = {}
+        # Calls per second over all chats (a burst of up to `overall_rate` at once).
+        self._overall = AsyncLimiter(overall_rate, 1.0)
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -696,13 +692,15 @@ class OutboxDispatcher:
         return Sent()
 
     async def _call(self, chat_id: int, request: Callable[[], Awaitable[object]]) -> None:
-        """Await a Bot API call to `chat_id`, at least `per_chat_interval` after the last one."""
+        """Await a Bot API call to `chat_id`, at least `per_chat_interval` after the last one
+        and within the overall rate."""
         loop = asyncio.get_running_loop()
         last = self._last_call.get(chat_id)
         if last is not None:
             wait = last + self.per_chat_interval - loop.time()
             if wait > 0:
                 await asyncio.sleep(wait)
+        await self._overall.acquire()
         try:
             await request()
         finally:

@@ -22,6 +22,7 @@ from telegram.constants import ChatType, ParseMode
 from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
+from bot.flood import patiently
 from bot.replies import Document, Edit, Reply, Send, Toast
 from shared.citizens import service as citizens
 from shared.citizens.models import Citizen
@@ -146,28 +147,41 @@ async def _send_all(
     answered = False
     for reply in replies:
         if isinstance(reply, Send):
-            await bot.send_message(
-                chat.id, reply.text, parse_mode=ParseMode.HTML, reply_markup=reply.keyboard
+            await patiently(
+                functools.partial(
+                    bot.send_message,
+                    chat.id,
+                    reply.text,
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=reply.keyboard,
+                )
             )
         elif isinstance(reply, Edit) and query is not None and query.message is not None:
             try:
-                await bot.edit_message_text(
-                    reply.text,
-                    chat_id=chat.id,
-                    message_id=query.message.message_id,
-                    parse_mode=ParseMode.HTML,
-                    reply_markup=reply.keyboard,
+                await patiently(
+                    functools.partial(
+                        bot.edit_message_text,
+                        reply.text,
+                        chat_id=chat.id,
+                        message_id=query.message.message_id,
+                        parse_mode=ParseMode.HTML,
+                        reply_markup=reply.keyboard,
+                    )
                 )
             except BadRequest as exc:
                 # Pressing the same button twice "edits" to identical text: harmless.
                 if "not modified" not in str(exc).lower():
                     raise
         elif isinstance(reply, Document):
-            await bot.send_document(
-                chat.id,
-                InputFile(io.BytesIO(reply.data), filename=reply.filename),
-                caption=reply.caption,
-                parse_mode=ParseMode.HTML,
+            document = InputFile(io.BytesIO(reply.data), filename=reply.filename)
+            await patiently(
+                functools.partial(
+                    bot.send_document,
+                    chat.id,
+                    document,
+                    caption=reply.caption,
+                    parse_mode=ParseMode.HTML,
+                )
             )
         elif isinstance(reply, Toast) and query is not None:
             await query.answer(reply.text, show_alert=reply.alert)

@@ -8,6 +8,7 @@ fake Bot API. The dispatcher's clock is controlled; pacing uses real (monotonic)
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -827,6 +828,27 @@ async def test_one_chat_is_paced_without_holding_back_the_others(
     assert await sender.run_once() == 1
     third = stamps(busy.chat_id)[-1]
     assert third - second >= interval - 0.01
+
+
+async def test_the_overall_rate_holds_across_chats(
+    bot_app: Application,  # type: ignore[type-arg]
+    fake: FlakyTelegram,
+    database: Database,
+    bot_settings: Settings,
+    helpdesk_id: int,
+) -> None:
+    """Bulk notifications stay within `overall_rate` per second however many chats wait."""
+    for _ in range(12):
+        await book(database, bot_settings, helpdesk_id)
+    rate = 4.0
+    sender = dispatcher(bot_app, database, bot_settings, Clock(DAY_BEFORE), overall_rate=rate)
+    assert await sender.run_once() == 12
+    sent = sorted(at for method, _chat, at in fake.stamps if method == "sendMessage")
+    assert len(sent) == 12
+    # A burst of `rate` calls (a leaky bucket's capacity), then one every 1/rate seconds.
+    assert sent[-1] - sent[0] >= (12 - rate) / rate - 0.1
+    steady = [later - earlier for earlier, later in itertools.pairwise(sent[3:])]
+    assert min(steady) >= 1 / rate - 0.05
 
 
 async def test_two_dispatchers_send_every_message_exactly_once(

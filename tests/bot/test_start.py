@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 from sqlalchemy import func, select
 from telegram.ext import Application
 
 from shared.citizens.models import Citizen, ConsentRefusal
 from shared.db import Database
 from tests.bot.fake_telegram import Citizen as TelegramUser
-from tests.bot.fake_telegram import FakeTelegram, buttons, texts
+from tests.bot.fake_telegram import FakeTelegram, ScriptedError, buttons, texts
 
 
 async def test_start_offers_languages_then_notice(bot_app: Application, fake: FakeTelegram) -> None:  # type: ignore[type-arg]
@@ -84,3 +86,28 @@ async def test_help_and_privacy(bot_app: Application, fake: FakeTelegram) -> Non
     assert "Scegli la lingua" in texts(await maria.say("/lingua"))
     assert "Scrivi /start" in texts(await maria.say("ciao"))
     assert "non è più valido" in str([c.params for c in await maria.press("forged:1")])
+
+
+async def test_a_reply_refused_by_flood_control_is_sent_after_the_wait(
+    bot_app: Application,  # type: ignore[type-arg]
+    fake: FakeTelegram,
+) -> None:
+    fake.fail_next("sendMessage", ScriptedError(429, "Too Many Requests: retry after 1", 1))
+    maria = TelegramUser(bot_app, fake, 118)
+    started = time.monotonic()
+    calls = await maria.say("/aiuto")
+    assert time.monotonic() - started >= 0.9
+    assert "349 152 8955" in texts(calls)
+    assert len(fake.sent("sendMessage")) == 1
+
+
+async def test_a_reply_is_not_held_for_a_long_flood_wait(
+    bot_app: Application,  # type: ignore[type-arg]
+    fake: FakeTelegram,
+) -> None:
+    fake.fail_next("sendMessage", ScriptedError(429, "Too Many Requests: retry after 600", 600))
+    maria = TelegramUser(bot_app, fake, 119)
+    started = time.monotonic()
+    await maria.say("/aiuto")
+    assert time.monotonic() - started < 5
+    assert fake.sent("sendMessage") == []
