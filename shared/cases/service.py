@@ -857,8 +857,9 @@ def _events_of(object_type: str, object_id: Any) -> Any:
 @functools.cache
 def _related_statement(with_staff: bool) -> Any:
     """Bookings, timeline, messages, other cases, duplicates and (for coordinators) staff:
-    one UNION ALL, built once per shape; parameters `case_id`, `citizen_id`, `phone`,
-    `fiscal_code` (as strings where the audit log keeps ids as text).
+    one UNION ALL, built once per shape. Parameters: `case_id`, `citizen_id`, `phone`,
+    `fiscal_code`, and `case_key`, `citizen_key`: the two ids as the audit log keeps them
+    (text).
 
     Each part keeps its own order and limit (the newest first); see `_part` for the columns.
     The timeline is three parts (the case's, the citizen's and their bookings' events), so
