@@ -13,15 +13,17 @@ Three measures, each on its own fresh database:
    chats through the application's update queue and its `ChatOrderedProcessor`, against
    the same updates processed one at a time; the calls each chat receives must come in the
    same order as when processed one at a time.
-3. Memory: traced Python memory per conversation waiting in the database (nothing in
-   flight), and per update in flight (its first Telegram call held in the transport),
-   against an echo on the same stack (the bot's update processor and rate limiter, a
-   handler that makes the same first call).
+3. Memory: traced Python memory per conversation in flight, started and not finished (its
+   state waits in the database between updates: the target's measure); and, as extra
+   information, per update being processed (its first Telegram call held in the
+   transport), against an echo on the same stack (the bot's application class, update
+   processor and rate limiter, a handler that makes the same first call).
 
-The application is the one `bot.application.build_application` makes. It throttles every
-call that carries a `chat_id` with PTB's `AIORateLimiter` (30 per second overall, Telegram's
-flood limit); where that limiter, and not the bot, would set the pace, the measure is also
-taken on the same application with the limiter taken off (see `without_rate_limiter`).
+Every measure is taken on the application `bot.application.build_application` makes, as
+built. Its rate limiter is PTB's `AIORateLimiter(overall_max_rate=0, max_retries=0)`: only
+the per-group limit, no overall budget on replies (Telegram's ~30 messages/s is for bulk
+notifications, paced by the outbox dispatcher in `bot/delivery.py`, which this benchmark
+does not run).
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from telegram import Update
 from telegram.ext import AIORateLimiter, Application, CallbackQueryHandler, MessageHandler, filters
 from telegram.request import RequestData
 
-from bot.application import build_application
+from bot.application import BotApplication, build_application
 from bot.processor import ChatOrderedProcessor
 from bot.replies import Reply, Send
 from bot.turn import DEPS_KEY, SOMETHING_WENT_WRONG, Deps, Turn, turn
@@ -69,7 +71,7 @@ App: TypeAlias = "Application[Any, Any, Any, Any, Any, Any]"
 
 # Sizes.
 CITIZENS = 50  # journeys per throughput run
-COUNTED = 10  # journeys of the counting run (statements, calls; the app as built)
+COUNTED = 10  # journeys of the counting run (statements, calls)
 CHATS = 100  # chats of the concurrency measure
 LATENCY = 0.05  # seconds per Telegram call in the concurrency measure
 WAITING = 1_000  # conversations left mid-questionnaire for the memory measure
@@ -201,29 +203,15 @@ def bot_settings(database: Database) -> Settings:
     )
 
 
-def without_rate_limiter(app: App) -> App:
-    """The same application without PTB's `AIORateLimiter`; call before `initialize()`.
-
-    The limiter lets at most 30 calls with a `chat_id` per second through (Telegram's flood
-    limit); with it, a benchmark measures the limiter. PTB has no public way to take it off
-    a built application.
-    """
-    app.bot._rate_limiter = None
-    return app
-
-
-async def new_bot(database: Database, fake: FakeTelegram, *, rate_limited: bool = True) -> App:
+async def new_bot(database: Database, fake: FakeTelegram) -> App:
+    """The bot as it runs, on the fake transport, initialised."""
     app = build_application(settings=bot_settings(database), database=database, request=fake)
-    if not rate_limited:
-        without_rate_limiter(app)
     await app.initialize()
     return app
 
 
-def _bare(fake: FakeTelegram, *, rate_limited: bool = False) -> App:
+def _bare(fake: FakeTelegram) -> App:
     builder = Application.builder().token(TOKEN).request(fake).get_updates_request(fake)
-    if rate_limited:
-        builder = builder.rate_limiter(AIORateLimiter(max_retries=0))
     app: App = builder.updater(None).build()
     return app
 
@@ -391,7 +379,7 @@ class KindRow:
     per_journey: int
     statements: float
     chat_calls: float
-    ms: float = 0.0  # median per update in the timed runs (rate limiter off)
+    ms: float = 0.0  # median per update in the timed runs
 
 
 @dataclass(frozen=True)
@@ -402,7 +390,6 @@ class Throughput:
     per_second_slowest: dict[str, float]
     statements_per_update: float
     chat_calls_per_update: float
-    as_built_per_second: float
     kinds: list[KindRow]
     profile: list[tuple[str, float]] | None
 
@@ -426,11 +413,11 @@ class StatementCounter:
         event.remove(self.engine, "before_cursor_execute", self._seen)
 
 
-async def count_run(setup: Setup) -> tuple[float, float, float, list[KindRow], list[Any]]:
-    """The journey of a few citizens on the application as built, counted update by update.
+async def count_run(setup: Setup) -> tuple[float, float, list[KindRow], list[Any]]:
+    """The journey of a few citizens, counted update by update.
 
-    Returns updates/s, statements and chat calls per update, the per-kind rows, and the
-    calls one chat receives (the reference the timed runs are checked against).
+    Returns statements and chat calls per update, the per-kind rows, and the calls one
+    chat receives (the reference the timed runs are checked against).
     """
     fake = FakeTelegram()
     app = await new_bot(setup.database, fake)
@@ -438,7 +425,6 @@ async def count_run(setup: Setup) -> tuple[float, float, float, list[KindRow], l
     updates = build_updates(app, fake, user_ids, setup.journeys_for(COUNTED))
     statements: dict[str, list[int]] = defaultdict(list)
     chat_calls: dict[str, list[int]] = defaultdict(list)
-    started = time.perf_counter()
     with StatementCounter(setup.database) as counter:
         for update, step in updates:
             before_statements, before_calls = counter.count, len(fake.calls)
@@ -448,7 +434,6 @@ async def count_run(setup: Setup) -> tuple[float, float, float, list[KindRow], l
             chat_calls[kind].append(
                 sum(1 for c in fake.calls[before_calls:] if "chat_id" in c.params)
             )
-    seconds = time.perf_counter() - started
     await app.shutdown()
     reference = by_chat(fake.calls)[user_ids[0]]
     check_calls(fake.calls, user_ids, reference)
@@ -462,7 +447,6 @@ async def count_run(setup: Setup) -> tuple[float, float, float, list[KindRow], l
     ]
     total = sum(len(v) for v in statements.values())
     return (
-        len(updates) / seconds,
         sum(sum(v) for v in statements.values()) / total,
         sum(sum(v) for v in chat_calls.values()) / total,
         kinds,
@@ -474,12 +458,12 @@ Run = Callable[[], Awaitable[float]]
 
 
 async def throughput(setup: Setup, options: Options) -> Throughput:
-    as_built, statements, calls, kinds, reference = await count_run(setup)
+    statements, calls, kinds, reference = await count_run(setup)
     steps = len(journey(setup.helpdesk_id, setup.slots[0]))
     says = sum(1 for how, _ in journey(setup.helpdesk_id, setup.slots[0]) if how == "say")
 
     bot_fake, echo_fake, turn_fake = FakeTelegram(), FakeTelegram(), FakeTelegram()
-    bot = await new_bot(setup.database, bot_fake, rate_limited=False)
+    bot = await new_bot(setup.database, bot_fake)
     echo = await echo_bot(echo_fake)
     turn_echo = await turn_echo_bot(turn_fake, setup.database)
     # The floors answer as the citizens of the first run: they exist, as the bot's do.
@@ -548,7 +532,6 @@ async def throughput(setup: Setup, options: Options) -> Throughput:
         per_second_slowest={n: updates_per_run / max(s) for n, s in seconds.items()},
         statements_per_update=statements,
         chat_calls_per_update=calls,
-        as_built_per_second=as_built,
         kinds=[replace(k, ms=statistics.median(by_kind[k.kind]) * 1000) for k in kinds],
         profile=profile,
     )
@@ -627,7 +610,7 @@ async def profile_run(setup: Setup, bot: App, fake: FakeTelegram) -> list[tuple[
 class Concurrency:
     updates: int
     sequential: float
-    concurrent: dict[str, float]  # median seconds: "as built", "limiter off"
+    concurrent: float  # median seconds through the update queue
 
 
 async def through_queue(app: App, updates: Sequence[tuple[Update, Step]]) -> float:
@@ -650,8 +633,7 @@ async def concurrency(database: Database, options: Options) -> Concurrency:
         if reached != Counter({"situation": CHATS}):
             raise AssertionError(f"questionnaires at {dict(reached)}, all at 'situation' expected")
 
-    # One at a time, in order, on the application as built. At most 20 calls a second
-    # (50 ms each): the rate limiter never holds a call back.
+    # One at a time, in order.
     fake = FakeTelegram(latency=LATENCY)
     app = await new_bot(database, fake)
     user_ids = ids.take(CHATS)
@@ -659,29 +641,20 @@ async def concurrency(database: Database, options: Options) -> Concurrency:
     reference = by_chat(fake.calls)[user_ids[0]]
     await check(fake, user_ids, reference)
 
-    # The same through the update queue: as built, then without the rate limiter.
-    unlimited_fake = FakeTelegram(latency=LATENCY)
-    unlimited = await new_bot(database, unlimited_fake, rate_limited=False)
-    concurrent: dict[str, float] = {}
-    for name, runner, runner_fake, repetitions in (
-        ("as built", app, fake, 1),
-        ("limiter off", unlimited, unlimited_fake, 1 if options.quick else 3),
-    ):
-        samples = []
-        await runner.start()
-        for _ in range(repetitions):
-            runner_fake.clear()
-            user_ids = ids.take(CHATS)
-            updates = build_updates(runner, runner_fake, user_ids, opening)
-            samples.append(await through_queue(runner, updates))
-            await check(runner_fake, user_ids, reference)
-        await runner.stop()
-        processor: Any = runner.update_processor
-        if processor._locks:
-            raise AssertionError("the processor kept the locks of idle chats")
-        await runner.shutdown()
-        concurrent[name] = statistics.median(samples)
-    return Concurrency(CHATS * len(OPENING), sequential, concurrent)
+    # The same through the update queue, new chats each time.
+    samples = []
+    await app.start()
+    for _ in range(1 if options.quick else 3):
+        fake.clear()
+        user_ids = ids.take(CHATS)
+        samples.append(await through_queue(app, build_updates(app, fake, user_ids, opening)))
+        await check(fake, user_ids, reference)
+    await app.stop()
+    processor: Any = app.update_processor
+    if processor._locks:
+        raise AssertionError("the processor kept the locks of idle chats")
+    await app.shutdown()
+    return Concurrency(CHATS * len(OPENING), sequential, statistics.median(samples))
 
 
 # --- 3. memory ---------------------------------------------------------------------------
@@ -689,7 +662,7 @@ async def concurrency(database: Database, options: Options) -> Concurrency:
 
 @dataclass(frozen=True)
 class InFlight:
-    per_update: float  # bytes per update held in the transport
+    per_update: float  # bytes per update being processed, held in the transport
     left: float  # bytes per update, once all are done
     sites: list[tuple[str, int]]
     left_sites: list[tuple[str, int]]
@@ -697,7 +670,7 @@ class InFlight:
 
 @dataclass(frozen=True)
 class Memory:
-    waiting_bytes: float  # per conversation waiting in the database
+    waiting_bytes: float  # per conversation in flight: started, state in the database
     waiting_sites: list[tuple[str, int]]
     bot: InFlight
     echo: InFlight
@@ -723,7 +696,7 @@ async def in_flight(app: App, gated: GatedTelegram, chats: Sequence[int]) -> InF
     """Traced memory per update while every update's first Telegram call is held at the gate.
 
     The updates (the first answer of each chat) are built after tracing has started: an
-    update in flight includes the update itself. `app` is running and warm.
+    update being processed includes the update itself. `app` is running and warm.
     """
     gated.clear()
     tracemalloc.start()
@@ -732,7 +705,7 @@ async def in_flight(app: App, gated: GatedTelegram, chats: Sequence[int]) -> InF
     for update, _ in build_updates(app, gated, chats, [[FIRST_ANSWER]] * len(chats)):
         await app.update_queue.put(update)
     deadline = time.monotonic() + 60
-    while gated.waiting < len(chats):  # the rate limiter lets 30 a second through
+    while gated.waiting < len(chats):  # the processor runs the updates as tasks
         if time.monotonic() > deadline:
             raise AssertionError(f"only {gated.waiting} calls reached the transport")
         await asyncio.sleep(0.05)
@@ -750,9 +723,23 @@ async def in_flight(app: App, gated: GatedTelegram, chats: Sequence[int]) -> InF
     )
 
 
+def limiter_settings(app: App) -> tuple[object, ...]:
+    """What configures an `AIORateLimiter`: the floor must be built like the bot."""
+    limiter: Any = app.bot.rate_limiter
+    base = limiter._base_limiter  # None: no overall limit
+    return (
+        type(limiter),
+        None if base is None else (base.max_rate, base.time_period),
+        limiter._group_max_rate,
+        limiter._group_time_period,
+        limiter._max_retries,
+    )
+
+
 async def same_stack_echo(gated: GatedTelegram) -> App:
-    """The floor for memory in flight: PTB with the bot's update processor and rate limiter,
-    and a handler that makes the bot's first call (edit the message), then answers."""
+    """The floor for an update being processed: PTB with the bot's application class, update
+    processor and rate limiter (as `build_application`), and a handler that makes the bot's
+    first call (edit the message), then answers."""
 
     async def edit(update: Update, context: Any) -> None:
         query = update.callback_query
@@ -762,9 +749,11 @@ async def same_stack_echo(gated: GatedTelegram) -> App:
         )
         await query.answer()
 
-    builder = Application.builder().token(TOKEN).request(gated).get_updates_request(gated)
+    builder = Application.builder().application_class(BotApplication).token(TOKEN)
+    builder = builder.request(gated).get_updates_request(gated).updater(None)
     builder = builder.concurrent_updates(ChatOrderedProcessor())
-    app: App = builder.rate_limiter(AIORateLimiter(max_retries=0)).updater(None).build()
+    builder = builder.rate_limiter(AIORateLimiter(overall_max_rate=0, max_retries=0))
+    app: App = builder.build()
     app.add_handler(CallbackQueryHandler(edit))
     await app.initialize()
     return app
@@ -772,11 +761,10 @@ async def same_stack_echo(gated: GatedTelegram) -> App:
 
 async def memory(database: Database) -> Memory:
     ids = UserIds(50_000_000)
-    # Conversations left mid-questionnaire (after consent, waiting for the first answer), on
-    # an application without the rate limiter (it keeps nothing per private chat; with it
-    # 1,000 conversations would take two minutes).
+    # Conversations in flight: started, left mid-questionnaire (after consent, waiting for
+    # the first answer); between updates their state is in the database.
     quiet = FakeTelegram()
-    app = await new_bot(database, quiet, rate_limited=False)
+    app = await new_bot(database, quiet)
     opening = [list(OPENING[:3])]
     warm = ids.take(WARM_UP_CHATS)
     await process_all(app, build_updates(app, quiet, warm, opening * len(warm)))
@@ -794,8 +782,8 @@ async def memory(database: Database) -> Memory:
     if await steps_reached(database, waiting) != Counter({"residence": WAITING}):
         raise AssertionError("not every conversation waits for its first answer")
 
-    # Updates in flight: the next answer of IN_FLIGHT of those conversations, through the
-    # update queue of the application as built, every Telegram call held at the gate.
+    # Updates being processed: the next answer of IN_FLIGHT of those conversations, through
+    # the update queue, every Telegram call held at the gate.
     gated = GatedTelegram()
     live = await new_bot(database, gated)
     await live.start()
@@ -805,10 +793,12 @@ async def memory(database: Database) -> Memory:
     await live.stop()
     await live.shutdown()
     if await steps_reached(database, chats) != Counter({"situation": IN_FLIGHT}):
-        raise AssertionError("not every update in flight was processed")
+        raise AssertionError("not every update held in the transport was processed")
 
     gated = GatedTelegram()
     echo = await same_stack_echo(gated)
+    if limiter_settings(echo) != limiter_settings(live):
+        raise AssertionError("the echo's rate limiter is not configured as the bot's")
     await echo.start()
     await through_queue(echo, build_updates(echo, gated, warm, [[FIRST_ANSWER]] * len(warm)))
     floor = await in_flight(echo, gated, chats)
@@ -842,11 +832,9 @@ def report(t: Throughput, c: Concurrency, m: Memory) -> None:
     ]  # fmt: skip
     print(table(["application", "updates/s", "slowest", "ms/update", "bot / this"], rows))
     print(
-        f"as built (AIORateLimiter, 30 chat calls/s), {COUNTED} journeys: "
-        f"{t.as_built_per_second:.1f} updates/s; {t.chat_calls_per_update:.2f} calls with a "
-        f"chat_id per update, so at most {30 / t.chat_calls_per_update:.1f} updates/s"
+        f"per update ({COUNTED} journeys counted): {t.statements_per_update:.2f} SQL statements"
+        f" (BEGIN, COMMIT excluded), {t.chat_calls_per_update:.2f} calls with a chat_id"
     )
-    print(f"SQL statements per update: {t.statements_per_update:.2f} (BEGIN, COMMIT excluded)")
     rows = [
         [k.kind, str(k.per_journey), f"{k.ms:.2f}", f"{k.statements:.1f}", f"{k.chat_calls:.1f}"]
         for k in t.kinds
@@ -856,52 +844,68 @@ def report(t: Throughput, c: Concurrency, m: Memory) -> None:
         print("where the bot's time goes (cProfile, own time by package, approximate):")
         print(table(["package", "share"], [[k, f"{v:.0%}"] for k, v in t.profile if v >= 0.005]))
     print()
-    speedups = {name: c.sequential / seconds for name, seconds in c.concurrent.items()}
+    speedup = c.sequential / c.concurrent
     print(
         f"2. per-chat concurrency: {CHATS} chats x {len(OPENING)} updates ({c.updates}),"
         f" {LATENCY * 1000:.0f} ms per Telegram call"
     )
-    rows = [["one at a time", f"{c.sequential:.2f}", "1.0"]]
-    rows += [
-        [f"update queue, {n}", f"{s:.2f}", f"{speedups[n]:.1f}"] for n, s in c.concurrent.items()
+    rows = [
+        ["one at a time", f"{c.sequential:.2f}", "1.0"],
+        ["update queue (median)", f"{c.concurrent:.2f}", f"{speedup:.1f}"],
     ]
     print(table(["processing", "seconds", "speed-up"], rows))
     print("no reordering: every chat got the same calls in the same order as one at a time")
     print()
     print(
-        f"3. memory (tracemalloc): {WAITING:,} conversations waiting in the database, "
-        f"{IN_FLIGHT} updates held in the transport"
+        f"3. memory (tracemalloc): {WAITING:,} conversations in flight (started, waiting in "
+        f"the database for the next update), then {IN_FLIGHT} updates held in the transport"
     )
     rows = [
-        ["bot, waiting in the database", _kb(m.waiting_bytes)],
-        ["bot, update in flight", _kb(m.bot.per_update)],
-        ["bot, left once done", _kb(m.bot.left)],
-        ["echo on the same stack, update in flight", _kb(m.echo.per_update)],
+        ["bot, conversation in flight (between updates)", _kb(m.waiting_bytes)],
+        ["bot, update being processed", _kb(m.bot.per_update)],
+        ["bot, left once the updates are done", _kb(m.bot.left)],
+        ["echo on the same stack, update being processed", _kb(m.echo.per_update)],
         ["echo on the same stack, left once done", _kb(m.echo.left)],
     ]
     print(table(["per conversation", "bytes"], rows))
     for label, sites in (
-        ("bot, waiting", m.waiting_sites),
-        ("bot, in flight", m.bot.sites),
+        ("bot, between updates", m.waiting_sites),
+        ("bot, being processed", m.bot.sites),
         ("bot, left", m.bot.left_sites),
-        ("echo, in flight", m.echo.sites),
+        ("echo, being processed", m.echo.sites),
     ):
         print(f"  grew most, {label}: " + "; ".join(f"{s} +{_kb(b)}" for s, b in sites))
     print()
-    ratio = t.per_second["bot"] / t.per_second["echo"]
-    print(
-        f"{'bot / echo updates/s:':<40}{ratio:6.3f}  (target >= {MIN_BOT_OVER_ECHO})"
-        f"  {verdict(ratio >= MIN_BOT_OVER_ECHO)}"
+
+    def target(label: str, value: str, goal: str, ok: bool) -> None:
+        print(f"{label:<63}{value:>8}  (target {goal})  {verdict(ok)}")
+
+    per_second = t.per_second
+    ratio = per_second["bot"] / per_second["echo"]
+    target(
+        "bot / echo updates/s:",
+        f"{ratio:.3f}",
+        f">= {MIN_BOT_OVER_ECHO}",
+        ratio >= MIN_BOT_OVER_ECHO,
     )
-    for name, speedup in speedups.items():
-        print(
-            f"{f'concurrent / sequential, {name}:':<40}{speedup:6.1f}  (target >= {MIN_SPEEDUP:g})"
-            f"  {verdict(speedup >= MIN_SPEEDUP)}"
-        )
-    print(f"{'reordering within a chat:':<40}{'none':>6}  (target none)  PASS")
     print(
-        f"{'bytes per update in flight:':<40}{_kb(m.bot.per_update):>6}  (target <= 16 KB)"
-        f"  {verdict(m.bot.per_update <= MAX_BYTES_IN_FLIGHT)}"
+        "  (expected to fail: one transaction per update and nothing else, the turn echo, is"
+        f" {per_second['turn echo'] / per_second['echo']:.3f} x echo;"
+        f" bot / turn echo: {per_second['bot'] / per_second['turn echo']:.2f})"
+    )
+    target(
+        "concurrent / sequential:", f"{speedup:.1f}", f">= {MIN_SPEEDUP:g}", speedup >= MIN_SPEEDUP
+    )
+    target("reordering within a chat:", "none", "none", True)
+    target(
+        "memory per conversation in flight (started, between updates):",
+        _kb(m.waiting_bytes),
+        "<= 16 KB",
+        m.waiting_bytes <= MAX_BYTES_IN_FLIGHT,
+    )
+    print(
+        f"  (per update being processed: {_kb(m.bot.per_update)};"
+        f" PTB's own stack for the same call: {_kb(m.echo.per_update)})"
     )
 
 
