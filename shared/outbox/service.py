@@ -2,7 +2,10 @@
 
 Delivery is at-least-once: a worker claims due messages for a lease, sends them, then
 reports the outcome. A worker that dies mid-send gives its messages back when the lease
-lapses, so a citizen may (rarely) receive a message twice but never loses one.
+lapses, so a citizen may (rarely) receive a message twice but never loses one. A lapsed
+lease counts as an attempt: a message that brings its sender down every time is given
+up after `MAX_ATTEMPTS`, like one that fails every time, instead of being taken again
+forever.
 
 Every outcome is a guarded UPDATE: it applies only while the message is still `sending`
 and claimed by the reporting worker, so a worker whose lease was taken over can't
@@ -17,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Update, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Update, and_, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,6 +37,7 @@ BACKOFF_JITTER = 0.10
 ERROR_MAX_CHARS = 500
 
 _LIVE_STATES = (MessageState.PENDING.value, MessageState.SENDING.value)
+SENDER_STOPPED = "the sender stopped during delivery (its lease lapsed) too many times"
 
 
 async def enqueue(
@@ -132,16 +136,25 @@ async def claim_due(
         return []
     if lease <= timedelta(0):
         raise ValueError("the lease must be positive")
+    # The previous claimer died mid-send: its lease has lapsed.
+    lapsed = and_(
+        OutboxMessage.state == MessageState.SENDING.value, OutboxMessage.claimed_until < now
+    )
+    await session.execute(
+        update(OutboxMessage)
+        .where(lapsed, OutboxMessage.attempts >= MAX_ATTEMPTS - 1)
+        .values(
+            state=MessageState.FAILED.value,
+            attempts=OutboxMessage.attempts + 1,
+            claimed_by=None,
+            claimed_until=None,
+            last_error=SENDER_STOPPED,
+        ),
+        execution_options={"synchronize_session": False},
+    )
     claimable = and_(
         OutboxMessage.due_at <= now,
-        or_(
-            OutboxMessage.state == MessageState.PENDING.value,
-            # The previous claimer died mid-send: its lease has lapsed.
-            and_(
-                OutboxMessage.state == MessageState.SENDING.value,
-                OutboxMessage.claimed_until < now,
-            ),
-        ),
+        or_(OutboxMessage.state == MessageState.PENDING.value, lapsed),
     )
     candidates = (
         select(OutboxMessage.id)
@@ -166,6 +179,9 @@ async def claim_due(
             state=MessageState.SENDING.value,
             claimed_by=worker,
             claimed_until=now + lease,
+            # A lapsed lease was an attempt that never reported.
+            attempts=OutboxMessage.attempts
+            + case((OutboxMessage.state == MessageState.SENDING.value, 1), else_=0),
         )
         .returning(OutboxMessage),
         execution_options={"synchronize_session": False, "populate_existing": True},

@@ -221,6 +221,27 @@ async def test_live_lease_is_not_retaken_an_expired_one_is(database: Database) -
         assert await outbox.claim_due(session=session, worker="w3", now=later) == []
 
 
+async def test_a_message_whose_sender_keeps_dying_is_given_up(database: Database) -> None:
+    """Each lapsed lease is an attempt; the last one fails the message, and no one takes it."""
+    async with database.transaction() as session:
+        citizen = await make_citizen(session)
+        message = await queue(session, citizen, "poison")
+        other = await queue(session, citizen, "fine", due_at=T0 + timedelta(hours=1))
+    now = T0
+    for attempt in range(outbox.MAX_ATTEMPTS):
+        async with database.transaction() as session:
+            taken = await outbox.claim_due(session=session, worker=f"w{attempt}", now=now)
+            assert [m.id for m in taken] == [message.id]
+            assert taken[0].attempts == attempt
+        now += timedelta(minutes=3)  # the worker died: its lease lapses
+    async with database.transaction() as session:
+        taken = await outbox.claim_due(session=session, worker="last", now=T0 + timedelta(hours=2))
+        assert [m.id for m in taken] == [other.id]
+        row = await session.get_one(OutboxMessage, message.id)
+        assert (row.state, row.attempts, row.claimed_by) == ("failed", outbox.MAX_ATTEMPTS, None)
+        assert row.last_error == outbox.SENDER_STOPPED
+
+
 # Reporting outcomes
 
 
@@ -245,10 +266,11 @@ async def test_worker_whose_lease_was_taken_over_cannot_report(database: Databas
             )
             assert retried is None
         row = await session.get_one(OutboxMessage, message.id)
+        # w1's lapsed lease counted as an attempt (it never reported); nothing else did.
         assert (row.state, row.claimed_by, row.attempts, row.last_error) == (
             "sending",
             "w2",
-            0,
+            1,
             None,
         )
 
