@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -488,7 +489,20 @@ async def _fill_queue(database: Database, messages: int) -> set[int]:
     return ids
 
 
-async def _work(database: Database, worker: str, claims: Counter[int]) -> int:
+class _Crowd:
+    """Who has claimed so far; set once a second worker has a batch."""
+
+    def __init__(self) -> None:
+        self.claimers: set[str] = set()
+        self.two = asyncio.Event()
+
+    def claimed(self, worker: str) -> None:
+        self.claimers.add(worker)
+        if len(self.claimers) >= 2:
+            self.two.set()
+
+
+async def _work(database: Database, worker: str, claims: Counter[int], crowd: _Crowd) -> int:
     """Claim and send until the queue is empty; returns how many messages it sent."""
     sent = 0
     while True:
@@ -499,7 +513,13 @@ async def _work(database: Database, worker: str, claims: Counter[int]) -> int:
             return sent
         assert len(ids) <= BATCH
         claims.update(ids)
-        await asyncio.sleep(0)  # "sending": let the other workers claim meanwhile
+        crowd.claimed(worker)
+        # "Sending", with the claim committed. Until a second worker holds a batch, keep
+        # sending: a bare yield is not enough on SQLite, whose waiting connections poll for
+        # the lock and can miss every window the first worker leaves them.
+        # If nobody else could claim meanwhile, the assertion in _run_workers says so.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(crowd.two.wait(), timeout=5)
         async with database.transaction() as session:
             for message_id in ids:
                 assert await outbox.mark_sent(
@@ -510,15 +530,16 @@ async def _work(database: Database, worker: str, claims: Counter[int]) -> int:
 
 async def _run_workers(databases: list[Database], ids: set[int], workers: int) -> None:
     claims: Counter[int] = Counter()
+    crowd = _Crowd()
     names = [f"worker-{n}" for n in range(workers)]
     counts = await asyncio.gather(
-        *(_work(databases[n % len(databases)], name, claims) for n, name in enumerate(names))
+        *(_work(databases[n % len(databases)], name, claims, crowd) for n, name in enumerate(names))
     )
     print("messages sent per worker:", dict(zip(names, counts, strict=True)))
     assert set(claims) == ids
     assert [message_id for message_id, times in claims.items() if times != 1] == []
     assert sum(counts) == len(ids)
-    assert sum(1 for sent in counts if sent) >= 2, "the workers did not run concurrently"
+    assert crowd.two.is_set(), "no second worker could claim while the first was sending"
     async with databases[0].transaction(read_only=True) as session:
         rows = await session.execute(select(OutboxMessage.state, OutboxMessage.claimed_by))
         assert Counter(tuple(row) for row in rows) == {("sent", None): len(ids)}
