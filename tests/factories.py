@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.booking import service as booking
+from shared.booking import hours
 from shared.booking.models import Helpdesk
 from shared.citizens.models import Citizen
 
@@ -46,11 +46,11 @@ async def make_helpdesk(
     places: int = 1,
     valid_from: date = date(2026, 1, 1),
 ) -> Helpdesk:
-    helpdesk = await booking.create_helpdesk(
+    helpdesk = await hours.create_helpdesk(
         session=session, name=name, address="Via Roma 1, Cernusco sul Naviglio", actor="test"
     )
     for weekday in weekdays:
-        await booking.add_opening_rule(
+        await hours.add_opening_rule(
             session=session,
             helpdesk_id=helpdesk.id,
             weekday=weekday,

@@ -31,8 +31,9 @@ from bot.callbacks import Callback, Cb, encode, parse
 from bot.replies import Document, Edit, Reply, Send
 from bot.turn import Turn, turn
 from shared.audit import service as audit
+from shared.booking import availability, hours, waitlist
 from shared.booking import service as booking_service
-from shared.booking import waitlist
+from shared.booking.availability import FreeSlot
 from shared.booking.calendar import booking_ics
 from shared.booking.errors import (
     AlreadyBooked,
@@ -55,7 +56,7 @@ from shared.booking.errors import (
     SlotTooSoon,
 )
 from shared.booking.models import Booking, BookingState, Helpdesk, WaitlistState
-from shared.booking.service import CancelledBy, FreeSlot
+from shared.booking.service import CancelledBy
 from shared.i18n import N_, Translator
 from shared.intake import service as intake_service
 from shared.intake.models import Intake, IntakeState
@@ -349,7 +350,7 @@ async def _free(
     until: datetime | None = None,
 ) -> list[FreeSlot]:
     """Free slots now; while moving, without the citizen's own slot."""
-    slots = await booking_service.list_free_slots(
+    slots = await availability.list_free_slots(
         session=turn_.session,
         settings=turn_.settings,
         now=turn_.now,
@@ -386,7 +387,7 @@ async def _places(turn_: Turn, moving: Moving | None) -> Places:
     if not slots:
         return Places(slots, [])
     free_ids = {s.helpdesk_id for s in slots}
-    active = await booking_service.list_helpdesks(session=turn_.session)
+    active = await hours.list_helpdesks(session=turn_.session)
     return Places(slots, [h for h in active if h.id in free_ids])
 
 
@@ -516,9 +517,7 @@ async def _confirm_screen(
         text = _join(t("Please check, then confirm:"), choice)
         confirm = t("✅ Confirm")
     else:
-        old = await booking_service.get_helpdesk(
-            session=turn_.session, helpdesk_id=flow.moving.helpdesk_id
-        )
+        old = await hours.get_helpdesk(session=turn_.session, helpdesk_id=flow.moving.helpdesk_id)
         moved_from = t(
             "<b>From:</b> {when}, {name}",
             when=_when(turn_, flow.moving.starts_at),
@@ -541,9 +540,7 @@ async def _booking_details(
 ) -> tuple[str, Helpdesk]:
     """The booking's day, time, place and code; `helpdesk` if the update has already read it."""
     if helpdesk is None or helpdesk.id != booking.helpdesk_id:
-        helpdesk = await booking_service.get_helpdesk(
-            session=turn_.session, helpdesk_id=booking.helpdesk_id
-        )
+        helpdesk = await hours.get_helpdesk(session=turn_.session, helpdesk_id=booking.helpdesk_id)
     text = "\n".join(
         [
             f"📅 {_when(turn_, booking.starts_at)}",
@@ -784,9 +781,7 @@ async def _bookable_helpdesk(turn_: Turn, helpdesk_id: int | None) -> Helpdesk |
     if helpdesk_id is None:
         return None
     try:
-        helpdesk = await booking_service.get_helpdesk(
-            session=turn_.session, helpdesk_id=helpdesk_id
-        )
+        helpdesk = await hours.get_helpdesk(session=turn_.session, helpdesk_id=helpdesk_id)
     except HelpdeskNotFound:
         return None
     return helpdesk if helpdesk.active else None

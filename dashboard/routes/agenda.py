@@ -19,7 +19,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from dashboard.deps import STAFF, Session, Viewer, allow, settings_of
 from dashboard.templating import render
+from shared.booking import agenda, availability, hours
 from shared.booking import service as booking
+from shared.booking.agenda import AgendaEntry, AgendaLine
 from shared.booking.errors import (
     BookingError,
     BookingNotFound,
@@ -27,7 +29,7 @@ from shared.booking.errors import (
     SlotTaken,
 )
 from shared.booking.models import BookingState, Helpdesk
-from shared.booking.service import AgendaEntry, AgendaLine, CancelledBy
+from shared.booking.service import CancelledBy
 from shared.db import utcnow
 from shared.i18n import N_, Translator
 
@@ -154,7 +156,7 @@ def local_today(request: Request) -> date:
 
 async def _entry(session: Session, booking_id: int) -> AgendaEntry:
     try:
-        return await booking.agenda_entry(session=session, booking_id=booking_id)
+        return await agenda.entry(session=session, booking_id=booking_id)
     except BookingNotFound:
         raise HTTPException(status_code=404) from None
 
@@ -193,10 +195,10 @@ async def agenda_page(
     since = datetime.combine(first, time.min, tzinfo=tz)
     until = datetime.combine(days[-1] + timedelta(days=1), time.min, tzinfo=tz)
 
-    helpdesks = await booking.list_helpdesks(session=session, active_only=False)
+    helpdesks = await hours.list_helpdesks(session=session, active_only=False)
     if helpdesk_id is not None and helpdesk_id not in {h.id for h in helpdesks}:
         raise HTTPException(status_code=404)
-    entries = await booking.agenda(
+    entries = await agenda.lines_between(
         session=session, since=since, until=until, helpdesk_id=helpdesk_id
     )
     by_place_and_day: dict[tuple[int, date], list[AgendaLine]] = {}
@@ -259,7 +261,7 @@ async def _close_booking(
             request,
             "agenda/_row.html",
             {
-                "line": await booking.agenda_line(session=session, booking_id=booking_id),
+                "line": await agenda.line(session=session, booking_id=booking_id),
                 "back": back,
                 "row_notice": notice_of(key),
                 "states": STATE_LABELS,
@@ -376,7 +378,7 @@ async def _move_page(
     entry = await _entry(session, booking_id)
     settings = settings_of(request)
     tz = settings.tz
-    helpdesks = await booking.list_helpdesks(session=session)
+    helpdesks = await hours.list_helpdesks(session=session)
     open_ids = [h.id for h in helpdesks]
     if helpdesk_id not in open_ids:
         # The booking's own helpdesk first, unless it stopped taking bookings.
@@ -385,7 +387,7 @@ async def _move_page(
     start = start or local_today(request)
     since = datetime.combine(start, time.min, tzinfo=tz)
     until = datetime.combine(start + timedelta(days=DAYS_OF_FREE_SLOTS), time.min, tzinfo=tz)
-    slots = await booking.list_free_slots(
+    slots = await availability.list_free_slots(
         session=session, settings=settings, helpdesk_id=helpdesk_id, since=since, until=until
     )
     days = [

@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from dashboard.deps import COORDINATION, STAFF, Session, Viewer, allow, settings_of
 from dashboard.templating import render
-from shared.booking import service as booking
+from shared.booking import hours
 from shared.cases import interview as interview_form
 from shared.cases import labels
 from shared.cases import service as cases
@@ -140,7 +140,7 @@ async def case_list(
         errors = exc.errors
     except InvalidCursor:
         raise HTTPException(status_code=400) from None
-    helpdesks = await booking.list_helpdesks(session=session, active_only=False)
+    helpdesks = await hours.list_helpdesks(session=session, active_only=False)
     t = Translator(viewer.language)
     return render(
         request,

@@ -18,6 +18,7 @@ from starlette.datastructures import FormData
 from dashboard.deps import STAFF, Session, Viewer, allow, settings_of
 from dashboard.templating import render
 from shared.audit import service as audit
+from shared.booking import availability, hours
 from shared.booking import service as booking
 from shared.booking.errors import BookingError
 from shared.cases import service as cases
@@ -259,7 +260,7 @@ async def _result_page(
         raise HTTPException(status_code=403) from None
     citizen = submission.citizen
     active = await booking.active_booking(session=session, citizen_id=citizen.id)
-    helpdesks = await booking.list_helpdesks(session=session, active_only=False)
+    helpdesks = await hours.list_helpdesks(session=session, active_only=False)
     duplicates = await staff_intake.find_duplicates(
         session=session,
         phone=citizen.phone,
@@ -267,7 +268,7 @@ async def _result_page(
         exclude_citizen_id=citizen.id,
     )
     day_error = ""
-    slots: list[booking.FreeSlot] = []
+    slots: list[availability.FreeSlot] = []
     if submission.may_book and active is None:
         since = until = None
         if day:
@@ -276,11 +277,11 @@ async def _result_page(
             except ValueError:
                 day_error = t(N_("Write the day like 2026-03-31, or pick it from the calendar."))
                 status = 400
-        found = await booking.list_free_slots(
+        found = await availability.list_free_slots(
             session=session, settings=settings, helpdesk_id=helpdesk_id, since=since, until=until
         )
         slots = found[:SLOTS_SHOWN]
-    days: dict[date, list[booking.FreeSlot]] = {}
+    days: dict[date, list[availability.FreeSlot]] = {}
     for slot in slots:
         days.setdefault(slot.starts_at.astimezone(settings.tz).date(), []).append(slot)
     if request.method == "GET":

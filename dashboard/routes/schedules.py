@@ -25,10 +25,10 @@ from dashboard.routes.agenda import (
     with_notice,
 )
 from dashboard.templating import render
-from shared.booking import service as booking
-from shared.booking.errors import BookingError, HelpdeskNotFound
+from shared.booking import hours
+from shared.booking.agenda import AgendaEntry
+from shared.booking.errors import BookingError, HelpdeskNotFound, ScheduleItemNotFound
 from shared.booking.models import Helpdesk
-from shared.booking.service import AgendaEntry, ScheduleItemNotFound
 from shared.i18n import N_, Translator
 
 router = APIRouter()
@@ -150,7 +150,7 @@ def _weekdays(viewer: Viewer) -> list[tuple[int, str]]:
 
 async def _helpdesk(session: Session, helpdesk_id: int) -> Helpdesk:
     try:
-        return await booking.get_helpdesk(session=session, helpdesk_id=helpdesk_id)
+        return await hours.get_helpdesk(session=session, helpdesk_id=helpdesk_id)
     except HelpdeskNotFound:
         raise HTTPException(status_code=404) from None
 
@@ -202,7 +202,7 @@ async def _index(
     errors: dict[str, str] | None = None,
     status: int = 200,
 ) -> HTMLResponse:
-    helpdesks = await booking.list_helpdesks(session=session, active_only=False)
+    helpdesks = await hours.list_helpdesks(session=session, active_only=False)
     return _page(
         request,
         viewer,
@@ -231,8 +231,8 @@ async def create_helpdesk(
     clean_address = form.text("address", required=True)
     if not form.errors:
         try:
-            await booking.ensure_helpdesk_name_free(session=session, name=clean_name)
-            helpdesk = await booking.create_helpdesk(
+            await hours.ensure_helpdesk_name_free(session=session, name=clean_name)
+            helpdesk = await hours.create_helpdesk(
                 session=session,
                 name=clean_name,
                 address=clean_address,
@@ -297,7 +297,7 @@ async def update_helpdesk(
     form.text("address", required=True)
     if not form.errors:
         try:
-            await booking.update_helpdesk(
+            await hours.update_helpdesk(
                 session=session,
                 helpdesk_id=helpdesk_id,
                 name=name,
@@ -321,7 +321,7 @@ async def set_active(
     if active not in ("0", "1"):
         raise HTTPException(status_code=400)
     await _helpdesk(session, helpdesk_id)
-    await booking.set_helpdesk_active(
+    await hours.set_helpdesk_active(
         session=session, helpdesk_id=helpdesk_id, active=active == "1", actor=viewer.actor
     )
     return _to(_hub(helpdesk_id), "activated" if active == "1" else "deactivated")
@@ -341,7 +341,7 @@ async def _hours_page(
     notice: str = "",
     status: int = 200,
 ) -> HTMLResponse:
-    rules = await booking.list_opening_rules(session=session, helpdesk_id=helpdesk.id)
+    rules = await hours.list_opening_rules(session=session, helpdesk_id=helpdesk.id)
     defaults = {
         "slot_minutes": "30",
         "places": "1",
@@ -399,7 +399,7 @@ async def add_hours(
     first, last = form.day("valid_from"), form.optional_day("valid_until")
     if not form.errors:
         try:
-            await booking.add_opening_rule(
+            await hours.add_opening_rule(
                 session=session, helpdesk_id=helpdesk_id, weekday=day_of_week,
                 opens_at=opens, closes_at=closes, slot_minutes=minutes, places=seats,
                 valid_from=first, valid_until=last, actor=viewer.actor,
@@ -417,7 +417,7 @@ async def _after_removal(
     request: Request, session: Session, helpdesk_id: int, page: str, notice: str
 ) -> RedirectResponse:
     """Back to `page`, or to the bookings left outside the hours if there are any."""
-    stranded = await booking.stranded_bookings(
+    stranded = await hours.stranded_bookings(
         session=session, settings=settings_of(request), helpdesk_id=helpdesk_id
     )
     if stranded:
@@ -430,7 +430,7 @@ async def end_hours(
     request: Request, session: Session, viewer: Coordinator, rule_id: ItemId, last_day: Short = ""
 ) -> Response:
     try:
-        rule = await booking.get_opening_rule(session=session, rule_id=rule_id)
+        rule = await hours.get_opening_rule(session=session, rule_id=rule_id)
     except ScheduleItemNotFound:
         raise HTTPException(status_code=404) from None
     helpdesk_id = rule.helpdesk_id
@@ -438,7 +438,7 @@ async def end_hours(
     day = form.day("last_day")
     if not form.errors:
         try:
-            await booking.end_opening_rule(
+            await hours.end_opening_rule(
                 session=session, rule_id=rule_id, last_day=day, actor=viewer.actor
             )
         except BookingError as exc:
@@ -465,7 +465,7 @@ async def delete_hours(
     request: Request, session: Session, viewer: Coordinator, rule_id: ItemId
 ) -> Response:
     try:
-        helpdesk_id = await booking.delete_opening_rule(
+        helpdesk_id = await hours.delete_opening_rule(
             session=session, rule_id=rule_id, actor=viewer.actor
         )
     except ScheduleItemNotFound:
@@ -490,8 +490,8 @@ async def _closures_page(
     status: int = 200,
 ) -> HTMLResponse:
     today = local_today(request)
-    closures = await booking.list_closures(session=session, helpdesk_id=helpdesk.id, since=today)
-    extra = await booking.list_extra_openings(session=session, helpdesk_id=helpdesk.id, since=today)
+    closures = await hours.list_closures(session=session, helpdesk_id=helpdesk.id, since=today)
+    extra = await hours.list_extra_openings(session=session, helpdesk_id=helpdesk.id, since=today)
     defaults = {"extra_slot_minutes": "30", "extra_places": "1"}
     return _page(
         request,
@@ -542,7 +542,7 @@ async def add_closure(
     ends = form.optional_time("closure_ends_at")
     if not form.errors:
         try:
-            closure, affected = await booking.add_closure(
+            closure, affected = await hours.add_closure(
                 session=session, settings=settings_of(request), helpdesk_id=helpdesk_id,
                 day=day, starts_at=starts, ends_at=ends, reason=closure_reason,
                 actor=viewer.actor,
@@ -585,7 +585,7 @@ async def add_extra_opening(
     minutes, seats = form.number("extra_slot_minutes"), form.number("extra_places")
     if not form.errors:
         try:
-            await booking.add_extra_opening(
+            await hours.add_extra_opening(
                 session=session, helpdesk_id=helpdesk_id, day=day, opens_at=opens,
                 closes_at=closes, slot_minutes=minutes, places=seats, note=extra_note,
                 actor=viewer.actor,
@@ -602,7 +602,7 @@ async def add_extra_opening(
 @router.post("/schedules/closures/{closure_id}/delete")
 async def delete_closure(session: Session, viewer: Coordinator, closure_id: ItemId) -> Response:
     try:
-        helpdesk_id = await booking.delete_closure(
+        helpdesk_id = await hours.delete_closure(
             session=session, closure_id=closure_id, actor=viewer.actor
         )
     except ScheduleItemNotFound:
@@ -615,7 +615,7 @@ async def delete_extra_opening(
     request: Request, session: Session, viewer: Coordinator, opening_id: ItemId
 ) -> Response:
     try:
-        helpdesk_id = await booking.delete_extra_opening(
+        helpdesk_id = await hours.delete_extra_opening(
             session=session, opening_id=opening_id, actor=viewer.actor
         )
     except ScheduleItemNotFound:
@@ -652,7 +652,7 @@ async def closure_page(
     request: Request, session: Session, viewer: Coordinator, closure_id: ItemId, notice: str = ""
 ) -> HTMLResponse:
     try:
-        closure, entries = await booking.closure_bookings(
+        closure, entries = await hours.closure_bookings(
             session=session, settings=settings_of(request), closure_id=closure_id
         )
     except ScheduleItemNotFound:
@@ -670,7 +670,7 @@ async def stranded_page(
     request: Request, session: Session, viewer: Coordinator, helpdesk_id: ItemId, notice: str = ""
 ) -> HTMLResponse:
     helpdesk = await _helpdesk(session, helpdesk_id)
-    entries = await booking.stranded_bookings(
+    entries = await hours.stranded_bookings(
         session=session, settings=settings_of(request), helpdesk_id=helpdesk_id
     )
     context = {"tab": "stranded", "closure": None, "reason": ""}

@@ -6,6 +6,7 @@ from datetime import date, datetime, time, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.booking import availability, hours
 from shared.booking import service as booking
 from shared.booking.models import Helpdesk
 from shared.citizens.models import Channel, Citizen
@@ -48,29 +49,29 @@ def _holidays_between(first: date, last: date) -> list[tuple[date, str]]:
 async def seed(*, session: AsyncSession, settings: Settings, now: datetime) -> list[Helpdesk]:
     """Two helpdesks with weekly hours, holiday closures and some slots already booked."""
     today = now.astimezone(settings.tz).date()
-    comune = await booking.create_helpdesk(
+    comune = await hours.create_helpdesk(
         session=session,
         name="Sportello Ripartire – Comune",
         address="Via Tizzoni 2, 20063 Cernusco sul Naviglio (MI)",
         directions="Piano terra, ufficio Politiche sociali. Ingresso accessibile dal cortile.",
         actor="demo",
     )
-    farsi = await booking.create_helpdesk(
+    farsi = await hours.create_helpdesk(
         session=session,
         name="Sportello Ripartire – Farsi Prossimo",
         address="Via Marcelline 10, 20063 Cernusco sul Naviglio (MI)",
         directions="Citofono 'Farsi Prossimo', primo piano.",
         actor="demo",
     )
-    hours = (
+    weekly = (
         (comune.id, 0, time(9), time(12, 30), 30, 1),
         (comune.id, 2, time(9), time(12, 30), 30, 1),
         (comune.id, 3, time(14), time(17, 30), 30, 2),
         (farsi.id, 1, time(9, 30), time(12, 30), 45, 2),
         (farsi.id, 4, time(9, 30), time(12, 30), 45, 1),
     )
-    for helpdesk_id, weekday, opens, closes, minutes, places in hours:
-        await booking.add_opening_rule(
+    for helpdesk_id, weekday, opens, closes, minutes, places in weekly:
+        await hours.add_opening_rule(
             session=session,
             helpdesk_id=helpdesk_id,
             weekday=weekday,
@@ -87,7 +88,7 @@ async def seed(*, session: AsyncSession, settings: Settings, now: datetime) -> l
     ]
     for day, reason in closures:
         for helpdesk in (comune, farsi):
-            await booking.add_closure(
+            await hours.add_closure(
                 session=session,
                 settings=settings,
                 helpdesk_id=helpdesk.id,
@@ -95,7 +96,7 @@ async def seed(*, session: AsyncSession, settings: Settings, now: datetime) -> l
                 reason=reason,
                 actor="demo",
             )
-    await booking.add_extra_opening(
+    await hours.add_extra_opening(
         session=session,
         helpdesk_id=comune.id,
         day=today + timedelta(days=(5 - today.weekday()) % 7 or 7),
@@ -106,7 +107,7 @@ async def seed(*, session: AsyncSession, settings: Settings, now: datetime) -> l
         note="Apertura straordinaria del sabato",
         actor="demo",
     )
-    free = await booking.list_free_slots(session=session, settings=settings, now=now)
+    free = await availability.list_free_slots(session=session, settings=settings, now=now)
     # Book every third free slot for the demo citizens, so some days look busy.
     for (name, phone, urgent), slot in zip(_DEMO_CITIZENS, free[::3], strict=False):
         citizen = Citizen(channel=Channel.PHONE.value, name=name, phone=phone, urgent=urgent)

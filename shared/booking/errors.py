@@ -93,3 +93,12 @@ class NoOffer(BookingError):
 
 class OfferExpired(BookingError):
     code = "offer_expired"
+
+
+# --- read-only queries and small services for the staff dashboard ---------------------
+
+
+class ScheduleItemNotFound(BookingError):
+    """No such opening rule, closure or extra opening."""
+
+    code = "schedule_item_not_found"

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.audit import service as audit
-from shared.booking import handoff, messages, places
+from shared.booking import availability, handoff, hours, messages, places
 from shared.booking import service as booking_service
 from shared.booking.errors import (
     AlreadyBooked,
@@ -90,12 +90,12 @@ async def join_waitlist(
     if citizen is None:
         raise CitizenNotFound(f"No citizen {citizen_id}.")
     if helpdesk_id is not None:
-        await booking_service.get_helpdesk(session=session, helpdesk_id=helpdesk_id)
+        await hours.get_helpdesk(session=session, helpdesk_id=helpdesk_id)
     if await booking_service.active_booking(session=session, citizen_id=citizen_id):
         raise AlreadyBooked("You already have an active booking.")
     if await open_entry(session=session, citizen_id=citizen_id):
         raise AlreadyWaiting("You are already on the waitlist.")
-    free = await booking_service.list_free_slots(
+    free = await availability.list_free_slots(
         session=session, settings=settings, now=now, helpdesk_id=helpdesk_id
     )
     if free:

@@ -18,11 +18,11 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.booking import places
+from shared.booking import availability, places
 from shared.booking import service as booking
+from shared.booking.availability import FreeSlot
 from shared.booking.models import Booking
 from shared.booking.schedule import SlotTime
-from shared.booking.service import FreeSlot
 from shared.cases import interview as interview_form
 from shared.cases import service as cases
 from shared.cases.models import Case, CaseState
@@ -174,11 +174,11 @@ async def seed(*, session: AsyncSession, settings: Settings, now: datetime) -> l
     then = now - timedelta(days=14)
     history = [
         s
-        for s in await booking.list_free_slots(session=session, settings=settings, now=then)
+        for s in await availability.list_free_slots(session=session, settings=settings, now=then)
         if s.starts_at < now - timedelta(hours=2)
     ]
     history.reverse()  # the most recent first
-    upcoming = await booking.list_free_slots(session=session, settings=settings, now=now)
+    upcoming = await availability.list_free_slots(session=session, settings=settings, now=now)
     made = []
     for who in CANDIDATES:
         citizen = Citizen(

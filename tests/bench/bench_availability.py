@@ -41,6 +41,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from shared.booking.availability import FreeSlot, _schedule_query, list_free_slots
 from shared.booking.models import (
     Booking,
     BookingState,
@@ -51,7 +52,6 @@ from shared.booking.models import (
     Slot,
 )
 from shared.booking.schedule import DayClosure, DayHours, SlotTime, WeeklyHours, generate_slots
-from shared.booking.service import FreeSlot, _schedule_query, list_free_slots
 from shared.citizens.models import Citizen
 from shared.db import Base, Database, UTCDateTime
 from shared.settings import Settings

@@ -53,7 +53,7 @@ from bot.application import BotApplication, build_application
 from bot.processor import ChatOrderedProcessor
 from bot.replies import Reply, Send
 from bot.turn import DEPS_KEY, SOMETHING_WENT_WRONG, Deps, Turn, turn
-from shared.booking import service as booking
+from shared.booking import availability
 from shared.booking.models import Booking, BookingState
 from shared.citizens.models import Citizen
 from shared.db import Database, utcnow
@@ -344,7 +344,7 @@ async def open_helpdesk(database: Database) -> Setup:
         )
         helpdesk_id = helpdesk.id
     async with database.transaction(read_only=True) as session:
-        free = await booking.list_free_slots(
+        free = await availability.list_free_slots(
             session=session,
             settings=settings,
             helpdesk_id=helpdesk_id,

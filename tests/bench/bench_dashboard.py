@@ -60,7 +60,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from dashboard.app import create_app
 from dashboard.deps import STAFF, Session, Viewer, allow
 from shared.audit.models import AuditEvent
-from shared.booking import service as booking
+from shared.booking import hours
 from shared.booking.models import Booking, BookingState, Slot
 from shared.booking.places import CODE_ALPHABET, CODE_LENGTH
 from shared.cases import interview as interview_form
@@ -1268,12 +1268,12 @@ async def create_staff_and_helpdesks(database: Database) -> tuple[dict[str, int]
             users[username] = made.id
         helpdesks = []
         for name, address, _share in HELPDESKS:
-            desk = await booking.create_helpdesk(
+            desk = await hours.create_helpdesk(
                 session=session, name=name, address=address, actor="staff:coordinatore1"
             )
             for weekday in range(5):
                 for opens, closes in ((clock(9), clock(13)), (clock(14), clock(17))):
-                    await booking.add_opening_rule(
+                    await hours.add_opening_rule(
                         session=session, helpdesk_id=desk.id, weekday=weekday, opens_at=opens,
                         closes_at=closes, slot_minutes=30, places=PLACES,
                         valid_from=date(2024, 9, 1), actor="staff:coordinatore1",

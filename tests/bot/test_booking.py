@@ -20,7 +20,7 @@ from bot.callbacks import MAX_CALLBACK_BYTES, Cb, encode
 from bot.handlers import booking as booking_handlers
 from bot.turn import turn
 from shared.audit.models import AuditEvent
-from shared.booking import errors
+from shared.booking import availability, errors, hours
 from shared.booking import service as booking
 from shared.booking.models import Booking, BookingState, Slot, WaitlistEntry, WaitlistState
 from shared.citizens import service as citizens
@@ -145,7 +145,7 @@ async def book_for(
 
 
 async def first_free(session: AsyncSession, settings: Settings, helpdesk_id: int) -> datetime:
-    slots = await booking.list_free_slots(
+    slots = await availability.list_free_slots(
         session=session, settings=settings, helpdesk_id=helpdesk_id
     )
     return slots[0].starts_at
@@ -251,7 +251,7 @@ async def test_book_see_move_and_cancel(
         assert await session.scalar(select(Slot.taken).where(Slot.id == cancelled.slot_id)) == 0
         assert moment(move) in [
             s.starts_at
-            for s in await booking.list_free_slots(
+            for s in await availability.list_free_slots(
                 session=session, settings=bot_settings, helpdesk_id=villa
             )
         ]
@@ -443,7 +443,7 @@ async def test_waitlist_then_offer_accepted(
     day = utcnow().astimezone(ROME).date() + timedelta(days=3)
     async with database.transaction() as session:
         helpdesk = await make_helpdesk(session, name="Sportello Comune", weekdays=())
-        await booking.add_extra_opening(
+        await hours.add_extra_opening(
             session=session, helpdesk_id=helpdesk.id, day=day, opens_at=time(10),
             closes_at=time(10, 30), slot_minutes=30, places=1, actor="test",
         )  # fmt: skip
@@ -513,7 +513,7 @@ async def test_declined_offer_goes_on(
     day = utcnow().astimezone(ROME).date() + timedelta(days=2)
     async with database.transaction() as session:
         helpdesk = await make_helpdesk(session, weekdays=())
-        await booking.add_extra_opening(
+        await hours.add_extra_opening(
             session=session, helpdesk_id=helpdesk.id, day=day, opens_at=time(10),
             closes_at=time(10, 30), slot_minutes=30, places=1, actor="test",
         )  # fmt: skip
@@ -585,7 +585,7 @@ async def test_no_other_time_when_moving(
     day = utcnow().astimezone(ROME).date() + timedelta(days=2)
     async with database.transaction() as session:
         helpdesk = await make_helpdesk(session, weekdays=())
-        await booking.add_extra_opening(
+        await hours.add_extra_opening(
             session=session, helpdesk_id=helpdesk.id, day=day, opens_at=time(10),
             closes_at=time(10, 30), slot_minutes=30, places=3, actor="test",
         )  # fmt: skip

@@ -10,6 +10,7 @@ from markupsafe import escape
 from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.booking import availability, hours
 from shared.booking import service as booking
 from shared.booking.models import Booking, Helpdesk
 from shared.citizens.models import Citizen
@@ -48,7 +49,7 @@ async def _upcoming_helpdesk(session: AsyncSession, *, places: int = 2) -> Helpd
 
 async def _future_slots(session: AsyncSession, settings: Settings, helpdesk: Helpdesk) -> list:  # type: ignore[type-arg]
     later = utcnow() + timedelta(days=3)
-    slots = await booking.list_free_slots(
+    slots = await availability.list_free_slots(
         session=session, settings=settings, helpdesk_id=helpdesk.id
     )
     return [s for s in slots if s.starts_at >= later]
@@ -82,7 +83,7 @@ async def test_day_and_week_show_the_right_bookings_in_rome_time(
         centre = await make_helpdesk(session, name="Sportello Centro", places=2)
         other = await make_helpdesk(session, name="Sportello Villa Fiorita", places=2)
         # Tuesday 24 March, 00:00-00:30 in Rome is Monday 23:00 UTC.
-        await booking.add_extra_opening(
+        await hours.add_extra_opening(
             session=session, helpdesk_id=centre.id, day=date(2026, 3, 24), opens_at=time(0),
             closes_at=time(0, 30), slot_minutes=30, places=1, actor="test",
         )  # fmt: skip
@@ -498,7 +499,7 @@ async def test_move_page_offers_other_helpdesks(
     assert set(times) <= {"14:00", "14:30"}
     # A booking at a helpdesk that stopped taking bookings is offered the open ones.
     async with database.transaction() as session:
-        await booking.set_helpdesk_active(
+        await hours.set_helpdesk_active(
             session=session, helpdesk_id=helpdesk.id, active=False, actor="test"
         )
     page = (await client.get(f"/agenda/bookings/{entry.id}/move")).text

@@ -9,6 +9,7 @@ import httpx
 from sqlalchemy import select
 
 from shared.audit.models import AuditEvent
+from shared.booking import hours
 from shared.booking import service as booking
 from shared.booking.models import Booking, Closure, ExtraOpening, Helpdesk, OpeningRule
 from shared.db import Database, utcnow
@@ -63,7 +64,7 @@ async def test_case_workers_and_admins_may_not_touch_schedules(
     )
     assert refused.status_code == 403
     async with database.transaction() as session:
-        assert await booking.list_closures(session=session, helpdesk_id=helpdesk.id) == []
+        assert await hours.list_closures(session=session, helpdesk_id=helpdesk.id) == []
 
 
 async def test_create_edit_and_deactivate_a_helpdesk(
@@ -207,7 +208,7 @@ async def test_weekly_hours_refusals_sit_next_to_their_fields(
         for kept in ("opens_at", "closes_at", "slot_minutes", "places", "valid_from"):
             assert _value(refused.text, kept) == (good | change)[kept], (change, kept)
     async with database.transaction() as session:
-        assert len(await booking.list_opening_rules(session=session, helpdesk_id=helpdesk.id)) == 1
+        assert len(await hours.list_opening_rules(session=session, helpdesk_id=helpdesk.id)) == 1
 
     added = await client.post(path, data=good)
     assert added.status_code == 303
@@ -222,9 +223,7 @@ async def test_weekly_hours_refusals_sit_next_to_their_fields(
 async def test_end_and_delete_weekly_hours(client: httpx.AsyncClient, database: Database) -> None:
     async with database.transaction() as session:
         helpdesk = await make_helpdesk(session, weekdays=(0, 2), valid_from=date(2026, 1, 1))
-        monday, wednesday = await booking.list_opening_rules(
-            session=session, helpdesk_id=helpdesk.id
-        )
+        monday, wednesday = await hours.list_opening_rules(session=session, helpdesk_id=helpdesk.id)
     path = f"/schedules/helpdesks/{helpdesk.id}/hours"
     token = await _coordinator(client, path)
 
@@ -251,7 +250,7 @@ async def test_end_and_delete_weekly_hours(client: httpx.AsyncClient, database: 
     )
     assert deleted.headers["location"] == path + "?notice=rule_deleted"
     async with database.transaction() as session:
-        rules = await booking.list_opening_rules(session=session, helpdesk_id=helpdesk.id)
+        rules = await hours.list_opening_rules(session=session, helpdesk_id=helpdesk.id)
     assert [(r.id, r.valid_until) for r in rules] == [(monday.id, date(2026, 6, 30))]
     assert "Conclusi" in (await client.get(path)).text
     assert (
@@ -272,7 +271,7 @@ async def test_removing_hours_with_bookings_lists_them_for_staff(
             session=session, settings=settings, citizen_id=citizen.id, helpdesk_id=helpdesk.id,
             starts_at=datetime.combine(day, time(9), tzinfo=ROME), actor="test",
         )  # fmt: skip
-        rules = await booking.list_opening_rules(session=session, helpdesk_id=helpdesk.id)
+        rules = await hours.list_opening_rules(session=session, helpdesk_id=helpdesk.id)
         (rule,) = [r for r in rules if r.weekday == day.weekday()]
     token = await _coordinator(client, f"/schedules/helpdesks/{helpdesk.id}/hours")
     quiet = (await client.get(f"/schedules/helpdesks/{helpdesk.id}/stranded")).text

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from datetime import date, time, timedelta
 
+from shared.booking import hours, waitlist
 from shared.booking import service as booking
-from shared.booking import waitlist
 from shared.db import Database
 from shared.housekeeping import housekeeping_component, run_chores
 from shared.settings import Settings
@@ -15,7 +15,7 @@ NOW = rome(2026, 12, 7, 8)
 async def test_chores_expire_lapsed_offers(database: Database, settings: Settings) -> None:
     async with database.transaction() as session:
         helpdesk = await make_helpdesk(session, weekdays=())
-        await booking.add_extra_opening(
+        await hours.add_extra_opening(
             session=session, helpdesk_id=helpdesk.id, day=date(2026, 12, 9), opens_at=time(9),
             closes_at=time(9, 30), slot_minutes=30, places=1, actor="t",
         )  # fmt: skip

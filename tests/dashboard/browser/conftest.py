@@ -23,6 +23,7 @@ from playwright.async_api import Browser, Locator, Page, async_playwright, expec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dashboard.app import create_app
+from shared.booking import availability, hours
 from shared.booking import service as booking
 from shared.booking.models import Helpdesk
 from shared.db import Database, utcnow
@@ -200,7 +201,7 @@ async def open_every_day(
 ) -> Helpdesk:
     """A helpdesk with hourly slots (3 places) from 00:00 to 23:00 on every day of the week,
     so that a slot with check-in open exists whenever the tests run."""
-    helpdesk = await booking.create_helpdesk(
+    helpdesk = await hours.create_helpdesk(
         session=session,
         name=name,
         address="Via Tizzoni 2, 20063 Cernusco sul Naviglio (MI)",
@@ -208,7 +209,7 @@ async def open_every_day(
         actor=STAFF_ACTOR,
     )
     for weekday in range(7):
-        await booking.add_opening_rule(
+        await hours.add_opening_rule(
             session=session,
             helpdesk_id=helpdesk.id,
             weekday=weekday,
@@ -259,7 +260,7 @@ async def current_slot(session: AsyncSession, settings: Settings, helpdesk_id: i
     """The latest slot of today that has begun or begins within half an hour (check-in open)."""
     now = utcnow()
     midnight = datetime.combine(now.astimezone(settings.tz).date(), time.min, tzinfo=settings.tz)
-    slots = await booking.list_free_slots(
+    slots = await availability.list_free_slots(
         session=session,
         settings=settings,
         # As seen before the day began, so that slots already under way are offered.

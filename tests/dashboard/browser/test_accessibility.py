@@ -20,7 +20,7 @@ from playwright.async_api import Page, expect
 from sqlalchemy import select
 
 from shared.booking import demo as booking_demo
-from shared.booking import service as booking
+from shared.booking import hours
 from shared.cases import demo as case_demo
 from shared.cases.models import Case
 from shared.citizens.models import Citizen
@@ -101,7 +101,7 @@ async def _make_data(database: Database, settings: Settings) -> Data:
             session, settings, name="Pietro Sala", phone="333 123 4510", resident=False
         )
         waiting = await register(session, settings, name="Elisa Riva", phone="333 123 4511")
-        closure, affected = await booking.add_closure(
+        closure, affected = await hours.add_closure(
             session=session,
             settings=settings,
             helpdesk_id=scene.helpdesk_id,
@@ -112,7 +112,7 @@ async def _make_data(database: Database, settings: Settings) -> Data:
             actor=STAFF_ACTOR,
         )
         assert affected
-        await booking.add_extra_opening(
+        await hours.add_extra_opening(
             session=session,
             helpdesk_id=scene.helpdesk_id,
             day=scene.today + timedelta(days=3),
@@ -128,7 +128,7 @@ async def _make_data(database: Database, settings: Settings) -> Data:
             (0, scene.today - timedelta(days=30), scene.today - timedelta(days=1)),
             (1, scene.today + timedelta(days=10), None),
         ):
-            await booking.add_opening_rule(
+            await hours.add_opening_rule(
                 session=session, helpdesk_id=scene.helpdesk_id, weekday=weekday,
                 opens_at=time(23), closes_at=time(23, 30), slot_minutes=30, places=1,
                 valid_from=first, valid_until=last, actor=STAFF_ACTOR,

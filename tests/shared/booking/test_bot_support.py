@@ -6,8 +6,8 @@ from datetime import date, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.booking import hours, waitlist
 from shared.booking import service as booking
-from shared.booking import waitlist
 from shared.booking.service import CancelledBy
 from shared.settings import Settings
 from tests.factories import make_citizen, make_helpdesk, rome
@@ -20,7 +20,7 @@ async def test_held_place_only_while_the_offer_is_open(
     session: AsyncSession, settings: Settings
 ) -> None:
     helpdesk = await make_helpdesk(session, name="Sportello Villa Fiorita", weekdays=())
-    await booking.add_extra_opening(
+    await hours.add_extra_opening(
         session=session, helpdesk_id=helpdesk.id, day=date(2026, 12, 9), opens_at=SLOT.time(),
         closes_at=(SLOT + timedelta(minutes=30)).time(), slot_minutes=30, places=1, actor="t",
     )  # fmt: skip

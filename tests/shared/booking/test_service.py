@@ -10,6 +10,7 @@ from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.audit.models import AuditEvent
+from shared.booking import availability, hours
 from shared.booking import service as booking
 from shared.booking.calendar import booking_ics
 from shared.booking.errors import (
@@ -48,7 +49,7 @@ async def test_free_slots_honour_notice_and_horizon(
     session: AsyncSession, settings: Settings
 ) -> None:
     helpdesk = await make_helpdesk(session)
-    slots = await booking.list_free_slots(session=session, settings=settings, now=NOW)
+    slots = await availability.list_free_slots(session=session, settings=settings, now=NOW)
     # 08:00 + 2 h notice: today's 09:00, 09:30 are too soon, 10:00 is the first.
     assert slots[0].starts_at == rome(2026, 12, 7, 10).astimezone(slots[0].starts_at.tzinfo)
     assert all(s.starts_at < NOW + timedelta(days=30) for s in slots)
@@ -73,7 +74,7 @@ async def test_availability_is_one_sql_statement(database: Database, settings: S
     event.listen(database.engine.sync_engine, "before_cursor_execute", count)
     try:
         async with database.transaction(read_only=True) as session:
-            slots = await booking.list_free_slots(session=session, settings=settings, now=NOW)
+            slots = await availability.list_free_slots(session=session, settings=settings, now=NOW)
     finally:
         event.remove(database.engine.sync_engine, "before_cursor_execute", count)
     assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) == 1
@@ -94,7 +95,7 @@ async def test_book_takes_a_place_and_queues_reminders(
     assert made.ends_at - made.starts_at == timedelta(minutes=30)
     slot = await session.get(Slot, made.slot_id)
     assert slot is not None and (slot.taken, slot.capacity) == (1, 2)
-    free = await booking.list_free_slots(session=session, settings=settings, now=NOW)
+    free = await availability.list_free_slots(session=session, settings=settings, now=NOW)
     assert next(s for s in free if s.starts_at == TUESDAY_9).places_left == 1
     reminders = (await session.scalars(select(OutboxMessage).order_by(OutboxMessage.due_at))).all()
     assert [(m.kind, m.due_at.astimezone(ROME)) for m in reminders] == [
@@ -164,7 +165,7 @@ async def test_unknown_ids_and_inactive_helpdesk(session: AsyncSession, settings
         await booking.cancel_booking(
             session=session, settings=settings, booking_id=9999, by=CancelledBy.STAFF, actor="t"
         )
-    await booking.set_helpdesk_active(
+    await hours.set_helpdesk_active(
         session=session, helpdesk_id=helpdesk.id, active=False, actor="t"
     )
     with pytest.raises(HelpdeskInactive):
@@ -172,7 +173,7 @@ async def test_unknown_ids_and_inactive_helpdesk(session: AsyncSession, settings
             session=session, settings=settings, citizen_id=citizen.id,
             helpdesk_id=helpdesk.id, starts_at=TUESDAY_9, actor="test", now=NOW,
         )  # fmt: skip
-    assert await booking.list_free_slots(session=session, settings=settings, now=NOW) == []
+    assert await availability.list_free_slots(session=session, settings=settings, now=NOW) == []
     assert await _count(session, Booking) == 0
 
 
@@ -340,18 +341,18 @@ async def test_closing_a_day_returns_its_bookings(
             session=session, settings=settings, citizen_id=citizen.id,
             helpdesk_id=helpdesk.id, starts_at=start, actor="test", now=NOW,
         )  # fmt: skip
-    _, affected = await booking.add_closure(
+    _, affected = await hours.add_closure(
         session=session, settings=settings, helpdesk_id=helpdesk.id, day=date(2026, 12, 8),
         starts_at=time(8), ends_at=time(10), reason="Assemblea sindacale", actor="coord",
     )  # fmt: skip
     assert sorted(b.citizen_id for b in affected) == sorted(c.id for c in citizens[:2])
     assert all(b.state == BookingState.BOOKED for b in affected)  # nothing dropped
-    _, whole_day = await booking.add_closure(
+    _, whole_day = await hours.add_closure(
         session=session, settings=settings, helpdesk_id=helpdesk.id, day=date(2026, 12, 8),
         reason="Immacolata", actor="coord",
     )  # fmt: skip
     assert len(whole_day) == 3
-    free = await booking.list_free_slots(session=session, settings=settings, now=NOW)
+    free = await availability.list_free_slots(session=session, settings=settings, now=NOW)
     assert all(s.starts_at.astimezone(ROME).date() != date(2026, 12, 8) for s in free)
 
 
@@ -369,33 +370,33 @@ async def test_bad_schedules_are_refused_and_nothing_is_written(
     ]
     for case in cases:
         with pytest.raises(InvalidSchedule):
-            await booking.add_opening_rule(
+            await hours.add_opening_rule(
                 session=session, helpdesk_id=helpdesk.id, valid_from=date(2026, 1, 1), actor="c",
                 **case,  # type: ignore[arg-type]
             )  # fmt: skip
     with pytest.raises(OverlappingRules):
-        await booking.add_opening_rule(
+        await hours.add_opening_rule(
             session=session, helpdesk_id=helpdesk.id, weekday=0, opens_at=time(11),
             closes_at=time(14), slot_minutes=30, places=1, valid_from=date(2026, 6, 1), actor="c",
         )  # fmt: skip
     with pytest.raises(InvalidSchedule):
-        await booking.add_opening_rule(
+        await hours.add_opening_rule(
             session=session, helpdesk_id=helpdesk.id, weekday=2, opens_at=time(9),
             closes_at=time(12), slot_minutes=30, places=1, valid_from=date(2026, 6, 1),
             valid_until=date(2026, 5, 1), actor="c",
         )  # fmt: skip
     with pytest.raises(InvalidSchedule):
-        await booking.add_closure(
+        await hours.add_closure(
             session=session, settings=settings, helpdesk_id=helpdesk.id, day=date(2026, 12, 8),
             starts_at=time(11), ends_at=time(10), actor="c",
         )  # fmt: skip
     with pytest.raises(HelpdeskNotFound):
-        await booking.add_closure(
+        await hours.add_closure(
             session=session, settings=settings, helpdesk_id=424242, day=date(2026, 12, 8), actor="c"
         )
     assert await _count(session, OpeningRule) == rules_before
     # afternoon hours on the same weekday don't overlap the morning: accepted
-    await booking.add_opening_rule(
+    await hours.add_opening_rule(
         session=session, helpdesk_id=helpdesk.id, weekday=0, opens_at=time(14),
         closes_at=time(17), slot_minutes=30, places=1, valid_from=date(2026, 1, 1), actor="c",
     )  # fmt: skip

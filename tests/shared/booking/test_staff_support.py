@@ -10,10 +10,17 @@ from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.audit.models import AuditEvent
+from shared.booking import agenda, hours
 from shared.booking import service as booking
-from shared.booking.errors import BookingNotFound, HelpdeskNotFound, InvalidSchedule
+from shared.booking.agenda import AgendaEntry
+from shared.booking.errors import (
+    BookingNotFound,
+    HelpdeskNotFound,
+    InvalidSchedule,
+    ScheduleItemNotFound,
+)
 from shared.booking.models import Booking, Helpdesk, OpeningRule
-from shared.booking.service import AgendaEntry, CancelledBy, ScheduleItemNotFound
+from shared.booking.service import CancelledBy
 from shared.citizens.models import Citizen
 from shared.db import Database
 from shared.settings import Settings
@@ -88,7 +95,7 @@ async def test_agenda_is_one_statement_with_citizens_in_any_state(
     event.listen(database.engine.sync_engine, "before_cursor_execute", count)
     try:
         async with database.transaction(read_only=True) as session:
-            entries = await booking.agenda(
+            entries = await agenda.lines_between(
                 session=session, since=rome(2026, 12, 8), until=rome(2026, 12, 9),
                 helpdesk_id=north.id,
             )  # fmt: skip
@@ -103,7 +110,7 @@ async def test_agenda_is_one_statement_with_citizens_in_any_state(
     ]
     assert [e.id for e in entries] == [early.id, gone.id, late.id]
     async with database.transaction() as session:
-        everywhere = await booking.agenda(
+        everywhere = await agenda.lines_between(
             session=session, since=rome(2026, 12, 8), until=rome(2026, 12, 9)
         )
     assert len(everywhere) == 4
@@ -119,22 +126,22 @@ async def test_one_entry_and_citizens_for_bookings(
     second = await _book(
         session, settings, await make_citizen(session, name="Due"), helpdesk, rome(2026, 12, 8, 9)
     )
-    entry = await booking.agenda_entry(session=session, booking_id=first.id)
+    entry = await agenda.entry(session=session, booking_id=first.id)
     assert (entry.booking.id, entry.citizen.name) == (first.id, "Uno")
     with pytest.raises(BookingNotFound):
-        await booking.agenda_entry(session=session, booking_id=999_999)
-    line = await booking.agenda_line(session=session, booking_id=first.id)
+        await agenda.entry(session=session, booking_id=999_999)
+    line = await agenda.line(session=session, booking_id=first.id)
     assert (line.id, line.code, line.citizen_name, line.state) == (
         first.id, first.code, "Uno", "booked",
     )  # fmt: skip
     with pytest.raises(BookingNotFound):
-        await booking.agenda_line(session=session, booking_id=999_999)
-    paired = await booking.with_citizens(session=session, bookings=[first, second])
+        await agenda.line(session=session, booking_id=999_999)
+    paired = await agenda.with_citizens(session=session, bookings=[first, second])
     assert [(e.booking.id, e.citizen.name) for e in paired] == [
         (first.id, "Uno"),
         (second.id, "Due"),
     ]
-    assert await booking.with_citizens(session=session, bookings=[]) == []
+    assert await agenda.with_citizens(session=session, bookings=[]) == []
 
 
 # --- helpdesks -----------------------------------------------------------------------
@@ -143,7 +150,7 @@ async def test_one_entry_and_citizens_for_bookings(
 async def test_update_helpdesk(session: AsyncSession) -> None:
     helpdesk = await make_helpdesk(session, name="Centro")
     await make_helpdesk(session, name="Villa Fiorita")
-    updated = await booking.update_helpdesk(
+    updated = await hours.update_helpdesk(
         session=session, helpdesk_id=helpdesk.id, name="  Centro civico ",
         address=" Piazza Matteotti 1 ", directions=" Secondo piano ", actor="staff:coord",
     )  # fmt: skip
@@ -151,17 +158,17 @@ async def test_update_helpdesk(session: AsyncSession) -> None:
         "Centro civico", "Piazza Matteotti 1", "Secondo piano",
     )  # fmt: skip
     # Its own name (in any letter case) is not a clash.
-    await booking.update_helpdesk(
+    await hours.update_helpdesk(
         session=session, helpdesk_id=helpdesk.id, name="CENTRO CIVICO",
         address="Piazza Matteotti 1", actor="staff:coord",
     )  # fmt: skip
     with pytest.raises(InvalidSchedule, match="Another helpdesk already has this name"):
-        await booking.update_helpdesk(
+        await hours.update_helpdesk(
             session=session, helpdesk_id=helpdesk.id, name="villa fiorita", address="x",
             actor="staff:coord",
         )  # fmt: skip
     with pytest.raises(InvalidSchedule, match="needs a name and an address"):
-        await booking.update_helpdesk(
+        await hours.update_helpdesk(
             session=session,
             helpdesk_id=helpdesk.id,
             name="Centro",
@@ -169,12 +176,12 @@ async def test_update_helpdesk(session: AsyncSession) -> None:
             actor="staff:coord",
         )
     with pytest.raises(HelpdeskNotFound):
-        await booking.update_helpdesk(
+        await hours.update_helpdesk(
             session=session, helpdesk_id=999_999, name="a", address="b", actor="staff:coord"
         )
     with pytest.raises(InvalidSchedule):
-        await booking.ensure_helpdesk_name_free(session=session, name=" Villa FIORITA ")
-    await booking.ensure_helpdesk_name_free(session=session, name="Sportello Nuovo")
+        await hours.ensure_helpdesk_name_free(session=session, name=" Villa FIORITA ")
+    await hours.ensure_helpdesk_name_free(session=session, name="Sportello Nuovo")
     assert (await _actions(session)).count("helpdesk.update") == 2
 
 
@@ -183,34 +190,34 @@ async def test_update_helpdesk(session: AsyncSession) -> None:
 
 async def test_list_end_and_delete_opening_rules(session: AsyncSession) -> None:
     helpdesk = await make_helpdesk(session, weekdays=(2, 0), valid_from=date(2026, 1, 1))
-    monday, wednesday = await booking.list_opening_rules(session=session, helpdesk_id=helpdesk.id)
+    monday, wednesday = await hours.list_opening_rules(session=session, helpdesk_id=helpdesk.id)
     assert (monday.weekday, wednesday.weekday) == (0, 2)
 
     with pytest.raises(InvalidSchedule, match="delete them instead"):
-        await booking.end_opening_rule(
+        await hours.end_opening_rule(
             session=session, rule_id=monday.id, last_day=date(2025, 12, 31), actor="test"
         )
-    ended = await booking.end_opening_rule(
+    ended = await hours.end_opening_rule(
         session=session, rule_id=monday.id, last_day=date(2026, 12, 31), actor="test"
     )
     assert ended.valid_until == date(2026, 12, 31)
     # Ending can only shorten: lengthening could overlap later hours.
     with pytest.raises(InvalidSchedule, match="already end before"):
-        await booking.end_opening_rule(
+        await hours.end_opening_rule(
             session=session, rule_id=monday.id, last_day=date(2027, 1, 31), actor="test"
         )
-    await booking.end_opening_rule(
+    await hours.end_opening_rule(
         session=session, rule_id=monday.id, last_day=date(2026, 12, 31), actor="test"
     )
     assert (
-        await booking.delete_opening_rule(session=session, rule_id=wednesday.id, actor="test")
+        await hours.delete_opening_rule(session=session, rule_id=wednesday.id, actor="test")
         == helpdesk.id
     )
     assert await session.get(OpeningRule, wednesday.id) is None
     with pytest.raises(ScheduleItemNotFound):
-        await booking.delete_opening_rule(session=session, rule_id=wednesday.id, actor="test")
+        await hours.delete_opening_rule(session=session, rule_id=wednesday.id, actor="test")
     with pytest.raises(ScheduleItemNotFound):
-        await booking.end_opening_rule(
+        await hours.end_opening_rule(
             session=session, rule_id=999_999, last_day=date(2026, 12, 31), actor="test"
         )
     actions = await _actions(session)
@@ -233,24 +240,24 @@ async def test_closures_and_extra_openings(session: AsyncSession, settings: Sett
     await _book(
         session, settings, await make_citizen(session, name="Fuori"), helpdesk, rome(2026, 12, 9, 9)
     )
-    old, _ = await booking.add_closure(
+    old, _ = await hours.add_closure(
         session=session, settings=settings, helpdesk_id=helpdesk.id, day=date(2026, 12, 1),
         actor="test",
     )  # fmt: skip
-    closure, affected = await booking.add_closure(
+    closure, affected = await hours.add_closure(
         session=session, settings=settings, helpdesk_id=helpdesk.id, day=date(2026, 12, 9),
         starts_at=time(10), ends_at=time(11), reason="Riunione", actor="test",
     )  # fmt: skip
     assert [b.id for b in affected] == [inside.id]
-    assert [c.id for c in await booking.list_closures(session=session, helpdesk_id=helpdesk.id)] == [
+    assert [c.id for c in await hours.list_closures(session=session, helpdesk_id=helpdesk.id)] == [
         old.id, closure.id,
     ]  # fmt: skip
-    upcoming = await booking.list_closures(
+    upcoming = await hours.list_closures(
         session=session, helpdesk_id=helpdesk.id, since=date(2026, 12, 7)
     )
     assert [c.id for c in upcoming] == [closure.id]
 
-    found, entries = await booking.closure_bookings(
+    found, entries = await hours.closure_bookings(
         session=session, settings=settings, closure_id=closure.id
     )
     assert found.id == closure.id
@@ -259,40 +266,40 @@ async def test_closures_and_extra_openings(session: AsyncSession, settings: Sett
         session=session, settings=settings, booking_id=inside.id, by=CancelledBy.STAFF,
         actor="test", now=NOW,
     )  # fmt: skip
-    _, entries = await booking.closure_bookings(
+    _, entries = await hours.closure_bookings(
         session=session, settings=settings, closure_id=closure.id
     )
     assert entries == []
 
     assert (
-        await booking.delete_closure(session=session, closure_id=closure.id, actor="test")
+        await hours.delete_closure(session=session, closure_id=closure.id, actor="test")
         == helpdesk.id
     )
     with pytest.raises(ScheduleItemNotFound):
-        await booking.get_closure(session=session, closure_id=closure.id)
+        await hours.get_closure(session=session, closure_id=closure.id)
     with pytest.raises(ScheduleItemNotFound):
-        await booking.closure_bookings(session=session, settings=settings, closure_id=closure.id)
+        await hours.closure_bookings(session=session, settings=settings, closure_id=closure.id)
 
-    saturday = await booking.add_extra_opening(
+    saturday = await hours.add_extra_opening(
         session=session, helpdesk_id=helpdesk.id, day=date(2026, 12, 12), opens_at=time(9),
         closes_at=time(10), slot_minutes=30, places=1, actor="test",
     )  # fmt: skip
-    listed = await booking.list_extra_openings(
+    listed = await hours.list_extra_openings(
         session=session, helpdesk_id=helpdesk.id, since=date(2026, 12, 12)
     )
     assert [o.id for o in listed] == [saturday.id]
     assert (
-        await booking.list_extra_openings(
+        await hours.list_extra_openings(
             session=session, helpdesk_id=helpdesk.id, since=date(2026, 12, 13)
         )
         == []
     )
     assert (
-        await booking.delete_extra_opening(session=session, opening_id=saturday.id, actor="test")
+        await hours.delete_extra_opening(session=session, opening_id=saturday.id, actor="test")
         == helpdesk.id
     )
     with pytest.raises(ScheduleItemNotFound):
-        await booking.delete_extra_opening(session=session, opening_id=saturday.id, actor="test")
+        await hours.delete_extra_opening(session=session, opening_id=saturday.id, actor="test")
     actions = await _actions(session)
     assert "closure.delete" in actions
     assert "extra_opening.delete" in actions
@@ -319,7 +326,7 @@ async def test_stranded_bookings_follow_every_change_of_hours(
         helpdesk,
         rome(2026, 12, 9, 11),
     )
-    saturday_opening = await booking.add_extra_opening(
+    saturday_opening = await hours.add_extra_opening(
         session=session, helpdesk_id=helpdesk.id, day=date(2026, 12, 12), opens_at=time(9),
         closes_at=time(10), slot_minutes=30, places=1, actor="test",
     )  # fmt: skip
@@ -343,25 +350,23 @@ async def test_stranded_bookings_follow_every_change_of_hours(
     )  # fmt: skip
 
     async def stranded() -> list[AgendaEntry]:
-        return await booking.stranded_bookings(
+        return await hours.stranded_bookings(
             session=session, settings=settings, helpdesk_id=helpdesk.id, now=NOW
         )
 
     assert await stranded() == []
 
     # Wednesday's hours end on the 8th: the booking of the 9th is left outside.
-    rules = await booking.list_opening_rules(session=session, helpdesk_id=helpdesk.id)
+    rules = await hours.list_opening_rules(session=session, helpdesk_id=helpdesk.id)
     (wednesday_rule,) = [r for r in rules if r.weekday == 2]
-    await booking.end_opening_rule(
+    await hours.end_opening_rule(
         session=session, rule_id=wednesday_rule.id, last_day=date(2026, 12, 8), actor="test"
     )
     assert [e.booking.id for e in await stranded()] == [wednesday.id]
 
     # Withdrawing Saturday's opening strands its booking too; a closure strands Tuesday's.
-    await booking.delete_extra_opening(
-        session=session, opening_id=saturday_opening.id, actor="test"
-    )
-    await booking.add_closure(
+    await hours.delete_extra_opening(session=session, opening_id=saturday_opening.id, actor="test")
+    await hours.add_closure(
         session=session, settings=settings, helpdesk_id=helpdesk.id, day=date(2026, 12, 8),
         starts_at=time(9), ends_at=time(9, 30), actor="test",
     )  # fmt: skip
@@ -370,7 +375,7 @@ async def test_stranded_bookings_follow_every_change_of_hours(
         (tuesday.id, "Martedì"), (wednesday.id, "Mercoledì"), (saturday.id, "Sabato"),
     ]  # fmt: skip
     # Past appointments are history, not work to do.
-    later = await booking.stranded_bookings(
+    later = await hours.stranded_bookings(
         session=session, settings=settings, helpdesk_id=helpdesk.id, now=rome(2026, 12, 10)
     )
     assert [e.booking.id for e in later] == [saturday.id]
@@ -381,11 +386,11 @@ async def test_an_inactive_helpdesk_keeps_its_bookings_in_hours(
 ) -> None:
     helpdesk = await make_helpdesk(session)
     await _book(session, settings, await make_citizen(session), helpdesk, rome(2026, 12, 8, 9))
-    await booking.set_helpdesk_active(
+    await hours.set_helpdesk_active(
         session=session, helpdesk_id=helpdesk.id, active=False, actor="test"
     )
     assert (
-        await booking.stranded_bookings(
+        await hours.stranded_bookings(
             session=session, settings=settings, helpdesk_id=helpdesk.id, now=NOW
         )
         == []

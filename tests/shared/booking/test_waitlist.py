@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.booking import hours, waitlist
 from shared.booking import service as booking
-from shared.booking import waitlist
 from shared.booking.errors import (
     AlreadyBooked,
     AlreadyWaiting,
@@ -30,7 +30,7 @@ NOW = rome(2026, 12, 7, 8)
 async def _full_helpdesk(session: AsyncSession, settings: Settings) -> tuple[int, list[Booking]]:
     """A helpdesk open only on Wednesday 9 December, 09:00-10:00, two slots of one place, both booked."""
     helpdesk = await make_helpdesk(session, weekdays=())
-    await booking.add_extra_opening(
+    await hours.add_extra_opening(
         session=session, helpdesk_id=helpdesk.id, day=date(2026, 12, 9), opens_at=rome(2026, 12, 9, 9).time(),
         closes_at=rome(2026, 12, 9, 10).time(), slot_minutes=30, places=1, actor="t",
     )  # fmt: skip
@@ -229,7 +229,7 @@ async def test_booking_otherwise_takes_the_citizen_off_the_waitlist(
         actor="c", now=NOW,
     )  # fmt: skip
     # A's offer is open; staff open an extra slot and book A there instead.
-    await booking.add_extra_opening(
+    await hours.add_extra_opening(
         session=session, helpdesk_id=helpdesk_id, day=date(2026, 12, 10), opens_at=rome(2026, 12, 10, 9).time(),
         closes_at=rome(2026, 12, 10, 9, 30).time(), slot_minutes=30, places=1, actor="t",
     )  # fmt: skip
