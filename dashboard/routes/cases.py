@@ -19,8 +19,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from dashboard.deps import COORDINATION, STAFF, Session, Viewer, allow, settings_of
 from dashboard.templating import render
 from shared.booking import hours
+from shared.cases import access, labels, listing, view
 from shared.cases import interview as interview_form
-from shared.cases import labels
 from shared.cases import service as cases
 from shared.cases.errors import (
     CaseError,
@@ -62,8 +62,8 @@ ELIGIBILITY_DECISIONS = {
 FILTER_FIELDS = ("q", "state", "urgent", "helpdesk", "from", "to", "assigned")
 
 
-def _member(viewer: Viewer) -> cases.StaffMember:
-    return cases.StaffMember(user_id=viewer.user_id, role=viewer.role, actor=viewer.actor)
+def _member(viewer: Viewer) -> access.StaffMember:
+    return access.StaffMember(user_id=viewer.user_id, role=viewer.role, actor=viewer.actor)
 
 
 def _not_found_or_forbidden(exc: CaseError) -> HTTPException:
@@ -124,11 +124,11 @@ async def case_list(
         "from": from_, "to": to, "assigned": assigned,
     }  # fmt: skip
     errors: dict[str, str] = {}
-    page = cases.CasePage([], None, None)
-    filters = cases.CaseFilters()
+    page = listing.CasePage([], None, None)
+    filters = listing.CaseFilters()
     try:
-        filters = cases.parse_filters(raw)
-        page = await cases.list_cases(
+        filters = listing.parse_filters(raw)
+        page = await listing.list_cases(
             session=session,
             settings=settings_of(request),
             staff=_member(viewer),
@@ -182,7 +182,7 @@ async def _detail_page(
     status: int = 200,
 ) -> HTMLResponse:
     try:
-        detail = await cases.get_case_detail(
+        detail = await view.get_case_detail(
             session=session, case_id=case_id, staff=_member(viewer), now=utcnow()
         )
     except CaseError as exc:
@@ -359,7 +359,7 @@ async def _interview_page(
     status: int = 200,
 ) -> HTMLResponse:
     try:
-        page = await cases.get_interview(
+        page = await view.get_interview(
             session=session, case_id=case_id, staff=_member(viewer), now=utcnow()
         )
     except CaseError as exc:

@@ -21,7 +21,7 @@ from shared.audit import service as audit
 from shared.booking import availability, hours
 from shared.booking import service as booking
 from shared.booking.errors import BookingError
-from shared.cases import service as cases
+from shared.cases import access
 from shared.cases.errors import CaseNotVisible
 from shared.citizens.models import Channel
 from shared.db import utcnow
@@ -228,8 +228,8 @@ async def submit_intake(request: Request, session: Session, viewer: StaffViewer)
     return RedirectResponse(f"/intake/{submission.citizen.id}", status_code=303)
 
 
-def _member(viewer: Viewer) -> cases.StaffMember:
-    return cases.StaffMember(user_id=viewer.user_id, role=viewer.role, actor=viewer.actor)
+def _member(viewer: Viewer) -> access.StaffMember:
+    return access.StaffMember(user_id=viewer.user_id, role=viewer.role, actor=viewer.actor)
 
 
 def _day_bounds(day: date, settings: Settings) -> tuple[datetime, datetime]:

@@ -23,6 +23,7 @@ from shared.booking import service as booking
 from shared.booking.availability import FreeSlot
 from shared.booking.models import Booking
 from shared.booking.schedule import SlotTime
+from shared.cases import access
 from shared.cases import interview as interview_form
 from shared.cases import service as cases
 from shared.cases.models import Case, CaseState
@@ -169,7 +170,7 @@ async def seed(*, session: AsyncSession, settings: Settings, now: datetime) -> l
     for username in ("operatore", "operatrice"):
         user = await staff.get_by_username(session=session, username=username)
         if user is not None:
-            workers[username] = cases.StaffMember(user.id, Role(user.role), f"staff:{username}")
+            workers[username] = access.StaffMember(user.id, Role(user.role), f"staff:{username}")
     # Free slots as they were two weeks ago: the ones now past make the demo's history.
     then = now - timedelta(days=14)
     history = [
@@ -220,7 +221,7 @@ async def _past_appointment(
     citizen: Citizen,
     who: Candidate,
     slot: FreeSlot,
-    worker: cases.StaffMember | None,
+    worker: access.StaffMember | None,
 ) -> None:
     """An appointment already happened: missed, or attended and (perhaps) interviewed."""
     at = slot.starts_at
@@ -259,7 +260,7 @@ async def _past_appointment(
 
 
 # The coordinator who closed the returning citizen's first case (no account needed).
-_DEMO_COORDINATOR = cases.StaffMember(0, Role.COORDINATORE, "staff:demo")
+_DEMO_COORDINATOR = access.StaffMember(0, Role.COORDINATORE, "staff:demo")
 
 
 async def _returning(
@@ -268,7 +269,7 @@ async def _returning(
     citizen: Citizen,
     who: Candidate,
     now: datetime,
-    workers: dict[str, cases.StaffMember],
+    workers: dict[str, access.StaffMember],
 ) -> Case:
     """A citizen who came in the spring, found a job, lost it and is back: two linked cases."""
     first = await _answer_questionnaire(session, settings, citizen, who, now - timedelta(days=120))

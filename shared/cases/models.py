@@ -55,6 +55,10 @@ OPEN_STATES = (
     CaseState.CHECKED_IN.value,
     CaseState.INTERVIEWED.value,
 )
+# The interview can be drafted until its outcome is recorded.
+DRAFT_STATES = (CaseState.NEW.value, CaseState.BOOKED.value, CaseState.CHECKED_IN.value)
+# Booked and checked-in cases close through their booking or their interview's outcome.
+CLOSABLE_STATES = (CaseState.NEW.value, CaseState.INTERVIEWED.value)
 
 
 class Case(Base):

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.audit import service as audit
 from shared.booking import service as booking
 from shared.booking.models import Booking
+from shared.cases import access
 from shared.cases import service as cases
 from shared.cases.errors import CaseNotVisible
 from shared.cases.models import Case, CaseState
@@ -265,7 +266,7 @@ async def submit_intake(
 
 
 async def get_submission(
-    *, session: AsyncSession, settings: Settings, citizen_id: int, staff: cases.StaffMember
+    *, session: AsyncSession, settings: Settings, citizen_id: int, staff: access.StaffMember
 ) -> Submission:
     """A questionnaire completed through staff, with its outcome; `IntakeNotFound` otherwise.
 
@@ -289,7 +290,7 @@ async def get_submission(
     if row is None:
         raise IntakeNotFound(citizen_id)
     citizen, intake, case_id, assigned_to_id, override = row
-    if case_id is not None and not cases.can_see(staff, assigned_to_id):
+    if case_id is not None and not access.can_see(staff, assigned_to_id):
         raise CaseNotVisible(f"Case {case_id} is not visible to {staff.actor}.")
     # The recorded outcome stands; the reasons are read again from the rules.
     reasons = () if intake.eligible else assess(intake.answers, settings).reasons
@@ -304,7 +305,7 @@ async def book_after_intake(
     citizen_id: int,
     helpdesk_id: int,
     starts_at: datetime,
-    staff: cases.StaffMember,
+    staff: access.StaffMember,
     now: datetime | None = None,
 ) -> Booking:
     """Book the interview of an eligible citizen registered by staff (same rules as the bot)."""

@@ -65,9 +65,9 @@ from shared.booking.models import Booking, BookingState, Slot
 from shared.booking.places import CODE_ALPHABET, CODE_LENGTH
 from shared.cases import interview as interview_form
 from shared.cases.demo import CANDIDATES
+from shared.cases.listing import _BY_OPENING, encode_cursor
 from shared.cases.models import Case, CaseNamePrefix, CaseState, Interview, Outcome
 from shared.cases.search import index_names, name_terms
-from shared.cases.service import _BY_OPENING, encode_cursor
 from shared.citizens.models import Channel, Citizen
 from shared.citizens.service import PRIVACY_NOTICE_VERSION
 from shared.db import Base, Database, utcnow

@@ -12,6 +12,7 @@ from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.audit.models import AuditEvent
+from shared.cases import access
 from shared.cases import service as cases
 from shared.cases.models import Case, Interview
 from shared.db import Database
@@ -43,7 +44,7 @@ async def _assign(database: Database, case_id: int, username: str) -> None:
         target = await _user(session, username)
         await cases.assign_case(
             session=session, case_id=case_id, assignee_id=target.id, now=NOW,
-            staff=cases.StaffMember(anna.id, Role.COORDINATORE, "staff:coordinatore"),
+            staff=access.StaffMember(anna.id, Role.COORDINATORE, "staff:coordinatore"),
         )  # fmt: skip
 
 

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.booking import service as booking
 from shared.booking.models import Booking, Helpdesk
+from shared.cases import access
 from shared.cases import service as cases
 from shared.cases.models import Case
 from shared.citizens.models import Channel, Citizen
@@ -53,8 +54,8 @@ async def make_staff(
     return user
 
 
-def member(user: StaffUser) -> cases.StaffMember:
-    return cases.StaffMember(user.id, Role(user.role), f"staff:{user.username}")
+def member(user: StaffUser) -> access.StaffMember:
+    return access.StaffMember(user.id, Role(user.role), f"staff:{user.username}")
 
 
 async def make_candidate(

@@ -9,9 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import demo
 from shared.booking.models import Booking, Slot
-from shared.cases import service as cases
+from shared.cases import access, listing, view
+from shared.cases.listing import CaseFilters
 from shared.cases.models import Case, Interview
-from shared.cases.service import CaseFilters
 from shared.settings import Settings
 from shared.staff.models import Role, StaffUser
 
@@ -33,23 +33,23 @@ async def test_demo_candidates_cover_every_stage(session: AsyncSession, settings
     workers = (await session.scalars(select(StaffUser).where(StaffUser.role == "operatore"))).all()
     assert {w.username for w in workers} == {"operatore", "operatrice"}
     for worker in workers:
-        mine = await cases.list_cases(
+        mine = await listing.list_cases(
             session=session, settings=settings, filters=CaseFilters(assigned="me"),
-            staff=cases.StaffMember(worker.id, Role.OPERATORE, f"staff:{worker.username}"),
+            staff=access.StaffMember(worker.id, Role.OPERATORE, f"staff:{worker.username}"),
         )  # fmt: skip
         assert len(mine.rows) >= 2, worker.username
     coordinator = await session.scalar(
         select(StaffUser).where(StaffUser.username == "coordinatore")
     )
     assert coordinator is not None
-    everyone = cases.StaffMember(coordinator.id, Role.COORDINATORE, "staff:coordinatore")
+    everyone = access.StaffMember(coordinator.id, Role.COORDINATORE, "staff:coordinatore")
     duplicates = 0
     for row in (
-        await cases.list_cases(
+        await listing.list_cases(
             session=session, settings=settings, staff=everyone, filters=CaseFilters(), limit=100
         )
     ).rows:
-        detail = await cases.get_case_detail(
+        detail = await view.get_case_detail(
             session=session, case_id=row.id, staff=everyone, now=row.opened_at
         )
         duplicates += bool(detail.duplicates)

@@ -9,10 +9,11 @@ from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.audit.models import AuditEvent
+from shared.cases import access, listing
 from shared.cases import service as cases
 from shared.cases.errors import InvalidCursor, InvalidInput
+from shared.cases.listing import CaseFilters
 from shared.cases.models import Case, CaseState
-from shared.cases.service import CaseFilters
 from shared.db import Database
 from shared.settings import Settings
 from shared.staff.models import Role
@@ -30,9 +31,9 @@ from tests.shared.cases.builders import (
 
 
 async def _ids(
-    session: AsyncSession, settings: Settings, staff: cases.StaffMember, **filters: object
+    session: AsyncSession, settings: Settings, staff: access.StaffMember, **filters: object
 ) -> list[int]:
-    page = await cases.list_cases(
+    page = await listing.list_cases(
         session=session,
         settings=settings,
         staff=staff,
@@ -105,7 +106,7 @@ async def test_filters(session: AsyncSession, settings: Settings) -> None:
     assert await ids(assigned="me") == set()
     assert await ids(urgent=True, state=CaseState.NEW) == {fresh.id}
 
-    page = await cases.list_cases(
+    page = await listing.list_cases(
         session=session,
         settings=settings,
         staff=anna,
@@ -155,13 +156,13 @@ async def test_keyset_pagination_walks_every_case_once_both_ways(
     expected = [c.id for c in sorted(made, key=lambda c: (c.opened_at, c.id), reverse=True)]
 
     pages = []
-    page = await cases.list_cases(
+    page = await listing.list_cases(
         session=session, settings=settings, staff=anna, filters=CaseFilters()
     )
     assert page.previous_cursor is None
     pages.append([r.id for r in page.rows])
     while page.next_cursor:
-        page = await cases.list_cases(
+        page = await listing.list_cases(
             session=session, settings=settings, staff=anna, filters=CaseFilters(),
             after=page.next_cursor,
         )  # fmt: skip
@@ -171,7 +172,7 @@ async def test_keyset_pagination_walks_every_case_once_both_ways(
 
     back = []
     while page.previous_cursor:
-        page = await cases.list_cases(
+        page = await listing.list_cases(
             session=session, settings=settings, staff=anna, filters=CaseFilters(),
             before=page.previous_cursor,
         )  # fmt: skip
@@ -182,7 +183,7 @@ async def test_keyset_pagination_walks_every_case_once_both_ways(
     # A name search walks its own index in the same order, page by page, both ways.
     searched, cursor = [], None
     while True:
-        found = await cases.list_cases(
+        found = await listing.list_cases(
             session=session, settings=settings, staff=anna, filters=CaseFilters(text="persona"),
             limit=10, after=cursor,
         )  # fmt: skip
@@ -192,18 +193,18 @@ async def test_keyset_pagination_walks_every_case_once_both_ways(
         cursor = found.next_cursor
     assert [i for p in searched for i in p] == expected
     assert [len(p) for p in searched] == [10] * 6 + [2]
-    back = await cases.list_cases(
+    back = await listing.list_cases(
         session=session, settings=settings, staff=anna, filters=CaseFilters(text="persona"),
         limit=10, before=found.previous_cursor,
     )  # fmt: skip
     assert [r.id for r in back.rows] == searched[-2]
 
-    made_for_dates = cases.encode_cursor(cases._BY_APPOINTMENT, NOW, made[0].id)
+    made_for_dates = listing.encode_cursor(listing._BY_APPOINTMENT, NOW, made[0].id)
     for forged in (
         "nonsense", "o20261307000000000000.1", "'; DROP TABLE case_file; --", made_for_dates,
     ):  # fmt: skip
         with pytest.raises(InvalidCursor):
-            await cases.list_cases(
+            await listing.list_cases(
                 session=session, settings=settings, staff=anna, filters=CaseFilters(),
                 after=forged,
             )  # fmt: skip
@@ -227,28 +228,28 @@ async def test_filtering_by_appointment_dates_orders_by_appointment(
     await make_candidate(session, name="Senza Appuntamento")
     expected = [c.id for c in sorted(booked, key=lambda c: (c.appointment_at, c.id))]
     filters = CaseFilters(appointment_from=TUESDAY_9.date(), appointment_to=TUESDAY_9.date())
-    first = await cases.list_cases(
+    first = await listing.list_cases(
         session=session, settings=settings, staff=anna, filters=filters, limit=4
     )
     assert [r.id for r in first.rows] == expected[:4]
     assert first.next_cursor is not None and first.next_cursor.startswith("a")
-    second = await cases.list_cases(
+    second = await listing.list_cases(
         session=session, settings=settings, staff=anna, filters=filters, limit=4,
         after=first.next_cursor,
     )  # fmt: skip
     assert [r.id for r in second.rows] == expected[4:]
-    again = await cases.list_cases(
+    again = await listing.list_cases(
         session=session, settings=settings, staff=anna, filters=filters, limit=4,
         before=second.previous_cursor,
     )  # fmt: skip
     assert [r.id for r in again.rows] == expected[:4]
-    named = await cases.list_cases(
+    named = await listing.list_cases(
         session=session, settings=settings, staff=anna, limit=4,
         filters=CaseFilters(text="persona", appointment_from=TUESDAY_9.date()),
     )  # fmt: skip
     assert [r.id for r in named.rows] == expected[:4]
     with pytest.raises(InvalidCursor):
-        await cases.list_cases(
+        await listing.list_cases(
             session=session, settings=settings, staff=anna, filters=CaseFilters(),
             after=first.next_cursor,
         )  # fmt: skip
@@ -267,7 +268,7 @@ async def test_the_list_is_one_statement(database: Database, settings: Settings)
     event.listen(database.engine.sync_engine, "before_cursor_execute", count)
     try:
         async with database.transaction(read_only=True) as session:
-            page = await cases.list_cases(
+            page = await listing.list_cases(
                 session=session, settings=settings, staff=anna,
                 filters=CaseFilters(urgent=False, state=CaseState.NEW),
             )  # fmt: skip
@@ -278,7 +279,7 @@ async def test_the_list_is_one_statement(database: Database, settings: Settings)
 
 
 async def test_filters_from_the_query_string() -> None:
-    parsed = cases.parse_filters(
+    parsed = listing.parse_filters(
         {"q": " Rossi ", "state": "booked", "urgent": "yes", "helpdesk": "3",
          "from": "2026-12-01", "to": "2026-12-31", "assigned": "me"}
     )  # fmt: skip
@@ -286,16 +287,16 @@ async def test_filters_from_the_query_string() -> None:
         text="Rossi", state=CaseState.BOOKED, urgent=True, helpdesk_id=3,
         appointment_from=date(2026, 12, 1), appointment_to=date(2026, 12, 31), assigned="me",
     )  # fmt: skip
-    assert cases.parse_filters({"state": "", "urgent": ""}) == CaseFilters()
+    assert listing.parse_filters({"state": "", "urgent": ""}) == CaseFilters()
     assert not CaseFilters().active and parsed.active
     with pytest.raises(InvalidInput) as caught:
-        cases.parse_filters(
+        listing.parse_filters(
             {"state": "lost", "urgent": "maybe", "helpdesk": "x", "from": "2026-12-40",
              "to": "yesterday", "assigned": "boss"}
         )  # fmt: skip
     assert set(caught.value.errors) == {"state", "urgent", "helpdesk", "from", "to", "assigned"}
     with pytest.raises(InvalidInput) as reversed_range:
-        cases.parse_filters({"from": "2026-12-31", "to": "2026-12-01"})
+        listing.parse_filters({"from": "2026-12-31", "to": "2026-12-01"})
     assert set(reversed_range.value.errors) == {"to"}
 
 
@@ -309,7 +310,7 @@ async def test_closed_cases_are_listed_with_their_outcome(
         session=session, case_id=case.id, outcome="referred", referred_to="CPI Melzo",
         staff=anna, now=TUESDAY_9,
     )  # fmt: skip
-    page = await cases.list_cases(
+    page = await listing.list_cases(
         session=session, settings=settings, staff=anna, filters=CaseFilters(state=CaseState.CLOSED)
     )
     assert [(r.id, r.state, r.outcome) for r in page.rows] == [(case.id, "closed", "referred")]

@@ -13,6 +13,7 @@ from shared.booking import service as booking
 from shared.booking import waitlist
 from shared.booking.service import CancelledBy
 from shared.cases import service as cases
+from shared.cases import view
 from shared.cases.errors import (
     CaseNotFound,
     CaseNotVisible,
@@ -207,9 +208,7 @@ async def test_a_draft_interview_starts_from_the_prescreening_and_saves_partiall
     helpdesk = await make_helpdesk(session)
     citizen, case = await make_candidate(session, urgent=True)
     await book(session, settings, citizen, helpdesk)
-    page = await cases.get_interview(
-        session=session, case_id=case.id, staff=member(worker), now=NOW
-    )
+    page = await view.get_interview(session=session, case_id=case.id, staff=member(worker), now=NOW)
     assert page.prefilled and page.editable and not page.can_record_outcome
     assert page.form.work.situation == "job_loss"
     assert (page.form.household.members, page.form.household.minors) == (3, 1)
@@ -238,7 +237,7 @@ async def test_a_draft_interview_starts_from_the_prescreening_and_saves_partiall
     assert caught.value.params["household.minors"] == {"le": 19}
     await session.refresh(saved)
     assert saved.answers["work"]["last_job"] == "Magazziniere"
-    reread = await cases.get_interview(
+    reread = await view.get_interview(
         session=session, case_id=case.id, staff=member(worker), now=NOW
     )
     assert not reread.prefilled
@@ -345,21 +344,21 @@ async def test_visibility_and_assignment(session: AsyncSession) -> None:
     _c, case = await make_candidate(session)
 
     # Unassigned: every case worker sees it and may take it.
-    await cases.get_case_detail(session=session, case_id=case.id, staff=member(giulia), now=NOW)
+    await view.get_case_detail(session=session, case_id=case.id, staff=member(giulia), now=NOW)
     await cases.assign_case(
         session=session, case_id=case.id, assignee_id=luca.id, staff=member(luca), now=NOW
     )
     assert case.assigned_to_id == luca.id
     for action in (
-        cases.get_case_detail(session=session, case_id=case.id, staff=member(giulia), now=NOW),
-        cases.get_interview(session=session, case_id=case.id, staff=member(giulia), now=NOW),
+        view.get_case_detail(session=session, case_id=case.id, staff=member(giulia), now=NOW),
+        view.get_interview(session=session, case_id=case.id, staff=member(giulia), now=NOW),
         cases.assign_case(
             session=session, case_id=case.id, assignee_id=giulia.id, staff=member(giulia), now=NOW
         ),
         cases.save_interview(
             session=session, case_id=case.id, fields={}, staff=member(giulia), now=NOW
         ),
-        cases.get_case_detail(session=session, case_id=case.id, staff=member(admin), now=NOW),
+        view.get_case_detail(session=session, case_id=case.id, staff=member(admin), now=NOW),
     ):
         with pytest.raises(CaseNotVisible):
             await action
@@ -382,9 +381,9 @@ async def test_visibility_and_assignment(session: AsyncSession) -> None:
         session=session, case_id=case.id, assignee_id=giulia.id, staff=member(anna), now=NOW
     )
     assert case.assigned_to_id == giulia.id
-    await cases.get_case_detail(session=session, case_id=case.id, staff=member(anna), now=NOW)
+    await view.get_case_detail(session=session, case_id=case.id, staff=member(anna), now=NOW)
     with pytest.raises(CaseNotFound):
-        await cases.get_case_detail(session=session, case_id=424242, staff=member(anna), now=NOW)
+        await view.get_case_detail(session=session, case_id=424242, staff=member(anna), now=NOW)
     events = (
         await session.scalars(
             select(AuditEvent)
@@ -487,7 +486,7 @@ async def test_case_detail_brings_everything_and_audits_the_read(
     )
     await make_candidate(session, name="Someone Else", phone="+393470000000")
 
-    detail = await cases.get_case_detail(session=session, case_id=case.id, staff=anna, now=NOW)
+    detail = await view.get_case_detail(session=session, case_id=case.id, staff=anna, now=NOW)
     assert detail.case.id == case.id and detail.citizen.id == citizen.id
     assert detail.intake_state == "completed"
     labelled = dict(detail.prescreening("en"))
@@ -512,7 +511,7 @@ async def test_case_detail_brings_everything_and_audits_the_read(
     ).all()
     assert [(r.actor, r.object_id) for r in reads] == [("staff:anna", str(case.id))]
     # Reading is not part of the case's story.
-    again = await cases.get_case_detail(session=session, case_id=case.id, staff=anna, now=NOW)
+    again = await view.get_case_detail(session=session, case_id=case.id, staff=anna, now=NOW)
     assert "case.read" not in [e.what for e in again.timeline]
 
 
@@ -531,7 +530,7 @@ async def test_the_timeline_keeps_the_newest_events_of_case_citizen_and_bookings
     latest = base + timedelta(days=1)
     objects = [("case", case.id), ("citizen", citizen.id), ("booking", made.id)]
     planted = []
-    for n in range(cases.TIMELINE_EVENTS + 20):
+    for n in range(view.TIMELINE_EVENTS + 20):
         object_type, object_id = objects[n % 3]
         event = AuditEvent(
             at=base + timedelta(minutes=n), actor="staff:anna", action=f"test.{n}",
@@ -549,11 +548,11 @@ async def test_the_timeline_keeps_the_newest_events_of_case_citizen_and_bookings
     ])  # fmt: skip
     await session.flush()
 
-    detail = await cases.get_case_detail(session=session, case_id=case.id, staff=anna, now=NOW)
+    detail = await view.get_case_detail(session=session, case_id=case.id, staff=anna, now=NOW)
     events = [e for e in detail.timeline if e.kind == "event"]
-    assert len(events) == cases.TIMELINE_EVENTS
+    assert len(events) == view.TIMELINE_EVENTS
     # The planted events are the newest of this citizen's: the 100 latest of them, in order.
-    assert [e.what for e in events] == planted[::-1][: cases.TIMELINE_EVENTS]
+    assert [e.what for e in events] == planted[::-1][: view.TIMELINE_EVENTS]
     assert "test.stranger" not in {e.what for e in detail.timeline}
 
 
@@ -570,7 +569,7 @@ async def test_a_case_worker_gets_no_staff_list_and_sees_earlier_cases(
         session=session, citizen_id=citizen.id, eligible=True, urgent=False,
         now=NOW + timedelta(days=1),
     )  # fmt: skip
-    detail = await cases.get_case_detail(session=session, case_id=second.id, staff=luca, now=NOW)
+    detail = await view.get_case_detail(session=session, case_id=second.id, staff=luca, now=NOW)
     assert detail.assignable == []
     assert [(c.id, c.state) for c in detail.other_cases] == [(first.id, "closed")]
     assert detail.duplicates == []

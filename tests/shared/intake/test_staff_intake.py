@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.audit.models import AuditEvent
 from shared.booking.errors import AlreadyBooked, SlotInPast
 from shared.booking.models import Booking
-from shared.cases import service as cases
+from shared.cases import access
 from shared.cases.errors import CaseNotVisible
 from shared.cases.models import Case
 from shared.citizens.models import Citizen
@@ -29,7 +29,7 @@ from tests.factories import make_citizen, make_helpdesk, rome
 NOW = datetime(2026, 5, 4, 6, 0, tzinfo=UTC)  # Monday 08:00 in Rome
 ACTOR = "staff:operatore"
 # Case workers see unassigned cases and their own (SPEC section 6).
-WORKER = cases.StaffMember(user_id=10_000, role=Role.OPERATORE, actor=ACTOR)
+WORKER = access.StaffMember(user_id=10_000, role=Role.OPERATORE, actor=ACTOR)
 PASSWORD = "correct horse battery staple"
 
 RAW = {
@@ -238,8 +238,8 @@ async def test_visible_as_the_case_is(session: AsyncSession, settings: Settings)
         await staff_intake.get_submission(
             session=session, settings=settings, citizen_id=done.citizen.id, staff=WORKER
         )
-    theirs = cases.StaffMember(user_id=other.id, role=Role.OPERATORE, actor="staff:giulia")
-    coordinator = cases.StaffMember(user_id=999, role=Role.COORDINATORE, actor="staff:c")
+    theirs = access.StaffMember(user_id=other.id, role=Role.OPERATORE, actor="staff:giulia")
+    coordinator = access.StaffMember(user_id=999, role=Role.COORDINATORE, actor="staff:c")
     for allowed in (theirs, coordinator):
         found = await staff_intake.get_submission(
             session=session, settings=settings, citizen_id=done.citizen.id, staff=allowed
