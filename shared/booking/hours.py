@@ -8,6 +8,7 @@ cancel each one and none is silently dropped. Services never commit.
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
+from typing import Any
 
 from sqlalchemy import func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,6 +38,39 @@ MIN_SLOT_MINUTES, MAX_SLOT_MINUTES = 5, 480
 MAX_PLACES = 100
 
 
+async def _record(
+    session: AsyncSession,
+    actor: str,
+    action: str,
+    helpdesk_id: int,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Every change to a helpdesk or its hours goes in the audit log under the helpdesk."""
+    await audit.record(
+        session=session,
+        actor=actor,
+        action=action,
+        object_type="helpdesk",
+        object_id=str(helpdesk_id),
+        details=details,
+    )
+
+
+async def _remove(
+    session: AsyncSession,
+    item: OpeningRule | Closure | ExtraOpening,
+    actor: str,
+    action: str,
+    details: dict[str, Any],
+) -> int:
+    """Delete a rule, closure or extra opening and record it; returns the helpdesk's id."""
+    helpdesk_id = item.helpdesk_id
+    await session.delete(item)
+    await session.flush()
+    await _record(session, actor, action, helpdesk_id, details)
+    return helpdesk_id
+
+
 async def create_helpdesk(
     *, session: AsyncSession, name: str, address: str, directions: str = "", actor: str
 ) -> Helpdesk:
@@ -47,14 +81,7 @@ async def create_helpdesk(
     helpdesk = Helpdesk(name=name[:120], address=address[:200], directions=directions.strip())
     session.add(helpdesk)
     await session.flush()
-    await audit.record(
-        session=session,
-        actor=actor,
-        action="helpdesk.create",
-        object_type="helpdesk",
-        object_id=str(helpdesk.id),
-        details={"name": helpdesk.name},
-    )
+    await _record(session, actor, "helpdesk.create", helpdesk.id, {"name": helpdesk.name})
     return helpdesk
 
 
@@ -78,12 +105,8 @@ async def set_helpdesk_active(
     """Open or close a helpdesk to new bookings (existing bookings stay)."""
     helpdesk = await get_helpdesk(session=session, helpdesk_id=helpdesk_id)
     helpdesk.active = active
-    await audit.record(
-        session=session,
-        actor=actor,
-        action="helpdesk.activate" if active else "helpdesk.deactivate",
-        object_type="helpdesk",
-        object_id=str(helpdesk_id),
+    await _record(
+        session, actor, "helpdesk.activate" if active else "helpdesk.deactivate", helpdesk_id
     )
     return helpdesk
 
@@ -146,13 +169,12 @@ async def add_opening_rule(
     )
     session.add(rule)
     await session.flush()
-    await audit.record(
-        session=session,
-        actor=actor,
-        action="opening_rule.create",
-        object_type="helpdesk",
-        object_id=str(helpdesk_id),
-        details={
+    await _record(
+        session,
+        actor,
+        "opening_rule.create",
+        helpdesk_id,
+        {
             "rule_id": rule.id,
             "weekday": weekday,
             "from": str(opens_at),
@@ -188,13 +210,12 @@ async def add_extra_opening(
     )
     session.add(opening)
     await session.flush()
-    await audit.record(
-        session=session,
-        actor=actor,
-        action="extra_opening.create",
-        object_type="helpdesk",
-        object_id=str(helpdesk_id),
-        details={"day": day.isoformat(), "from": str(opens_at), "to": str(closes_at)},
+    await _record(
+        session,
+        actor,
+        "extra_opening.create",
+        helpdesk_id,
+        {"day": day.isoformat(), "from": str(opens_at), "to": str(closes_at)},
     )
     return opening
 
@@ -226,13 +247,12 @@ async def add_closure(
     session.add(closure)
     await session.flush()
     affected = await bookings_in_closure(session=session, settings=settings, closure=closure)
-    await audit.record(
-        session=session,
-        actor=actor,
-        action="closure.create",
-        object_type="helpdesk",
-        object_id=str(helpdesk_id),
-        details={
+    await _record(
+        session,
+        actor,
+        "closure.create",
+        helpdesk_id,
+        {
             "day": day.isoformat(),
             "reason": closure.reason,
             "affected_bookings": [b.id for b in affected],
@@ -294,13 +314,12 @@ async def update_helpdesk(
     helpdesk.name, helpdesk.address = name[:120], address[:200]
     helpdesk.directions = directions.strip()
     await session.flush()
-    await audit.record(
-        session=session,
-        actor=actor,
-        action="helpdesk.update",
-        object_type="helpdesk",
-        object_id=str(helpdesk_id),
-        details={"before": before, "name": helpdesk.name, "address": helpdesk.address},
+    await _record(
+        session,
+        actor,
+        "helpdesk.update",
+        helpdesk_id,
+        {"before": before, "name": helpdesk.name, "address": helpdesk.address},
     )
     return helpdesk
 
@@ -335,13 +354,12 @@ async def end_opening_rule(
         raise InvalidSchedule("These hours already end before that day.")
     rule.valid_until = last_day
     await session.flush()
-    await audit.record(
-        session=session,
-        actor=actor,
-        action="opening_rule.end",
-        object_type="helpdesk",
-        object_id=str(rule.helpdesk_id),
-        details={"rule_id": rule.id, "last_day": last_day.isoformat()},
+    await _record(
+        session,
+        actor,
+        "opening_rule.end",
+        rule.helpdesk_id,
+        {"rule_id": rule.id, "last_day": last_day.isoformat()},
     )
     return rule
 
@@ -349,7 +367,6 @@ async def end_opening_rule(
 async def delete_opening_rule(*, session: AsyncSession, rule_id: int, actor: str) -> int:
     """Remove weekly hours altogether; returns the helpdesk's id."""
     rule = await get_opening_rule(session=session, rule_id=rule_id)
-    helpdesk_id = rule.helpdesk_id
     details = {
         "rule_id": rule.id,
         "weekday": rule.weekday,
@@ -357,17 +374,7 @@ async def delete_opening_rule(*, session: AsyncSession, rule_id: int, actor: str
         "to": str(rule.closes_at),
         "valid_from": rule.valid_from.isoformat(),
     }
-    await session.delete(rule)
-    await session.flush()
-    await audit.record(
-        session=session,
-        actor=actor,
-        action="opening_rule.delete",
-        object_type="helpdesk",
-        object_id=str(helpdesk_id),
-        details=details,
-    )
-    return helpdesk_id
+    return await _remove(session, rule, actor, "opening_rule.delete", details)
 
 
 async def list_closures(
@@ -400,19 +407,8 @@ async def closure_bookings(
 async def delete_closure(*, session: AsyncSession, closure_id: int, actor: str) -> int:
     """Reopen what a closure closed; returns the helpdesk's id."""
     closure = await get_closure(session=session, closure_id=closure_id)
-    helpdesk_id = closure.helpdesk_id
     details = {"closure_id": closure.id, "day": closure.day.isoformat(), "reason": closure.reason}
-    await session.delete(closure)
-    await session.flush()
-    await audit.record(
-        session=session,
-        actor=actor,
-        action="closure.delete",
-        object_type="helpdesk",
-        object_id=str(helpdesk_id),
-        details=details,
-    )
-    return helpdesk_id
+    return await _remove(session, closure, actor, "closure.delete", details)
 
 
 async def list_extra_openings(
@@ -433,19 +429,8 @@ async def delete_extra_opening(*, session: AsyncSession, opening_id: int, actor:
     opening = await session.get(ExtraOpening, opening_id)
     if opening is None:
         raise ScheduleItemNotFound(f"No extra opening {opening_id}.")
-    helpdesk_id = opening.helpdesk_id
     details = {"opening_id": opening.id, "day": opening.day.isoformat()}
-    await session.delete(opening)
-    await session.flush()
-    await audit.record(
-        session=session,
-        actor=actor,
-        action="extra_opening.delete",
-        object_type="helpdesk",
-        object_id=str(helpdesk_id),
-        details=details,
-    )
-    return helpdesk_id
+    return await _remove(session, opening, actor, "extra_opening.delete", details)
 
 
 async def stranded_bookings(
