@@ -81,21 +81,29 @@ class TimelineEntry:
 
 @dataclass(frozen=True, slots=True)
 class Duplicate:
-    """Another citizen with the same phone or fiscal code: perhaps the same person."""
+    """Another citizen with the same phone or fiscal code: perhaps the same person.
+
+    When their latest case is one the viewer may not see (another case worker's), neither
+    the case nor the name is given: only that there is one, for a coordinator to check.
+    """
 
     citizen_id: int
     name: str | None
     same_phone: bool
     same_fiscal_code: bool
     case_id: int | None
+    hidden: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class CaseLink:
+    """Another case of the same citizen; `visible`: the viewer may open it."""
+
     id: int
     state: str
     opened_at: datetime
     closed_at: datetime | None
+    visible: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +278,12 @@ def _related_statement(with_staff: bool) -> Any:
     booking_ids = select(cast(Booking.id, String)).where(Booking.citizen_id == citizen_id)
     other = aliased(Case)
     latest_case = select(func.max(other.id)).where(other.citizen_id == Citizen.id)
+    latest_assignee = (
+        select(cast(other.assigned_to_id, String))
+        .where(other.citizen_id == Citizen.id)
+        .order_by(other.id.desc())
+        .limit(1)
+    )
     parts = [
         select(
             *_part(
@@ -300,7 +314,15 @@ def _related_statement(with_staff: bool) -> Any:
         .where(OutboxMessage.citizen_id == citizen_id)
         .order_by(OutboxMessage.due_at.desc())
         .limit(TIMELINE_MESSAGES),
-        select(*_part("case", Case.id, at=Case.opened_at, at2=Case.closed_at, texts=(Case.state,)))
+        select(
+            *_part(
+                "case",
+                Case.id,
+                at=Case.opened_at,
+                at2=Case.closed_at,
+                texts=(Case.state, cast(Case.assigned_to_id, String)),
+            )
+        )
         .where(Case.citizen_id == citizen_id, Case.id != bindparam("case_id", type_=Integer))
         .order_by(Case.opened_at.desc())
         .limit(BOOKING_HISTORY),
@@ -310,7 +332,12 @@ def _related_statement(with_staff: bool) -> Any:
                 "duplicate",
                 Citizen.id,
                 at=Citizen.created_at,
-                texts=(Citizen.name, Citizen.phone, Citizen.fiscal_code),
+                texts=(
+                    Citizen.name,
+                    Citizen.phone,
+                    Citizen.fiscal_code,
+                    latest_assignee.scalar_subquery(),
+                ),
                 number=latest_case.scalar_subquery(),
             )
         )
@@ -371,15 +398,20 @@ async def get_case_detail(
                 TimelineEntry("message", at2 or at, text1, text2, {"due_at": at, "sent_at": at2})
             )
         elif kind == "case":
-            detail.other_cases.append(CaseLink(id_, text1, at, at2))
+            visible = access.can_see(staff, None if text2 is None else int(text2))
+            detail.other_cases.append(CaseLink(id_, text1, at, at2, visible))
         elif kind == "duplicate":
+            hidden = number is not None and not access.can_see(
+                staff, None if text4 is None else int(text4)
+            )
             detail.duplicates.append(
                 Duplicate(
                     citizen_id=id_,
-                    name=text1,
+                    name=None if hidden else text1,
                     same_phone=bool(citizen.phone) and text2 == citizen.phone,
                     same_fiscal_code=bool(citizen.fiscal_code) and text3 == citizen.fiscal_code,
-                    case_id=number,
+                    case_id=None if hidden else number,
+                    hidden=hidden,
                 )
             )
         elif kind == "staff":

@@ -556,6 +556,34 @@ async def test_the_timeline_keeps_the_newest_events_of_case_citizen_and_bookings
     assert "test.stranger" not in {e.what for e in detail.timeline}
 
 
+async def test_a_case_worker_is_not_shown_who_a_duplicate_of_someone_elses_case_is(
+    session: AsyncSession,
+) -> None:
+    """The warning stays; the name and the link to a case they may not open don't."""
+    anna = member(await make_staff(session, "anna", Role.COORDINATORE))
+    luca = member(await make_staff(session, "luca"))
+    giulia = member(await make_staff(session, "giulia"))
+    _, case = await make_candidate(session, name="Maria Rossi", phone="+393316938049")
+    _, giulias = await make_candidate(session, name="Mario Rossi", phone="+393316938049")
+    _, unassigned = await make_candidate(session, name="M. Rossi", phone="+393316938049")
+    await cases.assign_case(
+        session=session, case_id=giulias.id, assignee_id=giulia.user_id, staff=anna, now=NOW
+    )
+
+    def shown(detail: view.CaseDetail) -> set[tuple[str | None, int | None, bool]]:
+        return {(d.name, d.case_id, d.hidden) for d in detail.duplicates}
+
+    as_luca = await view.get_case_detail(session=session, case_id=case.id, staff=luca, now=NOW)
+    assert shown(as_luca) == {(None, None, True), ("M. Rossi", unassigned.id, False)}
+    as_giulia = await view.get_case_detail(session=session, case_id=case.id, staff=giulia, now=NOW)
+    assert shown(as_giulia) == {
+        ("Mario Rossi", giulias.id, False),
+        ("M. Rossi", unassigned.id, False),
+    }
+    as_anna = await view.get_case_detail(session=session, case_id=case.id, staff=anna, now=NOW)
+    assert shown(as_anna) == shown(as_giulia)
+
+
 async def test_a_case_worker_gets_no_staff_list_and_sees_earlier_cases(
     session: AsyncSession,
 ) -> None:
@@ -571,8 +599,32 @@ async def test_a_case_worker_gets_no_staff_list_and_sees_earlier_cases(
     )  # fmt: skip
     detail = await view.get_case_detail(session=session, case_id=second.id, staff=luca, now=NOW)
     assert detail.assignable == []
-    assert [(c.id, c.state) for c in detail.other_cases] == [(first.id, "closed")]
+    assert [(c.id, c.state, c.visible) for c in detail.other_cases] == [(first.id, "closed", True)]
     assert detail.duplicates == []
+
+
+async def test_an_earlier_case_of_another_case_worker_is_listed_but_not_opened(
+    session: AsyncSession,
+) -> None:
+    anna = member(await make_staff(session, "anna", Role.COORDINATORE))
+    luca = member(await make_staff(session, "luca"))
+    giulia = member(await make_staff(session, "giulia"))
+    citizen, first = await make_candidate(session)
+    await cases.assign_case(
+        session=session, case_id=first.id, assignee_id=giulia.user_id, staff=anna, now=NOW
+    )
+    await cases.close_case(
+        session=session, case_id=first.id, reason="withdrew", staff=anna, now=NOW
+    )
+    second = await cases.on_intake_confirmed(
+        session=session, citizen_id=citizen.id, eligible=True, urgent=False,
+        now=NOW + timedelta(days=1),
+    )  # fmt: skip
+    for staff, visible in ((luca, False), (giulia, True), (anna, True)):
+        detail = await view.get_case_detail(
+            session=session, case_id=second.id, staff=staff, now=NOW
+        )
+        assert [(c.id, c.visible) for c in detail.other_cases] == [(first.id, visible)]
 
 
 async def test_erasing_a_citizen_removes_their_cases(
