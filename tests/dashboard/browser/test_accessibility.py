@@ -1,7 +1,9 @@
 """axe-core on the main pages, with data on them, each seen by a role that uses it.
 
 WCAG 2.1 A and AA, no rule disabled: any violation fails the test, with every page's
-findings listed at once. Besides axe: exactly one h1 per page and a page title.
+findings listed at once. Besides axe: exactly one h1 per page, a page title, and reflow
+(WCAG 1.4.10): 320 CSS pixels wide, nothing but a wide table (in its own scrolling box)
+scrolls sideways, and the main menu is still there.
 The data are the demo's helpdesks and candidates (`shared.booking.demo`, `shared.cases.demo`)
 plus the `Scene` of the flow tests and a few more records, so the pages show bookings in
 several states, cases with interviews and outcomes, duplicate warnings, eligible and
@@ -37,6 +39,8 @@ from tests.dashboard.browser.conftest import (
     register,
     sign_in,
 )
+
+REFLOW_WIDTH = 320
 
 
 @dataclass
@@ -77,6 +81,26 @@ class Scan:
         title = await self.page.title()
         if not title.endswith(" · Ripartire") or title.startswith(" · "):
             self.found[f"{label} (title)"] = title
+        if problem := await self._reflow_problem():
+            self.found[f"{label} (reflow)"] = problem
+
+    async def _reflow_problem(self) -> str | None:
+        size = self.page.viewport_size
+        assert size is not None
+        await self.page.set_viewport_size({"width": REFLOW_WIDTH, "height": size["height"]})
+        try:
+            width = await self.page.evaluate("document.documentElement.scrollWidth")
+            menu = self.page.get_by_role("navigation", name="Menu principale").get_by_role("link")
+            hidden = [
+                await link.inner_text() for link in await menu.all() if not await link.is_visible()
+            ]
+        finally:
+            await self.page.set_viewport_size(size)
+        if width > REFLOW_WIDTH:
+            return f"the page is {width} px wide at {REFLOW_WIDTH} px"
+        if hidden:
+            return f"menu links hidden at {REFLOW_WIDTH} px: {hidden}"
+        return None
 
     def assert_clean(self) -> None:
         report = "\n".join(
