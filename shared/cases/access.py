@@ -39,6 +39,7 @@ def can_see(staff: StaffMember, assigned_to_id: int | None) -> bool:
 
 
 def visible_to(staff: StaffMember) -> ColumnElement[bool]:
+    """`can_see` as a condition on `Case`, for queries."""
     if staff.role is Role.COORDINATORE:
         return true()
     if staff.role is Role.OPERATORE:

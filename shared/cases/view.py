@@ -255,7 +255,8 @@ def _events_of(object_type: str, object_id: Any) -> Any:
         .where(
             AuditEvent.object_type == object_type,
             condition,
-            AuditEvent.action.not_in(_QUIET_ACTIONS),
+            # Comparisons rather than NOT IN, whose list is expanded on every execution.
+            *(AuditEvent.action != action for action in _QUIET_ACTIONS),
         )
         .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
         .limit(TIMELINE_EVENTS)
