@@ -369,6 +369,11 @@ def _related_statement(with_staff: bool) -> Any:
     return union_all(*(select(*part.subquery().c) for part in parts))
 
 
+def _sees(staff: access.StaffMember, assigned_to: str | None) -> bool:
+    """`access.can_see` for an assignee id as the related rows carry it (text)."""
+    return access.can_see(staff, None if assigned_to is None else int(assigned_to))
+
+
 async def get_case_detail(
     *, session: AsyncSession, case_id: int, staff: access.StaffMember, now: datetime
 ) -> CaseDetail:
@@ -399,12 +404,9 @@ async def get_case_detail(
                 TimelineEntry("message", at2 or at, text1, text2, {"due_at": at, "sent_at": at2})
             )
         elif kind == "case":
-            visible = access.can_see(staff, None if text2 is None else int(text2))
-            detail.other_cases.append(CaseLink(id_, text1, at, at2, visible))
+            detail.other_cases.append(CaseLink(id_, text1, at, at2, _sees(staff, text2)))
         elif kind == "duplicate":
-            hidden = number is not None and not access.can_see(
-                staff, None if text4 is None else int(text4)
-            )
+            hidden = number is not None and not _sees(staff, text4)
             detail.duplicates.append(
                 Duplicate(
                     citizen_id=id_,
