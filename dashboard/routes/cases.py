@@ -151,6 +151,7 @@ async def case_list(
             "errors": {name: t(message) for name, message in errors.items()},
             "page": page,
             "filtered": filters.active,
+            "sees_all": _member(viewer).sees_all,
             "state_options": [("", t("Any"))]
             + [(value, t(label)) for value, label in labels.CASE_STATES.items()],
             "urgent_options": [(value, t(label)) for value, label in URGENT_FILTERS],

@@ -137,6 +137,14 @@ async def test_case_workers_list_only_their_own_and_unassigned_cases(
     assert (await client.get("/cases/999999")).status_code == 404
     assert (await client.get("/cases/abc")).status_code == 400
     assert (await client.get(f"/cases/{2**40}")).status_code == 400
+    # A search that finds only a colleague's case says why it is empty, without the case.
+    searched = await client.get("/cases", params={"q": "Bruno"})
+    assert _rows(searched.text) == [] and "Bruno" not in searched.text.replace('value="Bruno"', "")
+    assert "Cases followed by other case workers are not listed here" in searched.text
+    await _as(client, "coordinatore")
+    assert _rows((await client.get("/cases", params={"q": "Bruno"})).text) == [str(theirs.id)]
+    empty = await client.get("/cases", params={"q": "Nessuno"})
+    assert "Cases followed by other case workers" not in empty.text
 
 
 # --- the case page ----------------------------------------------------------------------------
