@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Reques
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from dashboard.deps import STAFF, Session, Viewer, allow, settings_of
+from dashboard.redirects import local_path
 from dashboard.templating import render
 from shared.booking import agenda, availability, hours
 from shared.booking import service as booking
@@ -104,13 +105,6 @@ def notice_of(key: str) -> tuple[str, str] | None:
     if key in PROBLEMS:
         return ("danger", PROBLEMS[key])
     return None
-
-
-def safe_back(back: str, default: str = AGENDA) -> str:
-    """A local path to return to; anything else (another site, garbage) gives `default`."""
-    if back.startswith("/") and not back.startswith("//") and "\\" not in back:
-        return back
-    return default
 
 
 def with_notice(url: str, key: str) -> str:
@@ -245,7 +239,7 @@ async def agenda_page(
 async def _close_booking(
     request: Request, session: Session, viewer: Viewer, booking_id: int, back: str, done: str
 ) -> Response:
-    back = safe_back(back)
+    back = local_path(back, AGENDA)
     try:
         if done == "attended":
             await booking.mark_attended(session=session, booking_id=booking_id, actor=viewer.actor)
@@ -322,7 +316,7 @@ async def cancel_form(
     reason: Annotated[str, Query(max_length=200)] = "",
 ) -> HTMLResponse:
     entry = await _entry(session, booking_id)
-    return _cancel_page(request, entry, back=safe_back(back), reason=reason)
+    return _cancel_page(request, entry, back=local_path(back, AGENDA), reason=reason)
 
 
 @router.post("/agenda/bookings/{booking_id}/cancel")
@@ -334,7 +328,7 @@ async def cancel(
     reason: Annotated[str, Form(max_length=200)] = "",
     back: BackForm = "",
 ) -> Response:
-    back = safe_back(back)
+    back = local_path(back, AGENDA)
     entry = await _entry(session, booking_id)
     if not reason.strip():
         errors = {"reason": N_("Write why the booking is cancelled.")}
@@ -435,7 +429,7 @@ async def move_form(
         booking_id,
         helpdesk_id=parse_id(helpdesk),
         start=parse_day(start),
-        back=safe_back(back),
+        back=local_path(back, AGENDA),
     )
 
 
@@ -458,7 +452,7 @@ async def move(
     start: Annotated[str, Form(max_length=20)] = "",
     back: BackForm = "",
 ) -> Response:
-    back = safe_back(back)
+    back = local_path(back, AGENDA)
     entry = await _entry(session, booking_id)
     told = entry.citizen.telegram_chat_id is not None
     when = _parse_instant(starts_at)

@@ -18,6 +18,7 @@ from dashboard.deps import (
     public,
     settings_of,
 )
+from dashboard.redirects import local_path
 from dashboard.templating import render
 from shared.db import utcnow
 from shared.i18n import N_, available_languages
@@ -147,9 +148,7 @@ async def language(
     lang: Annotated[str, Form(max_length=8)] = "it",
     back: Annotated[str, Form(max_length=300)] = "/",
 ) -> RedirectResponse:
-    # Only local paths: never redirect elsewhere on the strength of a form field.
-    target = back if back.startswith("/") and not back.startswith("//") else "/"
-    response = RedirectResponse(target, status_code=303)
+    response = RedirectResponse(local_path(back), status_code=303)
     if lang in available_languages():
         response.set_cookie("lang", lang, httponly=True, samesite="lax", secure=_secure(request))
     return response

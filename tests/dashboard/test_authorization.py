@@ -11,29 +11,16 @@ import re
 import httpx
 import pytest
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
 
 from tests.dashboard.access import AD, CO, OP, PUBLIC, all_expectations
 from tests.dashboard.conftest import USERS, csrf_from, login, page_csrf
+from tests.dashboard.route_table import routes
 
 EXPECTED = all_expectations()
 
 
-def _walk(routes: list[object], prefix: str = "") -> list[tuple[str, str]]:
-    found = []
-    for route in routes:
-        if isinstance(route, APIRoute):
-            found += [(method, prefix + route.path) for method in sorted(route.methods - {"HEAD"})]
-        elif hasattr(route, "original_router"):  # FastAPI includes routers lazily
-            context = getattr(route, "include_context", None)
-            found += _walk(
-                route.original_router.routes, prefix + (getattr(context, "prefix", "") or "")
-            )
-    return found
-
-
 def _routes(app: FastAPI) -> list[tuple[str, str]]:
-    return _walk(list(app.routes))
+    return routes(app)
 
 
 def _concrete(path: str) -> str:
