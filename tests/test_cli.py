@@ -81,6 +81,14 @@ def test_users_add_end_to_end(workdir: tuple[Path, dict[str, str]]) -> None:
     assert weak.returncode == 1
     assert "at least 10" in weak.stderr
 
+    for guessable in ("cernusco2020", "ripartire2021", "brunoneri1234"):
+        refused = cli(
+            workdir, "users", "add", "bruno.neri", "--role", "admin", "--password-stdin",
+            stdin=guessable + "\n",
+        )  # fmt: skip
+        assert refused.returncode == 1, guessable
+        assert "too easy to guess" in refused.stderr
+
     bad_role = cli(
         workdir, "users", "add", "carla", "--role", "boss", "--password-stdin", stdin=STRONG
     )

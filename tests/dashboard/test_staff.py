@@ -110,6 +110,16 @@ async def test_create_refuses_weak_passwords_and_keeps_the_input(
     assert bad.status_code == 400
     assert 'id="e-username"' in bad.text
     assert "Scegli un ruolo" in bad.text
+    # The new account's own names and the programme's words are the first guesses.
+    for guessable in ("lucaverdi1234", "cernusco2020", "ripartire2021"):
+        named = await client.post(
+            "/staff",
+            data={**base, "username": "luca.verdi", "display_name": "Luca Verdi",
+                  "password": guessable, "repeat": guessable},
+        )  # fmt: skip
+        assert named.status_code == 400, guessable
+        assert "troppo facile da indovinare" in named.text
+    assert "il nome utente" in named.text
     async with database.transaction(read_only=True) as session:
         names = set((await session.scalars(select(StaffUser.username))).all())
     assert names == {"operatore", "coordinatore", "admin"}
