@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dashboard import routes
 from dashboard.deps import SignInRequired
+from dashboard.security import ErrorBoundary, SecurityHeaders, request_id_of
 from dashboard.templating import render
 from shared.db import Database
 from shared.i18n import N_
@@ -57,11 +58,26 @@ ERRORS = {
 }
 
 
-def error_page(request: Request, status: int) -> Response:
-    title, message = ERRORS.get(status, ERRORS[500] if status >= 500 else ERRORS[400])
-    return render(
-        request, "errors/error.html", {"title": title, "message": message}, status_code=status
+# Refusals with a reason of their own (the `detail` of the HTTPException).
+REFUSALS = {
+    "csrf": (
+        N_("The form has expired"),
+        N_(
+            "The form was sent from another page or site, or it is too old. Go back, reload "
+            "the page and try again."
+        ),
+    ),
+}
+
+
+def error_page(request: Request, status: int, detail: object = None) -> Response:
+    title, message = REFUSALS.get(str(detail)) or ERRORS.get(
+        status, ERRORS[500] if status >= 500 else ERRORS[400]
     )
+    context = {"title": title, "message": message}
+    if status >= 500:
+        context["request_id"] = request_id_of(request)
+    return render(request, "errors/error.html", context, status_code=status)
 
 
 def _install_error_pages(app: FastAPI) -> None:
@@ -73,16 +89,11 @@ def _install_error_pages(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if request.url.path == "/healthz":
             return JSONResponse({"status": "error"}, status_code=exc.status_code)
-        return error_page(request, exc.status_code)
+        return error_page(request, exc.status_code, exc.detail)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, _exc: RequestValidationError) -> Response:
         return error_page(request, 400)
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-        return error_page(request, 500)
 
 
 def _mount_static(app: FastAPI) -> None:
@@ -128,6 +139,9 @@ def create_app(
         return JSONResponse({"status": "error", "database": "unreachable"}, status_code=503)
 
     _install_error_pages(app)
+    # Added last, so outermost: even the 500 page gets the security headers.
+    app.add_middleware(ErrorBoundary, error_page=lambda request: error_page(request, 500))
+    app.add_middleware(SecurityHeaders)
     for module in _route_modules():
         app.include_router(module.router)
     for component in components:

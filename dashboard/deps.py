@@ -12,6 +12,7 @@ import secrets
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -115,13 +116,33 @@ def _same(a: str, b: str) -> bool:
     return bool(a) and bool(b) and hmac.compare_digest(a.encode(), b.encode())
 
 
-async def check_csrf(request: Request, viewer: Viewer | None) -> None:
-    """State-changing requests must carry the session's CSRF token (403 otherwise)."""
+def from_another_site(request: Request) -> bool:
+    """True when the browser says the request was started by another site.
+
+    Defence in depth next to the CSRF token: `Sec-Fetch-Site` where the browser sends it,
+    else `Origin` (`null` comes from sandboxed frames and the like, never from our pages,
+    whose referrer policy keeps the origin on same-origin requests).
+    """
+    if request.headers.get("sec-fetch-site", "").lower() == "cross-site":
+        return True
+    origin = request.headers.get("origin")
+    if origin is None:
+        return False
+    host = request.headers.get("host", "").lower()
+    return origin == "null" or urlsplit(origin).netloc.lower() != host
+
+
+async def _check_unsafe_request(request: Request, expected_csrf: str) -> None:
+    """A state-changing request must come from our own pages and carry the CSRF token."""
     if request.method not in UNSAFE_METHODS:
         return
-    expected = viewer.csrf_token if viewer is not None else ""
-    if not _same(await _submitted_csrf(request), expected):
+    if from_another_site(request) or not _same(await _submitted_csrf(request), expected_csrf):
         raise HTTPException(status_code=403, detail="csrf")
+
+
+async def check_csrf(request: Request, viewer: Viewer | None) -> None:
+    """State-changing requests must carry the session's CSRF token (403 otherwise)."""
+    await _check_unsafe_request(request, viewer.csrf_token if viewer is not None else "")
 
 
 def allow(*roles: Role) -> Callable[..., Coroutine[Any, Any, Viewer]]:
@@ -145,10 +166,7 @@ def public() -> Callable[..., Coroutine[Any, Any, None]]:
     """A dependency admitting everyone (the sign-in page); CSRF via a pre-session cookie."""
 
     async def dependency(request: Request) -> None:
-        if request.method in UNSAFE_METHODS:
-            cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-            if not _same(await _submitted_csrf(request), cookie):
-                raise HTTPException(status_code=403, detail="csrf")
+        await _check_unsafe_request(request, request.cookies.get(LOGIN_CSRF_COOKIE, ""))
 
     dependency.allowed_roles = None  # type: ignore[attr-defined]
     return dependency
