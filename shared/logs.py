@@ -1,4 +1,17 @@
-"""Process-wide logging set-up that keeps the bot token out of every log line."""
+"""Process-wide logging set-up that keeps secrets and personal data out of the log.
+
+The policy, at every level, DEBUG included: no names, phones, fiscal codes, e-mails,
+answers, tokens, passwords, session ids or CSRF tokens. Our own code logs ids and
+counts only; three filters on the log's handlers keep the libraries to it too:
+
+- `RedactingFilter` replaces the bot token and the other secrets with `***`;
+- `AccessLogFilter` keeps the path of each request but drops its query string (staff
+  search for citizens by name, phone and fiscal code);
+- `PayloadFilter` drops the libraries' records below WARNING that print what they carry:
+  SQLAlchemy's statements, parameters and rows, python-telegram-bot's API calls and
+  updates, the HTTP clients' requests. The database engines also hide bound parameters
+  in their errors (`shared.db.Database`).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +21,10 @@ from shared.settings import Settings
 
 # httpx logs each request URL at INFO, and Telegram's URLs carry the bot token.
 _CHATTY_LOGGERS = ("httpx", "httpcore", "telegram.ext.Updater", "apscheduler")
+# Loggers whose records below WARNING quote data: SQL rows and parameters, the Bot API's
+# requests and answers (message texts, names), HTTP bodies, SQLite calls.
+PAYLOAD_LOGGERS = ("sqlalchemy", "aiosqlite", "asyncpg", "telegram", "httpx", "httpcore")
+ACCESS_LOGGER = "uvicorn.access"
 
 
 class RedactingFilter(logging.Filter):
@@ -37,6 +54,30 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class AccessLogFilter(logging.Filter):
+    """Uvicorn's access line with the path only: `GET /cases?… HTTP/1.1" 200`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name != ACCESS_LOGGER or not isinstance(record.args, tuple):
+            return True
+        args = list(record.args)
+        # uvicorn: (client address, method, path with query, HTTP version, status)
+        if len(args) == 5 and isinstance(args[2], str) and "?" in args[2]:
+            args[2] = args[2].split("?", 1)[0] + "?…"
+            record.args = tuple(args)
+        return True
+
+
+class PayloadFilter(logging.Filter):
+    """Drop the libraries' records below WARNING that print the data they carry."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING:
+            return True
+        name = record.name
+        return not any(name == p or name.startswith(p + ".") for p in PAYLOAD_LOGGERS)
+
+
 def configure_logging(settings: Settings, level: int = logging.INFO) -> None:
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", force=True
@@ -48,6 +89,7 @@ def configure_logging(settings: Settings, level: int = logging.INFO) -> None:
         for s in (settings.telegram_token, settings.webhook_secret, settings.secret_key)
         if s is not None
     ]
-    redactor = RedactingFilter(secrets)
+    filters = (AccessLogFilter(), PayloadFilter(), RedactingFilter(secrets))
     for handler in logging.getLogger().handlers:
-        handler.addFilter(redactor)
+        for found in filters:
+            handler.addFilter(found)
