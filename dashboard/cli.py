@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import socket
+import sqlite3
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 import uvicorn
+from sqlalchemy.exc import DBAPIError
 
 from dashboard.app import create_app
 from shared import demo as demo_data
 from shared import migrate
-from shared.db import Database
+from shared.db import CONNECT_TIMEOUT_SECONDS, MIN_FREE_BYTES, Database, free_bytes, sqlite_file
 from shared.housekeeping import housekeeping_component
 from shared.logs import configure_logging
 from shared.runtime import load_components
@@ -30,11 +35,160 @@ DEMO_DATABASE = Path("data") / "demo.db"
 T = TypeVar("T")
 
 
+@dataclass
+class _Invocation:
+    """What the group learns about one command line, for the messages of its failures."""
+
+    debug: bool = False
+    settings: Settings | None = None
+
+
 def _settings(**overrides: object) -> Settings:
     try:
-        return load_settings(**overrides)
+        settings = load_settings(**overrides)
     except SettingsError as exc:
         raise click.ClickException(f"Configuration error: {exc}") from None
+    click.get_current_context().ensure_object(_Invocation).settings = settings
+    return settings
+
+
+def _log_level() -> int:
+    debug = click.get_current_context().ensure_object(_Invocation).debug
+    return logging.DEBUG if debug else logging.INFO
+
+
+# --- start-up failures an operator can fix, each as one line ---------------------------
+
+_DATABASE_URL = "RIPARTIRE_DATABASE_URL"
+# PostgreSQL's SQLSTATE codes (Appendix A of its manual) for a database one can't start on.
+_POSTGRES_REFUSALS = {
+    "3D000": "the database {name!r} does not exist on {server}. Create it "
+    "(createdb {name}) or correct " + _DATABASE_URL + ".",
+    "28000": "{server} refused the user {user!r}. Correct the user and password in "
+    + _DATABASE_URL
+    + ", or allow that user in PostgreSQL's pg_hba.conf.",
+    "28P01": "{server} refused the password of the user {user!r}. Correct the user and "
+    "password in " + _DATABASE_URL + ".",
+    "42501": "the user {user!r} may not change the database {name!r}. Grant it the "
+    "rights, or use its owner in " + _DATABASE_URL + ".",
+    "25006": "{server} accepts no writes (a standby, or default_transaction_read_only). "
+    "Point " + _DATABASE_URL + " at the primary server.",
+    "53100": "the disk of {server} is full. Free some space on the database server.",
+    "53300": "{server} has no free connection. Raise max_connections or stop other clients.",
+    "57P03": "{server} is starting up or shutting down. Try again in a moment.",
+}
+_SQLITE_FAILURES = {
+    sqlite3.SQLITE_FULL: "the disk holding {path} is full. Free some space, then try again.",
+    sqlite3.SQLITE_READONLY: "{path} is read-only (file permissions, a read-only mount or "
+    "mode=ro). Let this process write the file and its folder, or correct " + _DATABASE_URL + ".",
+    sqlite3.SQLITE_CANTOPEN: "cannot open {path}. Check that its folder exists and that "
+    "this process may write there, or correct " + _DATABASE_URL + ".",
+    sqlite3.SQLITE_IOERR: "the disk holding {path} reported an I/O error. Check the disk "
+    "and its free space.",
+    sqlite3.SQLITE_NOTADB: "{path} is not an SQLite database. Correct " + _DATABASE_URL + ".",
+    sqlite3.SQLITE_CORRUPT: "{path} is damaged. Restore it from a backup.",
+    sqlite3.SQLITE_BUSY: "{path} is locked by another process. Stop it or try again later.",
+}
+
+
+def _postgres_failure(exc: BaseException, settings: Settings) -> str | None:
+    url = settings.database
+    server = f"PostgreSQL at {url.host or 'localhost'}:{url.port or 5432}"
+    if isinstance(exc, ConnectionRefusedError):
+        return (
+            f"{server} refused the connection. Check that it is running there, or correct "
+            f"the host and port in {_DATABASE_URL}."
+        )
+    if isinstance(exc, socket.gaierror):
+        return f"the database host {url.host!r} is unknown. Correct the host in {_DATABASE_URL}."
+    if isinstance(exc, TimeoutError):
+        return (
+            f"{server} did not answer within {CONNECT_TIMEOUT_SECONDS} seconds. Check the host "
+            f"and port in {_DATABASE_URL}, and that no firewall drops the connection."
+        )
+    if isinstance(exc, OSError) and exc.filename is None:
+        return f"cannot reach {server} ({exc.strerror}). Check {_DATABASE_URL} and the network."
+    sqlstate = getattr(exc.orig, "sqlstate", None) if isinstance(exc, DBAPIError) else None
+    template = _POSTGRES_REFUSALS.get(str(sqlstate))
+    if template is None:
+        return None
+    return template.format(server=server, name=url.database, user=url.username)
+
+
+def _sqlite_failure(exc: BaseException, path: Path) -> str | None:
+    cause = exc.orig if isinstance(exc, DBAPIError) else None
+    if not isinstance(cause, sqlite3.Error):
+        return None
+    # Extended codes (SQLITE_IOERR_WRITE, SQLITE_READONLY_DBMOVED...) keep the primary one
+    # in their low byte.
+    code = cause.sqlite_errorcode & 0xFF
+    if code in (sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN):
+        # A full disk shows up this way when not even the -shm file can grow.
+        try:
+            if free_bytes(path) < MIN_FREE_BYTES:
+                code = sqlite3.SQLITE_FULL
+        except OSError:
+            pass
+    template = _SQLITE_FAILURES.get(code)
+    return template.format(path=path) if template else None
+
+
+def _is_part_of(filename: Path, database: Path) -> bool:
+    """The database file, its -wal and -shm companions, or a folder on the way to them."""
+    return (
+        filename == database
+        or filename in database.parents
+        or (filename.parent == database.parent and filename.name.startswith(database.name + "-"))
+    )
+
+
+def _file_failure(exc: OSError, database: Path | None) -> str | None:
+    filename = Path(str(exc.filename))
+    if exc.errno == errno.ENOSPC:
+        return f"the disk holding {filename} is full. Free some space, then try again."
+    if database is not None and _is_part_of(filename.absolute(), database.absolute()):
+        return (
+            f"cannot use {filename} ({exc.strerror}). Correct {_DATABASE_URL}, or let this "
+            "process create and write files there."
+        )
+    return None
+
+
+def _describe(exc: BaseException, settings: Settings | None) -> str | None:
+    path = sqlite_file(settings.database_url) if settings is not None else None
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return _file_failure(exc, path)
+    if settings is not None and settings.database.get_backend_name() == "postgresql":
+        return _postgres_failure(exc, settings)
+    if path is not None:
+        return _sqlite_failure(exc, path)
+    return None
+
+
+def explain_failure(exc: BaseException, settings: Settings | None) -> str | None:
+    """One line saying what went wrong and what to do, or None for a failure that is a bug.
+
+    Only causes an operator can fix are named: the database server's answer (or its
+    silence), the file system under an SQLite file. Never the URL's password, nor data.
+    """
+    message = _describe(exc, settings)
+    return f"Database error: {message}" if message else None
+
+
+class _Ripartire(click.Group):
+    """Runs a command; a failure `explain_failure` knows becomes one line, unless --debug."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            invocation = ctx.ensure_object(_Invocation)
+            message = None if invocation.debug else explain_failure(exc, invocation.settings)
+            if message is None:
+                raise
+            raise click.ClickException(message) from None
 
 
 def _run(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -49,9 +203,14 @@ async def _with_database(settings: Settings, work: Callable[[Database], Awaitabl
         await database.dispose()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def main() -> None:
+@click.group(cls=_Ripartire, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--debug", is_flag=True, help="Log at DEBUG level; on failure, show the full traceback."
+)
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
     """Ripartire: Telegram pre-screening and booking, staff dashboard."""
+    ctx.ensure_object(_Invocation).debug = debug
 
 
 @main.command()
@@ -64,7 +223,7 @@ def run(host: str, port: int) -> None:
         settings.require_secret_key()
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
-    configure_logging(settings)
+    configure_logging(settings, _log_level())
     _run(_serve(settings, host, port))
 
 
@@ -76,7 +235,7 @@ def demo(host: str, port: int) -> None:
     for suffix in ("", "-wal", "-shm"):
         DEMO_DATABASE.with_name(DEMO_DATABASE.name + suffix).unlink(missing_ok=True)
     settings = _settings(database_url=f"sqlite+aiosqlite:///{DEMO_DATABASE}", demo=True)
-    configure_logging(settings)
+    configure_logging(settings, _log_level())
 
     async def prepare(database: Database) -> tuple[demo_data.DemoLogin, ...]:
         await migrate.upgrade(database)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -38,6 +39,12 @@ NAMING_CONVENTION = {
 }
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# A PostgreSQL server that never answers would otherwise hold every command for asyncpg's
+# default minute; a healthy one on the same network answers in milliseconds.
+CONNECT_TIMEOUT_SECONDS = 5
+# Below this much free space an SQLite database can't be trusted to save: each commit
+# appends to the write-ahead log, which a checkpoint then copies into the file.
+MIN_FREE_BYTES = 1024 * 1024
 _READ_ONLY = "ripartire_read_only"
 
 
@@ -96,6 +103,29 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file an SQLite URL opens (`file:` URIs too), None for memory or other databases."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database:
+        return None
+    database = database.removeprefix("file:")
+    if not database or database.startswith(":memory:"):
+        return None
+    return Path(database).expanduser()
+
+
+def free_bytes(path: Path) -> int:
+    """Room left for this process on the file system that holds `path` (its folder if new)."""
+    folder = path if path.is_dir() else path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    stats = os.statvfs(folder)
+    # root may use the blocks reserved for it; anybody else only the available ones.
+    blocks = stats.f_bfree if os.geteuid() == 0 else stats.f_bavail
+    return blocks * stats.f_frsize
+
+
 def _ensure_sqlite_directory(url: str) -> None:
     database = make_url(url).database
     if database and database != ":memory:" and not database.startswith("file:"):
@@ -118,7 +148,11 @@ class Database:
             _ensure_sqlite_directory(url)
             options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
         else:
-            options |= {"pool_size": pool_size, "max_overflow": pool_size * 2}
+            options |= {
+                "pool_size": pool_size,
+                "max_overflow": pool_size * 2,
+                "connect_args": {"timeout": CONNECT_TIMEOUT_SECONDS},
+            }
         self.engine = create_async_engine(url, **options)
         if self.is_sqlite:
             _configure_sqlite(self.engine)

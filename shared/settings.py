@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 from datetime import date
@@ -18,7 +19,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import SettingsError as SourceError
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -68,7 +70,9 @@ class Settings(BaseSettings):
     intake_expiry_days: Annotated[int, Field(ge=2, le=365)] = 30
     intake_reminder_days_before: Annotated[int, Field(ge=1, le=30)] = 3
     program_start: date = date(2020, 2, 1)
-    municipalities: tuple[str, ...] = ("Cernusco sul Naviglio",)
+    # Decoded by `_municipalities_from_json`: pydantic-settings' own decoding error names
+    # neither the variable nor the expected form.
+    municipalities: Annotated[tuple[str, ...], NoDecode] = ("Cernusco sul Naviglio",)
 
     # Staff sign-in (SPEC section 8).
     session_idle_minutes: Annotated[int, Field(ge=1, le=24 * 60)] = 30
@@ -92,6 +96,19 @@ class Settings(BaseSettings):
                 + ", ".join(f"{d}://" for d in SUPPORTED_DRIVERS)
             )
         return value
+
+    @field_validator("municipalities", mode="before")
+    @classmethod
+    def _municipalities_from_json(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        try:
+            decoded = json.loads(value)
+        except ValueError:
+            decoded = None
+        if not isinstance(decoded, list):
+            raise ValueError('not a JSON list (expected e.g. ["Cernusco sul Naviglio"])')
+        return decoded
 
     @field_validator("telegram_token")
     @classmethod
@@ -189,3 +206,7 @@ def load_settings(**overrides: object) -> Settings:
             message = str(error["msg"]).removeprefix("Value error, ")
             problems.append(f"{name}: {message}")
         raise SettingsError("; ".join(problems)) from None
+    except SourceError as exc:
+        # A value the environment source could not decode (a complex field without its
+        # own decoder): its message names the field, which is still one line.
+        raise SettingsError(str(exc)) from None

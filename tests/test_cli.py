@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import socket
@@ -13,8 +14,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy.engine import make_url
 
-from tests.conftest import BACKEND, DatabaseFactory
+from tests.conftest import BACKEND, POSTGRES_ADMIN_URL, DatabaseFactory, missing_component
 
 RIPARTIRE = shutil.which("ripartire", path=str(Path(sys.executable).parent)) or "ripartire"
 STRONG = "correct horse battery staple\n"
@@ -37,6 +39,7 @@ def cli(
     *args: str,
     stdin: str = "",
     extra_env: dict[str, str] | None = None,
+    timeout: float = 120,
 ) -> subprocess.CompletedProcess[str]:
     cwd, env = workdir
     return subprocess.run(
@@ -46,7 +49,7 @@ def cli(
         input=stdin,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         check=False,
     )
 
@@ -218,3 +221,161 @@ async def test_demo_runs_the_bot_when_a_token_is_set(workdir: tuple[Path, dict[s
     sent = [params for method, params in server.calls if method == "sendMessage"]
     assert sent, log[-2000:]
     assert "Ripartire" in sent[0]["text"]
+
+
+# --- start-up failures: one line naming the cause and what to do, no traceback ---------
+
+COMMANDS = [
+    ("db", "upgrade"),
+    ("users", "add", "bruno", "--role", "admin", "--password-stdin"),
+    ("run", "--port", "1"),
+]
+RUN_ENV = {"RIPARTIRE_SECRET_KEY": "s" * 40}
+
+
+def assert_one_line(result: subprocess.CompletedProcess[str], *fragments: str) -> str:
+    assert result.returncode == 1, (result.returncode, result.stderr[-2000:])
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr[-2000:]
+    for fragment in fragments:
+        assert fragment in lines[0]
+    return lines[0]
+
+
+def _closed_port() -> int:
+    return _free_port()  # nothing listens there once the probe socket is closed
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c[:2]))
+def test_database_refusing_connections_is_one_line(
+    workdir: tuple[Path, dict[str, str]], command: tuple[str, ...]
+) -> None:
+    url = f"postgresql+asyncpg://ripartire:hunter2@127.0.0.1:{_closed_port()}/ripartire"
+    result = cli(
+        workdir, *command, stdin=STRONG, extra_env={**RUN_ENV, "RIPARTIRE_DATABASE_URL": url}
+    )
+    line = assert_one_line(result, "RIPARTIRE_DATABASE_URL", "refused")
+    assert "hunter2" not in line
+
+
+def test_debug_shows_the_traceback(workdir: tuple[Path, dict[str, str]]) -> None:
+    url = f"postgresql+asyncpg://ripartire@127.0.0.1:{_closed_port()}/ripartire"
+    result = cli(workdir, "--debug", "db", "upgrade", extra_env={"RIPARTIRE_DATABASE_URL": url})
+    assert result.returncode != 0
+    assert "Traceback" in result.stderr
+    assert "ConnectionRefusedError" in result.stderr
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A port that accepts TCP connections (the kernel's backlog) and never says a word."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        yield int(listener.getsockname()[1])
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c[:2]))
+def test_database_that_never_answers_times_out_in_seconds(
+    workdir: tuple[Path, dict[str, str]], silent_server: int, command: tuple[str, ...]
+) -> None:
+    url = f"postgresql+asyncpg://ripartire@127.0.0.1:{silent_server}/ripartire"
+    started = time.monotonic()
+    result = cli(
+        workdir, *command, stdin=STRONG, timeout=40,
+        extra_env={**RUN_ENV, "RIPARTIRE_DATABASE_URL": url},
+    )  # fmt: skip
+    assert time.monotonic() - started < 20
+    assert_one_line(result, "RIPARTIRE_DATABASE_URL", "did not answer")
+
+
+@pytest.mark.postgres_only
+def test_missing_database_and_unknown_user_are_one_line(
+    workdir: tuple[Path, dict[str, str]],
+) -> None:
+    admin = make_url(POSTGRES_ADMIN_URL)
+    missing = admin.set(database="ripartire_no_such_database").render_as_string(False)
+    result = cli(workdir, "db", "upgrade", extra_env={"RIPARTIRE_DATABASE_URL": missing})
+    assert_one_line(result, "ripartire_no_such_database", "does not exist", "createdb")
+    stranger = admin.set(username="ripartire_no_such_user").render_as_string(False)
+    result = cli(workdir, "db", "upgrade", extra_env={"RIPARTIRE_DATABASE_URL": stranger})
+    assert_one_line(result, "RIPARTIRE_DATABASE_URL", "user")
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c[:2]))
+def test_municipalities_not_json_is_one_line(
+    workdir: tuple[Path, dict[str, str]], command: tuple[str, ...]
+) -> None:
+    result = cli(
+        workdir, *command, stdin=STRONG,
+        extra_env={**RUN_ENV, "RIPARTIRE_MUNICIPALITIES": "Cernusco sul Naviglio"},
+    )  # fmt: skip
+    assert_one_line(result, "RIPARTIRE_MUNICIPALITIES", "JSON")
+
+
+def test_demo_with_municipalities_not_json_is_one_line(
+    workdir: tuple[Path, dict[str, str]],
+) -> None:
+    result = cli(workdir, "demo", "--port", "1", extra_env={"RIPARTIRE_MUNICIPALITIES": "Cernusco"})
+    assert_one_line(result, "RIPARTIRE_MUNICIPALITIES", "JSON")
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A file system of its own, 1 MiB and 64 inodes, to fill up (mounting needs root)."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m,nr_inodes=64", "tmpfs", str(mount_point)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if mounted.returncode != 0:
+        missing_component(f"cannot mount a small tmpfs to fill: {mounted.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "--lazy", str(mount_point)], check=False)
+
+
+def fill(folder: Path, *, leave: int = 0) -> None:
+    """Write zeros into `folder` until its file system is full, then free `leave` bytes."""
+    filler = folder / "filler"
+    with filler.open("wb", buffering=0) as handle:
+        try:
+            while True:
+                handle.write(b"\0" * 4096)
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC
+    if leave:
+        os.truncate(filler, max(filler.stat().st_size - leave, 0))
+
+
+def use_up_inodes(folder: Path) -> None:
+    for n in range(1000):
+        try:
+            (folder / f"empty-{n}").touch()
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC
+            return
+    raise AssertionError("the file system has more inodes than expected")
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.parametrize("how", ["almost", "completely", "no inodes"])
+def test_users_add_on_a_full_disk_is_one_line(
+    workdir: tuple[Path, dict[str, str]], tiny_disk: Path, how: str
+) -> None:
+    database = tiny_disk / "data" / "ripartire.db"
+    env = {"RIPARTIRE_DATABASE_URL": f"sqlite+aiosqlite:///{database}"}
+    if how == "no inodes":
+        use_up_inodes(tiny_disk)  # the data folder itself cannot be made
+    else:
+        assert cli(workdir, "db", "upgrade", extra_env=env).returncode == 0
+        # "almost": the -shm file still fits, the write-ahead log does not.
+        fill(tiny_disk, leave=40 * 1024 if how == "almost" else 0)
+    result = cli(
+        workdir, "users", "add", "bruno", "--role", "admin", "--password-stdin",
+        stdin=STRONG, extra_env=env,
+    )  # fmt: skip
+    assert_one_line(result, "full", str(tiny_disk))

@@ -71,6 +71,10 @@ def test_dotenv_file_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         ("RIPARTIRE_SECRET_KEY", "tooshort", "at least 32"),
         ("RIPARTIRE_TIMEZONE", "Mars/Olympus", "unknown time zone"),
         ("RIPARTIRE_BOOKING_HORIZON_DAYS", "0", "greater than or equal"),
+        ("RIPARTIRE_MUNICIPALITIES", "Cernusco sul Naviglio", "JSON list"),
+        ("RIPARTIRE_MUNICIPALITIES", '["Cernusco sul Naviglio"', "JSON list"),
+        ("RIPARTIRE_MUNICIPALITIES", '{"name": "Cernusco"}', "JSON list"),
+        ("RIPARTIRE_MUNICIPALITIES", "[1, 2]", "valid string"),
     ],
 )
 def test_bad_values_are_named(
@@ -96,3 +100,17 @@ def test_secret_key_has_no_default_outside_demo() -> None:
         load_settings().require_secret_key()
     demo_key = load_settings(demo=True).require_secret_key()
     assert len(demo_key) >= 32
+
+
+def test_municipalities_are_a_json_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RIPARTIRE_MUNICIPALITIES", '["Cernusco sul Naviglio", "Pioltello"]')
+    assert load_settings().municipalities == ("Cernusco sul Naviglio", "Pioltello")
+
+
+def test_municipalities_in_dotenv_are_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("RIPARTIRE_MUNICIPALITIES=Cernusco\n", encoding="utf-8")
+    with pytest.raises(SettingsError, match="RIPARTIRE_MUNICIPALITIES: .*JSON list"):
+        load_settings()
