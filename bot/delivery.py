@@ -20,7 +20,12 @@ messages never holds back the others. The pacing is per dispatcher:
 two instances may each write to the same chat within the interval; Telegram then answers
 RetryAfter, which is honoured like any other.
 
-Errors. RetryAfter puts back only that message, after exactly the delay Telegram asked
+Order. A chat's messages arrive in the order they were queued (by due time): when one
+is refused or fails and must be tried again, the chat's later messages in the batch are
+given back untried, and the outbox holds them until it has gone (see
+`shared.outbox.service`); other chats carry on.
+
+Errors. RetryAfter puts back that message, after exactly the delay Telegram asked
 for; Forbidden (the citizen blocked the bot) flags the citizen unreachable and stops all
 their messages; network errors, timeouts and 5xx answers retry with backoff; BadRequest
 (chat not found, text rejected) gives up on the message; anything else is logged and
@@ -636,14 +641,35 @@ class OutboxDispatcher:
         return len(messages)
 
     async def _serve(self, queue: list[Claimed], slots: asyncio.Semaphore) -> None:
-        """One citizen's messages, in order; a blocked bot stops the rest."""
-        for message in queue:
+        """One citizen's messages, in order; a blocked bot stops the rest, and so does one
+        that must be tried again (the rest wait for it)."""
+        for position, message in enumerate(queue):
             # A slot per message, not per citizen: one with many messages takes turns.
             async with slots:
                 outcome = await self._deliver(message)
             if isinstance(outcome, Unreachable):
                 # mark_citizen_unreachable has already failed the rest of the queue.
                 return
+            if outcome is None or isinstance(outcome, Retry):
+                await self._release(queue[position + 1 :])
+                return
+
+    async def _release(self, messages: list[Claimed]) -> None:
+        """Give back, untried, messages that must wait for an earlier one of their chat."""
+        if not messages:
+            return
+        try:
+            async with self.database.transaction() as session:
+                await outbox.release(
+                    session=session, message_ids=[m.id for m in messages], worker=self.worker
+                )
+        except Exception as exc:
+            # Their lease lapses and they are claimed again, behind the earlier one.
+            log.warning(
+                "outbox: %d message(s) not given back (%s); their lease will lapse",
+                len(messages),
+                type(exc).__name__,
+            )
 
     async def _deliver(self, message: Claimed) -> Outcome | None:
         try:
@@ -761,7 +787,7 @@ class OutboxDispatcher:
 
     async def _until_next_due(self) -> float:
         async with self.database.transaction(read_only=True) as session:
-            due = await outbox.next_due_at(session=session)
+            due = await outbox.next_due_at(session=session, now=self.clock())
         if due is None:
             return self.idle_poll
         seconds = (due - self.clock()).total_seconds()

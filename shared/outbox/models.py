@@ -37,7 +37,12 @@ class OutboxMessage(Base):
     idempotency_key: Mapped[str] = mapped_column(String(120), unique=True)
     # What the message is about (e.g. "booking:42"), so its pending messages can be withdrawn.
     subject: Mapped[str | None] = mapped_column(String(60))
+    # When the message is meant to go out; with the id, its place in the citizen's queue
+    # (a citizen's messages go out in this order, each waiting for the ones before it).
     due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # After a refusal or a failure: not tried again before this time. The message keeps
+    # its due time, hence its place, and the citizen's later messages wait for it.
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     state: Mapped[str] = mapped_column(String(10), default=MessageState.PENDING.value)
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(Text)

@@ -10,6 +10,11 @@ forever.
 Every outcome is a guarded UPDATE: it applies only while the message is still `sending`
 and claimed by the reporting worker, so a worker whose lease was taken over can't
 overwrite the new owner's result.
+
+A citizen's messages go out in order, by due time then id: a message is claimed only
+with every earlier live message of its citizen (in the same batch, or already gone). One
+that is being sent, or waits to be tried again after a refusal, holds back the
+citizen's later ones, and only theirs.
 """
 
 from __future__ import annotations
@@ -20,10 +25,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Update, and_, case, func, or_, select, update
+from sqlalchemy import ColumnElement, Update, and_, case, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from shared.citizens.models import Citizen
 from shared.db import is_postgresql, upsert_insert
@@ -123,6 +129,40 @@ async def cancel_pending(*, session: AsyncSession, subject: str) -> int:
     return _rowcount(result)
 
 
+def _ready(message: type[OutboxMessage], now: datetime) -> ColumnElement[bool]:
+    """The message itself may be sent now: due and not waiting for a retry, or its
+    sender died (the lease lapsed)."""
+    return and_(
+        message.due_at <= now,
+        or_(
+            and_(
+                message.state == MessageState.PENDING.value,
+                or_(message.retry_at.is_(None), message.retry_at <= now),
+            ),
+            and_(message.state == MessageState.SENDING.value, message.claimed_until < now),
+        ),
+    )
+
+
+def _held(now: datetime) -> ColumnElement[bool]:
+    """An earlier live message of the same citizen can't go now (it is being sent, or
+    waits for a retry): this one waits for it."""
+    earlier = aliased(OutboxMessage)
+    return exists().where(
+        earlier.citizen_id == OutboxMessage.citizen_id,
+        earlier.state.in_(_LIVE_STATES),
+        or_(
+            earlier.due_at < OutboxMessage.due_at,
+            and_(earlier.due_at == OutboxMessage.due_at, earlier.id < OutboxMessage.id),
+        ),
+        ~_ready(earlier, now),
+    )
+
+
+def _claimable(now: datetime) -> ColumnElement[bool]:
+    return and_(_ready(OutboxMessage, now), ~_held(now))
+
+
 async def claim_due(
     *,
     session: AsyncSession,
@@ -131,7 +171,11 @@ async def claim_due(
     limit: int = 20,
     lease: timedelta = timedelta(minutes=2),
 ) -> list[OutboxMessage]:
-    """Take up to `limit` due messages for `worker` to send, oldest first, for one lease."""
+    """Take up to `limit` due messages for `worker` to send, oldest first, for one lease.
+
+    A citizen's messages come in their order, and only while no earlier one of theirs is
+    being sent or waiting for a retry (see the module docstring).
+    """
     if limit < 1:
         return []
     if lease <= timedelta(0):
@@ -152,10 +196,7 @@ async def claim_due(
         ),
         execution_options={"synchronize_session": False},
     )
-    claimable = and_(
-        OutboxMessage.due_at <= now,
-        or_(OutboxMessage.state == MessageState.PENDING.value, lapsed),
-    )
+    claimable = _claimable(now)
     candidates = (
         select(OutboxMessage.id)
         .where(claimable)
@@ -163,15 +204,46 @@ async def claim_due(
         .limit(limit)
     )
     if is_postgresql(session):
-        # Rows another claimer has locked are someone else's batch: skip them, don't wait.
-        candidates = candidates.with_for_update(skip_locked=True)
+        # Two claims at once can't see each other's uncommitted claims: each would take a
+        # citizen's next message while the other sends the one before it. So a claim first
+        # locks the citizens it will serve (those with a message to claim, the longest
+        # waiting first), skipping those another claim holds, then picks their messages in
+        # a new statement, which (READ COMMITTED) sees every claim committed before the
+        # lock was granted. NO KEY UPDATE: queueing a message (a foreign key to the
+        # citizen) doesn't wait for it.
+        first_due = (
+            select(func.min(OutboxMessage.due_at))
+            .where(
+                OutboxMessage.citizen_id == Citizen.id,
+                OutboxMessage.state.in_(_LIVE_STATES),
+            )
+            .scalar_subquery()
+        )
+        citizen_ids = list(
+            await session.scalars(
+                select(Citizen.id)
+                .where(Citizen.id.in_(select(OutboxMessage.citizen_id).where(claimable)))
+                .order_by(first_due, Citizen.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True, key_share=True)
+            )
+        )
+        if not citizen_ids:
+            return []
+        # A row locked by another writer (withdrawing it, say) is skipped rather than waited
+        # for: a claim that never waits on a lock can't deadlock with that writer, who may
+        # be waiting for this claim's lock on the citizen (an erasure deletes the citizen).
+        candidates = candidates.where(OutboxMessage.citizen_id.in_(citizen_ids)).with_for_update(
+            skip_locked=True
+        )
     # MATERIALIZED: as a plain `IN (subquery)` PostgreSQL may run the locking subquery
     # again for each row it updates, and since rows this statement already updated are
     # skipped, every run yields a new one and the batch grows past `limit`.
     batch = candidates.cte("outbox_batch").prefix_with("MATERIALIZED", dialect="postgresql")
     # On SQLite the write transaction holds the database lock (BEGIN IMMEDIATE), so the
     # candidates can't change under us; the repeated `claimable` guard keeps the UPDATE
-    # correct on its own either way.
+    # correct on its own either way (it sees the rows as they were before the statement,
+    # so a citizen's messages in one batch don't hold each other back).
     claimed = await session.scalars(
         update(OutboxMessage)
         .where(OutboxMessage.id.in_(select(batch.c.id)), claimable)
@@ -188,6 +260,24 @@ async def claim_due(
     )
     # RETURNING has no defined order.
     return sorted(claimed, key=lambda message: (message.due_at, message.id))
+
+
+async def release(*, session: AsyncSession, message_ids: Sequence[int], worker: str) -> int:
+    """Give back claimed messages untried (an earlier one of their citizen must go first):
+    pending again, no attempt counted. Returns how many `worker` still held."""
+    if not message_ids:
+        return 0
+    result = await session.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.id.in_(message_ids),
+            OutboxMessage.state == MessageState.SENDING.value,
+            OutboxMessage.claimed_by == worker,
+        )
+        .values(state=MessageState.PENDING.value, claimed_by=None, claimed_until=None),
+        execution_options={"synchronize_session": "fetch"},
+    )
+    return _rowcount(result)
 
 
 async def mark_sent(*, session: AsyncSession, message_id: int, worker: str, now: datetime) -> bool:
@@ -214,8 +304,10 @@ async def mark_retry(
 
     `retry_after` is the delay the server asked for (Telegram's RetryAfter): it is used
     exactly, without jitter, and still counts as an attempt so that a message can't be
-    retried forever. After `MAX_ATTEMPTS` attempts the message is `failed`. Returns the
-    updated message, or None if `worker` no longer holds the claim.
+    retried forever. After `MAX_ATTEMPTS` attempts the message is `failed`. The delay
+    sets `retry_at`; `due_at` stays, so the message keeps its place before the
+    citizen's later messages. Returns the updated message, or None if `worker` no
+    longer holds the claim.
     """
     attempts = await session.scalar(
         select(OutboxMessage.attempts).where(_claimed_by(message_id, worker))
@@ -232,7 +324,7 @@ async def mark_retry(
         else:
             delay = backoff_delay(attempts)
         values["state"] = MessageState.PENDING.value
-        values["due_at"] = now + delay
+        values["retry_at"] = now + delay
     # Guarding on the attempts we read as well makes the read-then-write safe even where
     # the row isn't locked between the two statements.
     return await _apply_if_claimed(
@@ -303,22 +395,29 @@ async def mark_citizen_unreachable(
 
 
 async def pending_count(*, session: AsyncSession, now: datetime) -> int:
-    """How many pending messages are due now."""
+    """How many pending messages are due now (not waiting for a retry)."""
     count = await session.scalar(
         select(func.count())
         .select_from(OutboxMessage)
-        .where(OutboxMessage.state == MessageState.PENDING.value, OutboxMessage.due_at <= now)
+        .where(OutboxMessage.state == MessageState.PENDING.value, _ready(OutboxMessage, now))
     )
     return int(count or 0)
 
 
-async def next_due_at(*, session: AsyncSession) -> datetime | None:
-    """When the earliest pending message is due (possibly in the past), None if none is."""
-    return await session.scalar(
-        select(func.min(OutboxMessage.due_at)).where(
-            OutboxMessage.state == MessageState.PENDING.value
-        )
+async def next_due_at(*, session: AsyncSession, now: datetime) -> datetime | None:
+    """When a pending message may next be claimed (possibly in the past), None if none may.
+
+    Messages held back by an earlier one of their citizen don't count: they go with it,
+    at its time (or when its sender reports, which no time can tell).
+    """
+    ready_at = func.coalesce(OutboxMessage.retry_at, OutboxMessage.due_at)
+    pending = OutboxMessage.state == MessageState.PENDING.value
+    waiting = await session.scalar(
+        select(func.min(OutboxMessage.due_at)).where(pending, _claimable(now))
     )
+    if waiting is not None:
+        return waiting
+    return await session.scalar(select(func.min(ready_at)).where(pending, ready_at > now))
 
 
 def backoff_delay(attempts: int, *, rng: random.Random | None = None) -> timedelta:

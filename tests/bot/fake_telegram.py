@@ -60,6 +60,8 @@ class FakeTelegram(BaseRequest):
         self.calls: list[Call] = []
         self.latency = latency
         self.failures: dict[str, list[ScriptedError]] = {}
+        # The same, for the calls to one chat only: (method, chat id) -> errors.
+        self.chat_failures: dict[tuple[str, int], list[ScriptedError]] = {}
         self._message_ids = itertools.count(1000)
 
     @property
@@ -74,6 +76,10 @@ class FakeTelegram(BaseRequest):
 
     def fail_next(self, method: str, error: ScriptedError) -> None:
         self.failures.setdefault(method, []).append(error)
+
+    def fail_next_in(self, chat_id: int, method: str, error: ScriptedError) -> None:
+        """The next call of `method` to `chat_id` gets `error`; calls to other chats go through."""
+        self.chat_failures.setdefault((method, chat_id), []).append(error)
 
     def sent(self, method: str | None = None) -> list[Call]:
         return [c for c in self.calls if method is None or c.method == method]
@@ -101,7 +107,10 @@ class FakeTelegram(BaseRequest):
                     files[name] = value[1]
         if self.latency:
             await asyncio.sleep(self.latency)
-        scripted = self.failures.get(api_method)
+        chat = params.get("chat_id")
+        scripted = self.chat_failures.get((api_method, int(chat))) if chat is not None else None
+        if not scripted:
+            scripted = self.failures.get(api_method)
         if scripted:
             error = scripted.pop(0)
             body: dict[str, Any] = {

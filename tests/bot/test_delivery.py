@@ -170,6 +170,11 @@ async def rows_of(database: Database, citizen_id: int) -> dict[str, OutboxMessag
     return {m.kind: m for m in await rows(database) if m.citizen_id == citizen_id}
 
 
+def retry_time(message: OutboxMessage) -> datetime:
+    assert message.retry_at is not None
+    return message.retry_at
+
+
 def to_chat(fake: FakeTelegram, chat_id: int, method: str = "sendMessage") -> list[Call]:
     return [c for c in fake.calls if c.method == method and c.params.get("chat_id") == chat_id]
 
@@ -599,7 +604,7 @@ async def test_retry_after_delays_only_that_message_then_it_is_sent_once(
     assert len(fake.sent("sendMessage!failed")) == 1
     reminders = [m for m in await rows(database) if m.kind == "reminder_day_before"]
     [delayed] = [m for m in reminders if m.state == MessageState.PENDING]
-    assert delayed.due_at == DAY_BEFORE + timedelta(seconds=2)
+    assert (delayed.due_at, delayed.retry_at) == (DAY_BEFORE, DAY_BEFORE + timedelta(seconds=2))
     assert delayed.attempts == 1
     assert "Flood control" in (delayed.last_error or "")
     assert sum(m.state == MessageState.SENT for m in reminders) == 2
@@ -615,6 +620,61 @@ async def test_retry_after_delays_only_that_message_then_it_is_sent_once(
     assert per_chat == dict.fromkeys(chats, 1)
     reminders = [m for m in await rows(database) if m.kind == "reminder_day_before"]
     assert {m.state for m in reminders} == {MessageState.SENT}
+
+
+async def test_a_refused_message_holds_back_the_later_ones_of_its_chat_only(
+    bot_app: Application,  # type: ignore[type-arg]
+    fake: FlakyTelegram,
+    database: Database,
+    bot_settings: Settings,
+    helpdesk_id: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Telegram refuses the first of a chat's three messages: they still arrive in order."""
+    monkeypatch.setenv("PTB_TIMEDELTA", "true")
+    # Three messages due for one chat: the confirmation, then both reminders.
+    busy = await book(database, bot_settings, helpdesk_id, by_staff=True)
+    # The other chat has its confirmation due (its reminders are for the next day).
+    other = await book(
+        database, bot_settings, helpdesk_id, starts_at=rome(2026, 6, 10, 9, 30), by_staff=True
+    )
+    fake.fail_next_in(
+        busy.chat_id, "sendMessage", ScriptedError(429, "Too Many Requests: retry after 3", 3)
+    )
+    clock = Clock(HOURS_BEFORE)
+    sender = dispatcher(bot_app, database, bot_settings, clock)
+
+    assert await sender.run_once() == 4
+    # The other chat is not held up; the refused chat gets nothing until its first goes.
+    assert len(to_chat(fake, other.chat_id)) == 1
+    assert to_chat(fake, busy.chat_id) == []
+    assert len(to_chat(fake, busy.chat_id, "sendMessage!failed")) == 1
+    states = await rows_of(database, busy.citizen_id)
+    assert {m.state for m in states.values()} == {MessageState.PENDING}
+    assert states["booking_confirmed"].attempts == 1
+    # The messages that waited were not tried: no attempt is counted against them.
+    assert states["reminder_day_before"].attempts == 0
+    assert states["reminder_hours_before"].attempts == 0
+
+    # Before the 3 s Telegram asked for, nothing of that chat goes out.
+    clock.advance(seconds=2)
+    assert await sender.run_once() == 0
+    clock.advance(seconds=1)
+    assert await sender.run_once() == 3
+    arrived = [
+        c for c in fake.calls if c.params.get("chat_id") == busy.chat_id and "!" not in c.method
+    ]
+    assert [c.method for c in arrived] == [
+        "sendMessage",
+        "sendDocument",
+        "sendMessage",
+        "sendMessage",
+    ]
+    assert "prenotato" in arrived[0].text
+    assert all("Promemoria" in c.text for c in arrived[2:])
+    assert {m.state for m in (await rows_of(database, busy.citizen_id)).values()} == {
+        MessageState.SENT
+    }
 
 
 async def test_blocked_bot_marks_the_citizen_unreachable(
@@ -676,8 +736,9 @@ async def test_network_errors_are_retried_with_backoff(
     assert message.state == MessageState.PENDING
     assert message.attempts == 1
     # 30 s, ±10% jitter.
+    assert message.retry_at is not None
     assert (
-        DAY_BEFORE + timedelta(seconds=27) <= message.due_at <= DAY_BEFORE + timedelta(seconds=33)
+        DAY_BEFORE + timedelta(seconds=27) <= message.retry_at <= DAY_BEFORE + timedelta(seconds=33)
     )
     assert "Connection reset" in (message.last_error or "")
     clock.advance(seconds=26)
@@ -685,19 +746,19 @@ async def test_network_errors_are_retried_with_backoff(
 
     # A timeout and a 502 from Telegram's side are retried the same way, backing off more.
     fake.drop_next("sendMessage", TimedOut("Timed out"))
-    clock.set(message.due_at)
+    clock.set(retry_time(message))
     assert await sender.run_once() == 1
     fake.fail_next("sendMessage", ScriptedError(502, "Bad Gateway"))
     message = (await rows_of(database, booked.citizen_id))["reminder_day_before"]
     assert message.attempts == 2
-    assert message.due_at - clock() >= timedelta(seconds=54)  # 60 s -10%
-    clock.set(message.due_at)
+    assert retry_time(message) - clock() >= timedelta(seconds=54)  # 60 s -10%
+    clock.set(retry_time(message))
     assert await sender.run_once() == 1
     message = (await rows_of(database, booked.citizen_id))["reminder_day_before"]
     assert (message.state, message.attempts) == (MessageState.PENDING, 3)
-    assert message.due_at - clock() >= timedelta(seconds=108)  # 120 s -10%
+    assert retry_time(message) - clock() >= timedelta(seconds=108)  # 120 s -10%
 
-    clock.set(message.due_at)
+    clock.set(retry_time(message))
     assert await sender.run_once() == 1
     assert len(to_chat(fake, booked.chat_id)) == 1
     message = (await rows_of(database, booked.citizen_id))["reminder_day_before"]

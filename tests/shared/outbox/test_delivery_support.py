@@ -47,7 +47,7 @@ async def test_withdrawn_message_is_cancelled_with_its_reason_and_released(
     async with database.transaction() as session:
         later = T0 + timedelta(hours=1)
         assert await outbox.claim_due(session=session, worker="w2", now=later) == []
-        assert await outbox.next_due_at(session=session) is None
+        assert await outbox.next_due_at(session=session, now=later) is None
 
 
 async def test_only_the_worker_holding_the_claim_can_withdraw(database: Database) -> None:

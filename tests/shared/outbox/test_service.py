@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import count
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.citizens.models import Citizen
@@ -162,13 +162,16 @@ async def test_cancel_pending_withdraws_only_pending_messages_of_the_subject(
 async def test_claim_takes_due_messages_oldest_first_up_to_the_limit(
     session: AsyncSession,
 ) -> None:
-    citizen = await make_citizen(session)
+    # One citizen each: a citizen's own messages wait for each other (see below).
     # Queued out of order, so that the id order is not the due order.
-    await queue(session, citizen, "c", due_at=T0 - timedelta(minutes=1))
-    await queue(session, citizen, "a", due_at=T0 - timedelta(minutes=3))
-    await queue(session, citizen, "future", due_at=T0 + timedelta(seconds=1))
-    await queue(session, citizen, "b", due_at=T0 - timedelta(minutes=2))
-    await queue(session, citizen, "now", due_at=T0)
+    for key, due_at in (
+        ("c", T0 - timedelta(minutes=1)),
+        ("a", T0 - timedelta(minutes=3)),
+        ("future", T0 + timedelta(seconds=1)),
+        ("b", T0 - timedelta(minutes=2)),
+        ("now", T0),
+    ):
+        await queue(session, await make_citizen(session), key, due_at=due_at)
 
     first = await outbox.claim_due(session=session, worker="w1", now=T0, limit=2)
     assert [m.idempotency_key for m in first] == ["a", "b"]
@@ -190,6 +193,75 @@ async def test_claim_takes_due_messages_oldest_first_up_to_the_limit(
         "now": "sending",
         "future": "pending",
     }
+
+
+async def test_a_citizens_messages_wait_while_an_earlier_one_is_being_sent(
+    session: AsyncSession,
+) -> None:
+    citizen, other = await make_citizen(session), await make_citizen(session)
+    first = await queue(session, citizen, "first", due_at=T0 - timedelta(minutes=2))
+    await queue(session, citizen, "second", due_at=T0 - timedelta(minutes=1))
+    await queue(session, citizen, "third")
+    # Queued earlier but due later: a message is placed by when it is due.
+    await queue(session, citizen, "tomorrow", due_at=T0 + timedelta(days=1))
+    await queue(session, other, "other")
+
+    assert await claim_one(session, "w1", T0) is first
+    # While w1 sends the first, the citizen's next ones are nobody's; others' are.
+    taken = await outbox.claim_due(session=session, worker="w2", now=T0)
+    assert [m.idempotency_key for m in taken] == ["other"]
+    assert await outbox.mark_sent(session=session, message_id=first.id, worker="w1", now=T0)
+    taken = await outbox.claim_due(session=session, worker="w2", now=T0)
+    assert [m.idempotency_key for m in taken] == ["second", "third"]
+
+
+async def test_a_citizens_messages_wait_for_an_earlier_one_to_be_retried(
+    session: AsyncSession,
+) -> None:
+    citizen, other = await make_citizen(session), await make_citizen(session)
+    refused = await queue(session, citizen, "refused", due_at=T0 - timedelta(minutes=1))
+    waiting = await queue(session, citizen, "waiting")
+    await claim_one(session, "w1", T0)
+    await outbox.mark_retry(
+        session=session,
+        message_id=refused.id,
+        worker="w1",
+        now=T0,
+        error="RetryAfter",
+        retry_after=3,
+    )
+    # Queued while the refused one waits, due at once: it waits too (it was queued later).
+    await queue(session, citizen, "news", due_at=T0 + timedelta(seconds=1))
+    await queue(session, other, "other", due_at=T0 + timedelta(seconds=1))
+    # The refused message keeps its place (and its due time); the retry time is its own.
+    assert refused.due_at == T0 - timedelta(minutes=1)
+    assert refused.retry_at == T0 + timedelta(seconds=3)
+
+    later = T0 + timedelta(seconds=2)
+    taken = await outbox.claim_due(session=session, worker="w1", now=later)
+    assert [m.idempotency_key for m in taken] == ["other"]
+    assert waiting.state == MessageState.PENDING
+    # The dispatcher is not woken for the messages that wait: only when the refused one may go.
+    assert await outbox.next_due_at(session=session, now=later) == T0 + timedelta(seconds=3)
+    taken = await outbox.claim_due(session=session, worker="w1", now=T0 + timedelta(seconds=3))
+    assert [m.idempotency_key for m in taken] == ["refused", "waiting", "news"]
+
+
+async def test_released_messages_go_back_untried(session: AsyncSession) -> None:
+    citizen = await make_citizen(session)
+    await queue(session, citizen, "a")
+    held = await queue(session, citizen, "b")
+    await outbox.claim_due(session=session, worker="w1", now=T0)
+    assert await outbox.release(session=session, message_ids=[held.id], worker="nobody") == 0
+    assert await outbox.release(session=session, message_ids=[held.id], worker="w1") == 1
+    assert (held.state, held.attempts, held.claimed_by, held.claimed_until) == (
+        "pending",
+        0,
+        None,
+        None,
+    )
+    assert held.retry_at is None
+    assert held.due_at == T0
 
 
 async def test_claim_returns_objects_with_the_new_state_already_in_the_session(
@@ -355,13 +427,15 @@ async def test_retries_back_off_then_give_up_after_max_attempts(session: AsyncSe
             f"timeout {attempt}",
         )
         assert (message.claimed_by, message.claimed_until) == (None, None)
-        delay = message.due_at - now
+        assert message.due_at == T0  # its place in the queue
+        assert message.retry_at is not None
+        delay = message.retry_at - now
         delays.append(delay)
         expected = timedelta(seconds=30 * 2 ** (attempt - 1))
         assert expected * 0.9 <= delay <= expected * 1.1
         # Not before its time.
         assert await outbox.claim_due(session=session, worker="w1", now=now + delay * 0.99) == []
-        now = message.due_at
+        now = message.retry_at
     assert delays == sorted(delays)
 
     await claim_one(session, "w1", now)
@@ -389,8 +463,8 @@ async def test_retry_after_is_honoured_exactly_and_counts_as_an_attempt(
         error="RetryAfter",
         retry_after=17.5,
     )
-    assert message.due_at == T0 + timedelta(seconds=17.5)
-    assert (message.state, message.attempts) == ("pending", 1)
+    assert message.retry_at == T0 + timedelta(seconds=17.5)
+    assert (message.state, message.attempts, message.due_at) == ("pending", 1, T0)
     assert (
         await outbox.claim_due(session=session, worker="w1", now=T0 + timedelta(seconds=17)) == []
     )
@@ -455,20 +529,22 @@ async def test_unreachable_citizen_is_flagged_and_their_messages_stopped(
 
 async def test_pending_count_and_next_due_at(session: AsyncSession) -> None:
     assert await outbox.pending_count(session=session, now=T0) == 0
-    assert await outbox.next_due_at(session=session) is None
-    citizen = await make_citizen(session)
-    await queue(session, citizen, "past", due_at=T0 - timedelta(minutes=5))
-    await queue(session, citizen, "now", due_at=T0)
-    await queue(session, citizen, "later", due_at=T0 + timedelta(minutes=5))
+    assert await outbox.next_due_at(session=session, now=T0) is None
+    for key, due_at in (
+        ("past", T0 - timedelta(minutes=5)),
+        ("now", T0),
+        ("later", T0 + timedelta(minutes=5)),
+    ):
+        await queue(session, await make_citizen(session), key, due_at=due_at)
     assert await outbox.pending_count(session=session, now=T0) == 2
-    assert await outbox.next_due_at(session=session) == T0 - timedelta(minutes=5)
+    assert await outbox.next_due_at(session=session, now=T0) == T0 - timedelta(minutes=5)
 
     await claim_one(session, "w1", T0)
     assert await outbox.pending_count(session=session, now=T0) == 1
-    assert await outbox.next_due_at(session=session) == T0
+    assert await outbox.next_due_at(session=session, now=T0) == T0
     await claim_one(session, "w1", T0)
     assert await outbox.pending_count(session=session, now=T0) == 0
-    assert await outbox.next_due_at(session=session) == T0 + timedelta(minutes=5)
+    assert await outbox.next_due_at(session=session, now=T0) == T0 + timedelta(minutes=5)
 
 
 # Concurrency
@@ -495,6 +571,8 @@ class _Crowd:
     def __init__(self) -> None:
         self.claimers: set[str] = set()
         self.two = asyncio.Event()
+        # Every claimed id, in the order the claims were committed.
+        self.order: list[int] = []
 
     def claimed(self, worker: str) -> None:
         self.claimers.add(worker)
@@ -509,10 +587,21 @@ async def _work(database: Database, worker: str, claims: Counter[int], crowd: _C
         async with database.transaction() as session:
             batch = await outbox.claim_due(session=session, worker=worker, now=T0, limit=BATCH)
             ids = [message.id for message in batch]
+            # Nothing to claim may mean that the rest wait for messages another worker is
+            # sending (a citizen's messages go in order): done only once none is left.
+            left = await session.scalar(
+                select(func.count())
+                .select_from(OutboxMessage)
+                .where(OutboxMessage.state.in_(("pending", "sending")))
+            )
         if not ids:
-            return sent
+            if not left:
+                return sent
+            await asyncio.sleep(0.005)
+            continue
         assert len(ids) <= BATCH
         claims.update(ids)
+        crowd.order.extend(ids)
         crowd.claimed(worker)
         # "Sending", with the claim committed. Until a second worker holds a batch, keep
         # sending: a bare yield is not enough on SQLite, whose waiting connections poll for
@@ -543,6 +632,14 @@ async def _run_workers(databases: list[Database], ids: set[int], workers: int) -
     async with databases[0].transaction(read_only=True) as session:
         rows = await session.execute(select(OutboxMessage.state, OutboxMessage.claimed_by))
         assert Counter(tuple(row) for row in rows) == {("sent", None): len(ids)}
+        queued = (await session.execute(select(OutboxMessage))).scalars().all()
+    # However the workers interleaved, each citizen's messages were taken in their order.
+    place = {m.id: (m.due_at, m.id) for m in queued}
+    for citizen_id in {m.citizen_id for m in queued}:
+        taken = [
+            i for i in crowd.order if i in {m.id for m in queued if m.citizen_id == citizen_id}
+        ]
+        assert taken == sorted(taken, key=place.__getitem__)
 
 
 async def test_concurrent_claimers_never_get_the_same_message(database: Database) -> None:
@@ -572,3 +669,21 @@ async def test_claim_skips_rows_locked_by_an_open_claim(database: Database) -> N
     assert len(mine) == 4
     assert len(theirs) == 6
     assert {m.id for m in mine} | {m.id for m in theirs} == ids
+
+
+@pytest.mark.postgres_only
+async def test_claim_does_not_overtake_a_citizens_message_being_claimed(
+    database: Database,
+) -> None:
+    """Two claims at once: the second can't see the first's claim yet, so it leaves the
+    citizen alone rather than take their next message past the first."""
+    async with database.transaction() as session:
+        citizen, other = await make_citizen(session), await make_citizen(session)
+        first = await queue(session, citizen, "first", due_at=T0 - timedelta(minutes=1))
+        await queue(session, citizen, "second")
+        await queue(session, other, "other")
+    async with database.transaction() as claiming:
+        assert (await claim_one(claiming, "w1", T0 - timedelta(seconds=30))).id == first.id
+        async with asyncio.timeout(5), database.transaction() as second:
+            theirs = await outbox.claim_due(session=second, worker="w2", now=T0)
+    assert [m.idempotency_key for m in theirs] == ["other"]
