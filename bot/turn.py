@@ -121,6 +121,8 @@ async def _transaction(handler: Handler, update: Update, services: Deps) -> list
             citizen = await citizens.find_by_telegram(session=session, telegram_user_id=user.id)
             if citizen is not None:
                 t = Translator(citizen.language)
+                # Whatever they sent, they have unblocked the bot: messages may reach them.
+                await citizens.mark_reachable(session=session, citizen=citizen, now=now)
             return await handler(Turn(update, session, services.settings, citizen, t, now))
     except Exception:
         log.exception("update %s failed in %s", update.update_id, handler.__name__)

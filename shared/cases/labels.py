@@ -36,6 +36,8 @@ ACTIONS = {
     "case.eligibility": N_("Eligibility decided by staff"),
     "case.close": N_("Case closed"),
     "citizen.consent": N_("Privacy notice accepted"),
+    "citizen.unreachable": N_("Unreachable on Telegram: the citizen blocked the bot"),
+    "citizen.reachable": N_("Reachable on Telegram again: the citizen wrote to the bot"),
     "booking.create": N_("Booking made"),
     "booking.cancel": N_("Booking cancelled"),
     "booking.attended": N_("Checked in"),

@@ -53,6 +53,27 @@ async def give_consent(
     return citizen
 
 
+async def mark_reachable(*, session: AsyncSession, citizen: Citizen, now: datetime) -> bool:
+    """The citizen wrote to the bot: if they had blocked it, they can be reached again.
+
+    Recorded, so that the case page shows when messages to them resumed. False if they
+    were not marked unreachable (nothing changes, nothing is recorded).
+    """
+    if not citizen.unreachable:
+        return False
+    citizen.unreachable = False
+    citizen.updated_at = now
+    await session.flush()
+    await audit.record(
+        session=session,
+        actor=f"citizen:{citizen.id}",
+        action="citizen.reachable",
+        object_type="citizen",
+        object_id=str(citizen.id),
+    )
+    return True
+
+
 async def refuse_consent(*, session: AsyncSession, now: datetime) -> None:
     """Count a refusal of the privacy notice; nothing about the person is stored."""
     session.add(ConsentRefusal(notice_version=PRIVACY_NOTICE_VERSION, at=now))

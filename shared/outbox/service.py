@@ -31,6 +31,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from shared.audit import service as audit
 from shared.citizens.models import Citizen
 from shared.db import is_postgresql, upsert_insert
 from shared.outbox.models import MessageState, OutboxMessage
@@ -375,11 +376,25 @@ async def mark_withdrawn(
 async def mark_citizen_unreachable(
     *, session: AsyncSession, citizen_id: int, now: datetime, error: str
 ) -> int:
-    """Flag a citizen who blocked the bot and stop their queued messages; returns how many."""
-    await session.execute(
-        update(Citizen).where(Citizen.id == citizen_id).values(unreachable=True, updated_at=now),
+    """Flag a citizen who blocked the bot and stop their queued messages; returns how many.
+
+    Recorded, so that the case page shows why messages to them stopped; any update from
+    them clears the flag (`shared.citizens.service.mark_reachable`).
+    """
+    flagged = await session.execute(
+        update(Citizen)
+        .where(Citizen.id == citizen_id, Citizen.unreachable.is_(False))
+        .values(unreachable=True, updated_at=now),
         execution_options={"synchronize_session": "fetch"},
     )
+    if _rowcount(flagged):
+        await audit.record(
+            session=session,
+            actor="telegram",
+            action="citizen.unreachable",
+            object_type="citizen",
+            object_id=str(citizen_id),
+        )
     result = await session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.citizen_id == citizen_id, OutboxMessage.state.in_(_LIVE_STATES))
