@@ -3,11 +3,14 @@
 `@turn` wraps a handler: it ignores updates outside private chats (saying so), handles
 each `update_id` once, opens the transaction, loads the citizen and their language,
 runs the handler, commits, and only then sends the replies. Errors never reach the
-citizen as a stack trace: they get a short apology and the update can be retried.
+citizen as a stack trace: they get a short apology that says what became of their
+message. While the database doesn't answer, the update is kept and tried again (in the
+chat's order) for a while before the citizen is asked to send it again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import io
 import logging
@@ -22,6 +25,7 @@ from telegram.constants import ChatType, ParseMode
 from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
+from bot import faults, texts
 from bot.flood import patiently
 from bot.replies import Document, Edit, Reply, Send, Toast
 from shared.citizens import service as citizens
@@ -106,36 +110,90 @@ def turn(handler: Handler) -> PTBCallback:
 
 
 async def _transaction(handler: Handler, update: Update, services: Deps) -> list[Reply] | None:
-    """Run the handler in the update's transaction; its replies, or None if already handled."""
+    """Run the handler in the update's transaction; its replies, or None if already handled.
+
+    While the database doesn't answer, the update is kept and tried again with backoff
+    for up to `STORE_PATIENCE_SECONDS`: this runs inside the chat's turn
+    (`bot.processor`), so the chat's later updates wait and are handled in order after
+    it. Only then is the citizen told, plainly, to send it again.
+    """
     user = update.effective_user
     assert user is not None
     t = Translator(user.language_code or "")
-    try:
-        async with services.database.transaction() as session:
-            now = utcnow()
-            if not await citizens.first_delivery(
-                session=session, update_id=update.update_id, now=now
-            ):
-                log.info("update %s delivered again: ignored", update.update_id)
-                return None
-            citizen = await citizens.find_by_telegram(session=session, telegram_user_id=user.id)
-            if citizen is not None:
-                t = Translator(citizen.language)
-                # Whatever they sent, they have unblocked the bot: messages may reach them.
-                await citizens.mark_reachable(session=session, citizen=citizen, now=now)
-            return await handler(Turn(update, session, services.settings, citizen, t, now))
-    except Exception:
-        log.exception("update %s failed in %s", update.update_id, handler.__name__)
-        return [Send(t(SOMETHING_WENT_WRONG))]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + STORE_PATIENCE_SECONDS
+    delay = STORE_FIRST_RETRY_SECONDS
+    waited = False
+    while True:
+        reached = False
+        try:
+            async with services.database.transaction() as session:
+                now = utcnow()
+                first = await citizens.first_delivery(
+                    session=session, update_id=update.update_id, now=now
+                )
+                reached = True
+                if not first:
+                    log.info("update %s delivered again: ignored", update.update_id)
+                    return None
+                citizen = await citizens.find_by_telegram(session=session, telegram_user_id=user.id)
+                if citizen is not None:
+                    t = Translator(citizen.language)
+                    # Whatever they sent, they have unblocked the bot: messages may reach them.
+                    await citizens.mark_reachable(session=session, citizen=citizen, now=now)
+                replies = await handler(Turn(update, session, services.settings, citizen, t, now))
+            if waited:
+                log.info("update %s handled once the database answered again", update.update_id)
+            return replies
+        except Exception as exc:
+            # Nothing was asked of the database before its first answer: failing to get
+            # that is the database being away, whatever the driver calls it.
+            if reached and not faults.database_unavailable(exc):
+                log.exception("update %s failed in %s", update.update_id, handler.__name__)
+                return [Send(t(SOMETHING_WENT_WRONG))]
+            if loop.time() + delay > deadline:
+                log.warning(
+                    "update %s dropped: the database did not answer for %.0f s (%s); "
+                    "the citizen was asked to send it again",
+                    update.update_id,
+                    STORE_PATIENCE_SECONDS,
+                    type(exc).__name__,
+                )
+                return [Send(f"{t(NOT_SAVED)}\n{texts.contacts(t)}")]
+            if not waited:
+                log.warning(
+                    "update %s kept: the database did not answer (%s); trying again for up "
+                    "to %.0f s",
+                    update.update_id,
+                    type(exc).__name__,
+                    STORE_PATIENCE_SECONDS,
+                )
+                waited = True
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, STORE_MAX_RETRY_SECONDS)
 
+
+# How long an update is kept while the database doesn't answer, and the pauses between
+# its attempts (doubling). The chat's later updates wait meanwhile; a minute of silence
+# is about as long as a citizen keeps looking at the chat.
+STORE_PATIENCE_SECONDS = 60.0
+STORE_FIRST_RETRY_SECONDS = 0.5
+STORE_MAX_RETRY_SECONDS = 8.0
 
 ONLY_PRIVATE = N_(
     "I only talk in private chats, to protect your privacy. "
     "Write to me directly: tap my name and then “Send message”."
 )
+# Nothing the handler did was kept (its transaction was rolled back): never say otherwise.
 SOMETHING_WENT_WRONG = N_(
-    "Sorry, something went wrong on our side. Nothing you wrote is lost: "
-    "try again in a minute, or write /aiuto to reach a person."
+    "Sorry, something went wrong on our side and what you just sent was not saved. "
+    "Please send it again (or press the button again) in a few minutes, or write /aiuto "
+    "to reach a person."
+)
+NOT_SAVED = N_(
+    "Sorry, we can't save anything right now, so what you just sent was not saved. "
+    "Please send it again (or press the button again) in a few minutes. "
+    "To talk to a person:"
 )
 
 

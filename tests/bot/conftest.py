@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from telegram.ext import Application
@@ -9,6 +9,7 @@ from bot.application import build_application
 from shared.db import Database
 from shared.settings import Settings
 from tests.bot.fake_telegram import TOKEN, FakeTelegram
+from tests.bot.outage import Outage
 
 
 @pytest.fixture
@@ -35,3 +36,11 @@ async def bot_app(
     await app.initialize()
     yield app
     await app.shutdown()
+
+
+@pytest.fixture
+def outage(database: Database) -> Iterator[Outage]:
+    found = Outage(database)
+    yield found
+    found.end()
+    found.remove()
