@@ -75,6 +75,17 @@ class OverlappingRules(InvalidSchedule):
     code = "overlapping_rules"
 
 
+class TextTooLong(BookingError):
+    """A text staff wrote is longer than its field keeps (`field`, at most `max_length`)."""
+
+    code = "text_too_long"
+
+    def __init__(self, field: str, max_length: int) -> None:
+        super().__init__(f"The {field} has more than {max_length} characters.")
+        self.field = field
+        self.max_length = max_length
+
+
 class AlreadyWaiting(BookingError):
     code = "already_waiting"
 

@@ -20,6 +20,7 @@ from shared.booking.errors import (
     InvalidSchedule,
     OverlappingRules,
     ScheduleItemNotFound,
+    TextTooLong,
 )
 from shared.booking.models import (
     Booking,
@@ -35,7 +36,13 @@ from shared.db import utcnow
 from shared.settings import Settings
 
 MIN_SLOT_MINUTES, MAX_SLOT_MINUTES = 5, 480
-MAX_PLACES = 100
+MIN_PLACES, MAX_PLACES = 1, 100
+# Longest texts staff may write, as their columns hold them (directions: what a message fits).
+MAX_HELPDESK_NAME = 120
+MAX_ADDRESS = 200
+MAX_DIRECTIONS = 2000
+MAX_CLOSURE_REASON = 200
+MAX_NOTE = 200
 
 
 async def _record(
@@ -71,14 +78,31 @@ async def _remove(
     return helpdesk_id
 
 
+def _bounded(field: str, text: str, max_length: int) -> str:
+    """`text` without surrounding spaces; `TextTooLong` if still longer than `max_length`."""
+    text = text.strip()
+    if len(text) > max_length:
+        raise TextTooLong(field, max_length)
+    return text
+
+
+def _helpdesk_texts(name: str, address: str, directions: str) -> tuple[str, str, str]:
+    name, address = name.strip(), address.strip()
+    if not name or not address:
+        raise InvalidSchedule("A helpdesk needs a name and an address.")
+    return (
+        _bounded("name", name, MAX_HELPDESK_NAME),
+        _bounded("address", address, MAX_ADDRESS),
+        _bounded("directions", directions, MAX_DIRECTIONS),
+    )
+
+
 async def create_helpdesk(
     *, session: AsyncSession, name: str, address: str, directions: str = "", actor: str
 ) -> Helpdesk:
     """Open a new helpdesk (sportello) where citizens can book interviews."""
-    name, address = name.strip(), address.strip()
-    if not name or not address:
-        raise InvalidSchedule("A helpdesk needs a name and an address.")
-    helpdesk = Helpdesk(name=name[:120], address=address[:200], directions=directions.strip())
+    name, address, directions = _helpdesk_texts(name, address, directions)
+    helpdesk = Helpdesk(name=name, address=address, directions=directions)
     session.add(helpdesk)
     await session.flush()
     await _record(session, actor, "helpdesk.create", helpdesk.id, {"name": helpdesk.name})
@@ -121,8 +145,8 @@ def _check_hours(opens_at: time, closes_at: time, slot_minutes: int, places: int
     span = datetime.combine(date.min, closes_at) - datetime.combine(date.min, opens_at)
     if span < timedelta(minutes=slot_minutes):
         raise InvalidSchedule("The opening hours are shorter than one slot.")
-    if not 1 <= places <= MAX_PLACES:
-        raise InvalidSchedule(f"A slot has between 1 and {MAX_PLACES} places.")
+    if not MIN_PLACES <= places <= MAX_PLACES:
+        raise InvalidSchedule(f"A slot has between {MIN_PLACES} and {MAX_PLACES} places.")
 
 
 async def add_opening_rule(
@@ -199,6 +223,7 @@ async def add_extra_opening(
     """Open a helpdesk on one date outside its weekly hours."""
     await get_helpdesk(session=session, helpdesk_id=helpdesk_id)
     _check_hours(opens_at, closes_at, slot_minutes, places)
+    note = _bounded("note", note, MAX_NOTE)
     opening = ExtraOpening(
         helpdesk_id=helpdesk_id,
         day=day,
@@ -206,7 +231,7 @@ async def add_extra_opening(
         closes_at=closes_at,
         slot_minutes=slot_minutes,
         places=places,
-        note=note.strip()[:200],
+        note=note,
     )
     session.add(opening)
     await session.flush()
@@ -237,12 +262,13 @@ async def add_closure(
         raise InvalidSchedule("Give both the start and the end of the closure, or neither.")
     if starts_at is not None and ends_at is not None and starts_at >= ends_at:
         raise InvalidSchedule("The end of the closure must be after its start.")
+    reason = _bounded("reason", reason, MAX_CLOSURE_REASON)
     closure = Closure(
         helpdesk_id=helpdesk_id,
         day=day,
         starts_at=starts_at,
         ends_at=ends_at,
-        reason=reason.strip()[:200],
+        reason=reason,
     )
     session.add(closure)
     await session.flush()
@@ -288,7 +314,7 @@ async def ensure_helpdesk_name_free(
     *, session: AsyncSession, name: str, helpdesk_id: int | None = None
 ) -> None:
     """Refuse a helpdesk name already used by another one (letter case aside)."""
-    query = select(Helpdesk.id).where(func.lower(Helpdesk.name) == name.strip()[:120].lower())
+    query = select(Helpdesk.id).where(func.lower(Helpdesk.name) == name.strip().lower())
     if helpdesk_id is not None:
         query = query.where(Helpdesk.id != helpdesk_id)
     if await session.scalar(query) is not None:
@@ -306,13 +332,10 @@ async def update_helpdesk(
 ) -> Helpdesk:
     """Change a helpdesk's name, address or directions (what citizens are told)."""
     helpdesk = await get_helpdesk(session=session, helpdesk_id=helpdesk_id)
-    name, address = name.strip(), address.strip()
-    if not name or not address:
-        raise InvalidSchedule("A helpdesk needs a name and an address.")
+    name, address, directions = _helpdesk_texts(name, address, directions)
     await ensure_helpdesk_name_free(session=session, name=name, helpdesk_id=helpdesk_id)
     before = {"name": helpdesk.name, "address": helpdesk.address}
-    helpdesk.name, helpdesk.address = name[:120], address[:200]
-    helpdesk.directions = directions.strip()
+    helpdesk.name, helpdesk.address, helpdesk.directions = name, address, directions
     await session.flush()
     await _record(
         session,

@@ -28,6 +28,7 @@ from shared.booking.errors import (
     SlotNotOffered,
     SlotTooFar,
     SlotTooSoon,
+    TextTooLong,
 )
 from shared.booking.models import (
     Booking,
@@ -46,6 +47,8 @@ from shared.settings import Settings
 
 # Staff may check a citizen in this long before the appointment.
 CHECK_IN_EARLY = timedelta(hours=1)
+# A staff cancellation's reason, as `Booking.cancel_reason` holds it.
+MAX_CANCEL_REASON = 200
 
 
 class CancelledBy(StrEnum):
@@ -190,6 +193,9 @@ async def cancel_booking(
 ) -> Booking:
     """Cancel a booking and free its place (offered first to the waitlist)."""
     now = now or utcnow()
+    reason = (reason or "").strip()
+    if len(reason) > MAX_CANCEL_REASON:
+        raise TextTooLong("reason", MAX_CANCEL_REASON)
     booking = await get_booking(session=session, booking_id=booking_id, citizen_id=citizen_id)
     if by is CancelledBy.CITIZEN and booking.starts_at <= now:
         raise IllegalTransition("The appointment has already started.")
@@ -198,7 +204,7 @@ async def cancel_booking(
         if by is CancelledBy.CITIZEN
         else BookingState.CANCELLED_BY_STAFF
     )
-    await _close(session, booking, state, actor, now, (reason or "").strip()[:200] or None)
+    await _close(session, booking, state, actor, now, reason or None)
     await handoff.pass_on_place(
         session=session, settings=settings, slot_id=booking.slot_id, now=now
     )

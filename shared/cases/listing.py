@@ -21,9 +21,10 @@ from shared.booking.models import Booking, Helpdesk
 from shared.cases import access
 from shared.cases.errors import InvalidCursor, InvalidInput
 from shared.cases.models import Case, CaseNamePrefix, CaseState, Interview
-from shared.cases.search import Search, parse_search
+from shared.cases.search import MAX_QUERY, Search, parse_search
 from shared.citizens.models import Citizen
 from shared.i18n import N_
+from shared.limits import DAY_OUT_OF_RANGE, DAY_RANGE, is_plausible_day
 from shared.settings import Settings
 from shared.staff.models import StaffUser
 
@@ -54,10 +55,14 @@ ASSIGNED_FILTERS = ("me", "none")
 def parse_filters(raw: Mapping[str, str]) -> CaseFilters:
     """Filters from the list's query string; `InvalidInput` names the fields that are wrong."""
     errors: dict[str, str] = {}
+    params: dict[str, Mapping[str, object]] = {}
 
     def pick(name: str) -> str:
         return (raw.get(name) or "").strip()
 
+    if len(pick("q")) > MAX_QUERY:
+        errors["q"] = N_("This text is too long: at most {max_length} characters.")
+        params["q"] = {"max_length": MAX_QUERY}
     state: CaseState | None = None
     if pick("state"):
         try:
@@ -78,17 +83,23 @@ def parse_filters(raw: Mapping[str, str]) -> CaseFilters:
         days[name] = None
         if pick(name):
             try:
-                days[name] = date.fromisoformat(pick(name))
+                found = date.fromisoformat(pick(name))
             except ValueError:
                 errors[name] = N_("Write a date like 2026-03-31.")
+                continue
+            if is_plausible_day(found):
+                days[name] = found
+            else:
+                errors[name] = DAY_OUT_OF_RANGE
+                params[name] = DAY_RANGE
     if days["from"] and days["to"] and days["from"] > days["to"]:
         errors["to"] = N_("The end date is before the start date.")
     if pick("assigned") not in ("", *ASSIGNED_FILTERS):
         errors["assigned"] = N_("Choose one of the options.")
     if errors:
-        raise InvalidInput(errors)
+        raise InvalidInput(errors, params)
     return CaseFilters(
-        text=pick("q")[:100],
+        text=pick("q"),
         state=state,
         urgent=urgent,
         helpdesk_id=helpdesk_id,

@@ -41,6 +41,7 @@ from shared.staff.models import Role, StaffUser
 MAX_REASON = 2000
 MAX_REFERRED_TO = 200
 MAX_OVERRIDE_REASON = 500
+MAX_CLOSE_REASON = 500
 MIN_REASON = 3
 
 
@@ -481,10 +482,10 @@ async def close_case(
     reason = reason.strip()
     if len(reason) < MIN_REASON:
         raise InvalidInput({"close_reason": N_("Write why the case is closed.")})
-    if len(reason) > MAX_OVERRIDE_REASON:
+    if len(reason) > MAX_CLOSE_REASON:
         raise InvalidInput(
             {"close_reason": N_("This text is too long: at most {max_length} characters.")},
-            {"close_reason": {"max_length": MAX_OVERRIDE_REASON}},
+            {"close_reason": {"max_length": MAX_CLOSE_REASON}},
         )
     case = await _case_for_change(session, case_id, staff)
     if case.state == CaseState.BOOKED.value:

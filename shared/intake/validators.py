@@ -49,6 +49,17 @@ NAME_MAX_LENGTH = 80
 MAX_HOUSEHOLD_MEMBERS = 20
 DEFAULT_PHONE_REGION = "IT"
 
+# The longest answer each typed answer type accepts: what a form may let staff type.
+MAX_TYPED_ANSWER = MappingProxyType(
+    {
+        AnswerType.MONTH_YEAR: MAX_SHORT_INPUT,
+        AnswerType.TEXT_NAME: NAME_MAX_LENGTH,
+        AnswerType.PHONE: MAX_SHORT_INPUT,
+        AnswerType.EMAIL: MAX_EMAIL_INPUT,
+        AnswerType.FISCAL_CODE: MAX_SHORT_INPUT,
+    }
+)
+
 
 def _bounded(raw: str, step_key: str, limit: int) -> str:
     if len(raw) > limit:
