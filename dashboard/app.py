@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dashboard import routes
 from dashboard.deps import SignInRequired
+from dashboard.params import invalid_request_page
 from dashboard.security import ErrorBoundary, SecurityHeaders, request_id_of
 from dashboard.templating import render
 from shared.db import Database
@@ -92,8 +93,8 @@ def _install_error_pages(app: FastAPI) -> None:
         return error_page(request, exc.status_code, exc.detail)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(request: Request, _exc: RequestValidationError) -> Response:
-        return error_page(request, 400)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        return invalid_request_page(request, exc)
 
 
 def _mount_static(app: FastAPI) -> None:

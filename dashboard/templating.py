@@ -13,6 +13,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from dashboard.limits import FIELD_LIMITS
 from shared.i18n import Translator
 
 Style = Literal["full", "long", "medium", "short"]
@@ -79,6 +80,8 @@ def render(
             "when": when,
             "day": day,
             "hour": hour,
+            # Form fields' `maxlength`, `min` and `max`: the services' own limits.
+            "limits": FIELD_LIMITS,
             **(context or {}),
         },
         status_code=status_code,

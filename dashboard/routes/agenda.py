@@ -14,10 +14,23 @@ from typing import Annotated
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from babel.dates import format_date
-from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from dashboard.deps import STAFF, Session, Viewer, allow, settings_of
+from dashboard.limits import TOO_LONG
+from dashboard.params import (
+    BadDay,
+    FormText,
+    QueryDay,
+    QueryId,
+    QueryText,
+    QueryWord,
+    RecordId,
+    read_day,
+    read_id,
+    read_instant,
+)
 from dashboard.redirects import local_path
 from dashboard.templating import render
 from shared.booking import agenda, availability, hours
@@ -28,6 +41,7 @@ from shared.booking.errors import (
     BookingNotFound,
     IllegalTransition,
     SlotTaken,
+    TextTooLong,
 )
 from shared.booking.models import BookingState, Helpdesk
 from shared.booking.service import CancelledBy
@@ -36,12 +50,8 @@ from shared.i18n import N_, Translator
 
 router = APIRouter()
 Staff = Annotated[Viewer, Depends(allow(*STAFF))]
-ShortText = Annotated[str, Query(max_length=40)]
 BackQuery = Annotated[str, Query(max_length=300)]
 BackForm = Annotated[str, Form(max_length=300)]
-# Ids in paths stay within the databases' integer range (a larger one is a 400, not a 500).
-MAX_ID = 2**31 - 1
-BookingId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 AGENDA = "/agenda"
 DAYS_OF_FREE_SLOTS = 7
@@ -124,24 +134,12 @@ def date_labeler(viewer: Viewer, style: str = "full") -> Callable[[date], str]:
     return label
 
 
-def parse_day(value: str) -> date | None:
-    """A date as `<input type=date>` sends it (2026-12-31) or as typed (31/12/2026), else None."""
-    value = value.strip()
+def day_or_none(value: str) -> date | None:
+    """A day from a hidden form field; None when empty, malformed or out of range."""
     try:
-        if "/" in value:
-            return datetime.strptime(value, "%d/%m/%Y").date()  # noqa: DTZ007 - a plain date
-        return date.fromisoformat(value) if value else None
-    except ValueError:
+        return read_day(value)
+    except BadDay:
         return None
-
-
-def parse_id(value: str) -> int | None:
-    """A database id from a form or query field; None when empty or not one."""
-    try:
-        found = int(value)
-    except ValueError:
-        return None
-    return found if 1 <= found <= MAX_ID else None
 
 
 def local_today(request: Request) -> date:
@@ -170,19 +168,15 @@ async def agenda_page(
     request: Request,
     session: Session,
     viewer: Staff,
-    view: ShortText = "day",
-    day: ShortText = "",
-    helpdesk: ShortText = "",
-    notice: ShortText = "",
+    view: QueryWord = "day",
+    day: QueryDay = None,
+    helpdesk: QueryId = None,
+    notice: QueryWord = "",
 ) -> HTMLResponse:
     if view not in ("day", "week"):
         raise HTTPException(status_code=400)
-    chosen = parse_day(day) if day else local_today(request)
-    if chosen is None:
-        raise HTTPException(status_code=400)
-    helpdesk_id = parse_id(helpdesk) if helpdesk else None
-    if helpdesk and helpdesk_id is None:
-        raise HTTPException(status_code=400)
+    chosen = day or local_today(request)
+    helpdesk_id = helpdesk
     tz = settings_of(request).tz
     first = chosen if view == "day" else chosen - timedelta(days=chosen.weekday())
     days = [first + timedelta(days=n) for n in range(1 if view == "day" else 7)]
@@ -266,14 +260,14 @@ async def _close_booking(
 
 @router.post("/agenda/bookings/{booking_id}/attended")
 async def check_in(
-    request: Request, session: Session, viewer: Staff, booking_id: BookingId, back: BackForm = ""
+    request: Request, session: Session, viewer: Staff, booking_id: RecordId, back: BackForm = ""
 ) -> Response:
     return await _close_booking(request, session, viewer, booking_id, back, "attended")
 
 
 @router.post("/agenda/bookings/{booking_id}/no-show")
 async def no_show(
-    request: Request, session: Session, viewer: Staff, booking_id: BookingId, back: BackForm = ""
+    request: Request, session: Session, viewer: Staff, booking_id: RecordId, back: BackForm = ""
 ) -> Response:
     return await _close_booking(request, session, viewer, booking_id, back, "no_show")
 
@@ -311,9 +305,10 @@ async def cancel_form(
     request: Request,
     session: Session,
     viewer: Staff,
-    booking_id: BookingId,
+    booking_id: RecordId,
     back: BackQuery = "",
-    reason: Annotated[str, Query(max_length=200)] = "",
+    # Suggested by the page that links here (a closure's reason); checked when sent.
+    reason: QueryText = "",
 ) -> HTMLResponse:
     entry = await _entry(session, booking_id)
     return _cancel_page(request, entry, back=local_path(back, AGENDA), reason=reason)
@@ -324,14 +319,15 @@ async def cancel(
     request: Request,
     session: Session,
     viewer: Staff,
-    booking_id: BookingId,
-    reason: Annotated[str, Form(max_length=200)] = "",
+    booking_id: RecordId,
+    reason: FormText = "",
     back: BackForm = "",
 ) -> Response:
     back = local_path(back, AGENDA)
     entry = await _entry(session, booking_id)
+    t = Translator(viewer.language)
     if not reason.strip():
-        errors = {"reason": N_("Write why the booking is cancelled.")}
+        errors = {"reason": t(N_("Write why the booking is cancelled."))}
         return _cancel_page(request, entry, back=back, reason=reason, errors=errors, status=400)
     try:
         await booking.cancel_booking(
@@ -342,6 +338,9 @@ async def cancel(
             actor=viewer.actor,
             reason=reason,
         )
+    except TextTooLong as exc:
+        errors = {"reason": t(TOO_LONG, max_length=exc.max_length)}
+        return _cancel_page(request, entry, back=back, reason=reason, errors=errors, status=400)
     except BookingError as exc:
         entry = await _entry(session, booking_id)
         return _cancel_page(
@@ -417,9 +416,9 @@ async def move_form(
     request: Request,
     session: Session,
     viewer: Staff,
-    booking_id: BookingId,
-    helpdesk: ShortText = "",
-    start: ShortText = "",
+    booking_id: RecordId,
+    helpdesk: QueryId = None,
+    start: QueryDay = None,
     back: BackQuery = "",
 ) -> HTMLResponse:
     return await _move_page(
@@ -427,18 +426,10 @@ async def move_form(
         session,
         viewer,
         booking_id,
-        helpdesk_id=parse_id(helpdesk),
-        start=parse_day(start),
+        helpdesk_id=helpdesk,
+        start=start,
         back=local_path(back, AGENDA),
     )
-
-
-def _parse_instant(value: str) -> datetime | None:
-    try:
-        found = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    return found if found.tzinfo is not None else None
 
 
 @router.post("/agenda/bookings/{booking_id}/move")
@@ -446,20 +437,20 @@ async def move(
     request: Request,
     session: Session,
     viewer: Staff,
-    booking_id: BookingId,
-    helpdesk_id: Annotated[str, Form(max_length=20)] = "",
-    starts_at: Annotated[str, Form(max_length=40)] = "",
-    start: Annotated[str, Form(max_length=20)] = "",
+    booking_id: RecordId,
+    helpdesk_id: FormText = "",
+    starts_at: FormText = "",
+    start: FormText = "",
     back: BackForm = "",
 ) -> Response:
     back = local_path(back, AGENDA)
     entry = await _entry(session, booking_id)
     told = entry.citizen.telegram_chat_id is not None
-    when = _parse_instant(starts_at)
-    place = parse_id(helpdesk_id)
+    when = read_instant(starts_at)
+    place = read_id(helpdesk_id)
     if when is None or place is None:
         return await _move_page(
-            request, session, viewer, booking_id, helpdesk_id=place, start=parse_day(start),
+            request, session, viewer, booking_id, helpdesk_id=place, start=day_or_none(start),
             back=back, chosen=starts_at, problem="choose_slot", status=400,
         )  # fmt: skip
     try:
@@ -475,7 +466,7 @@ async def move(
     except BookingError as exc:
         status = 409 if isinstance(exc, SlotTaken | IllegalTransition) else 400
         return await _move_page(
-            request, session, viewer, booking_id, helpdesk_id=place, start=parse_day(start),
+            request, session, viewer, booking_id, helpdesk_id=place, start=day_or_none(start),
             back=back, chosen=starts_at, problem=problem_key(exc), status=status,
         )  # fmt: skip
     return RedirectResponse(with_notice(back, "moved" if told else "moved_call"), status_code=303)

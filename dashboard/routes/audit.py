@@ -7,24 +7,31 @@ from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
 from dashboard.deps import COORDINATION, Session, Viewer, allow, settings_of
+from dashboard.limits import FIELD_LIMITS, TOO_LONG
+from dashboard.params import BAD_DAY, BadDay, QueryId, QueryText, read_day
 from dashboard.templating import render
 from shared.audit import queries
-from shared.i18n import N_
+from shared.i18n import N_, Translator
+from shared.limits import DAY_RANGE
 
 router = APIRouter()
 Coordinator = Annotated[Viewer, Depends(allow(*COORDINATION))]
-Filter = Annotated[str, Query(max_length=80)]
+# The filter form's fields, as typed: checked below, each next to its field.
+Filter = QueryText
 
 BAD_DATE = N_("Write the day like 2026-03-31, or pick it from the calendar.")
 BAD_RANGE = N_("The end of the period must not be before its start.")
-
-
-def _day(value: str) -> date | None:
-    return date.fromisoformat(value) if value else None
+# The longest value of each text filter: the width of the column it is matched against.
+TEXT_FILTERS = {
+    "actor": FIELD_LIMITS.actor,
+    "action": FIELD_LIMITS.action,
+    "object_type": FIELD_LIMITS.object_type,
+    "object_id": FIELD_LIMITS.object_id,
+}
 
 
 def detail_items(details: Any) -> list[tuple[str, str]]:
@@ -48,7 +55,7 @@ async def audit_log(
     object_id: Filter = "",
     since: Filter = "",
     until: Filter = "",
-    before: Filter = "",
+    before: QueryId = None,
 ) -> HTMLResponse:
     tz = settings_of(request).tz
     values = {
@@ -59,16 +66,20 @@ async def audit_log(
         "since": since.strip(),
         "until": until.strip(),
     }
+    t = Translator(viewer.language)
     errors: dict[str, str] = {}
+    for name, max_length in TEXT_FILTERS.items():
+        if len(values[name]) > max_length:
+            errors[name] = t(TOO_LONG, max_length=max_length)
     days: dict[str, date | None] = {}
     for name in ("since", "until"):
         try:
-            days[name] = _day(values[name])
-        except ValueError:
-            errors[name] = BAD_DATE
+            days[name] = read_day(values[name])
+        except BadDay as exc:
+            errors[name] = t(BAD_DATE if exc.message == BAD_DAY else exc.message, **DAY_RANGE)
     first, last = days.get("since"), days.get("until")
     if first is not None and last is not None and last < first:
-        errors["until"] = BAD_RANGE
+        errors["until"] = t(BAD_RANGE)
     page = queries.AuditPage(events=[], older=None)
     if not errors:
         filters = queries.AuditFilter(
@@ -83,7 +94,7 @@ async def audit_log(
         page = await queries.browse(
             session=session,
             filters=filters,
-            before=int(before) if before.isdecimal() else None,
+            before=before,
         )
     kept = {key: value for key, value in values.items() if value}
     return render(

@@ -18,6 +18,7 @@ from dashboard.deps import (
     public,
     settings_of,
 )
+from dashboard.params import FormText
 from dashboard.redirects import local_path
 from dashboard.templating import render
 from shared.db import utcnow
@@ -65,8 +66,9 @@ async def login_form(request: Request) -> HTMLResponse:
 async def login(
     request: Request,
     session: Session,
-    username: Annotated[str, Form(max_length=200)] = "",
-    password: Annotated[str, Form(max_length=200)] = "",
+    # As typed, however long: a name or password past its limit is just a wrong one.
+    username: FormText = "",
+    password: FormText = "",
 ) -> Response:
     policy = sessions.SessionPolicy.from_settings(settings_of(request))
     try:
@@ -114,9 +116,9 @@ async def change_password(
     request: Request,
     session: Session,
     viewer: Annotated[Viewer, Depends(allow(*EVERYONE))],
-    current: Annotated[str, Form(max_length=200)] = "",
-    new: Annotated[str, Form(max_length=200)] = "",
-    repeat: Annotated[str, Form(max_length=200)] = "",
+    current: FormText = "",
+    new: FormText = "",
+    repeat: FormText = "",
 ) -> HTMLResponse:
     errors: dict[str, str] = {}
     if new != repeat:

@@ -13,10 +13,11 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from dashboard.deps import COORDINATION, STAFF, Session, Viewer, allow, settings_of
+from dashboard.params import FormText, QueryText, QueryWord, RecordId, read_id, storable_form
 from dashboard.templating import render
 from shared.booking import hours
 from shared.cases import access, labels, listing, view
@@ -38,11 +39,6 @@ from shared.i18n import N_, Translator
 router = APIRouter()
 Staff = Annotated[Viewer, Depends(allow(*STAFF))]
 Coordinator = Annotated[Viewer, Depends(allow(*COORDINATION))]
-# Ids in paths stay within the databases' integer range (a larger one is a 400, not a 500).
-MAX_ID = 2**31 - 1
-CaseId = Annotated[int, Path(ge=1, le=MAX_ID)]
-Short = Annotated[str, Query(max_length=100)]
-Reason = Annotated[str, Form(max_length=4000)]
 
 # What a change did, shown after the redirect.
 NOTICES = {
@@ -109,21 +105,23 @@ async def case_list(
     request: Request,
     session: Session,
     viewer: Staff,
-    q: Short = "",
-    state: Short = "",
-    urgent: Short = "",
-    helpdesk: Short = "",
-    from_: Annotated[str, Query(alias="from", max_length=100)] = "",
-    to: Short = "",
-    assigned: Short = "",
-    after: Short = "",
-    before: Short = "",
+    # The search form's fields: `listing.parse_filters` checks them, next to each field.
+    q: QueryText = "",
+    state: QueryText = "",
+    urgent: QueryText = "",
+    helpdesk: QueryText = "",
+    from_: Annotated[QueryText, Query(alias="from")] = "",
+    to: QueryText = "",
+    assigned: QueryText = "",
+    after: QueryWord = "",
+    before: QueryWord = "",
 ) -> HTMLResponse:
     raw = {
         "q": q, "state": state, "urgent": urgent, "helpdesk": helpdesk,
         "from": from_, "to": to, "assigned": assigned,
     }  # fmt: skip
     errors: dict[str, str] = {}
+    params: dict[str, dict[str, object]] = {}
     page = listing.CasePage([], None, None)
     filters = listing.CaseFilters()
     try:
@@ -137,7 +135,7 @@ async def case_list(
             before=before or None,
         )
     except InvalidInput as exc:
-        errors = exc.errors
+        errors, params = exc.errors, exc.params
     except InvalidCursor:
         raise HTTPException(status_code=400) from None
     helpdesks = await hours.list_helpdesks(session=session, active_only=False)
@@ -148,7 +146,9 @@ async def case_list(
         {
             **_common(viewer),
             "raw": raw,
-            "errors": {name: t(message) for name, message in errors.items()},
+            "errors": {
+                name: t(message, **params.get(name, {})) for name, message in errors.items()
+            },
             "page": page,
             "filtered": filters.active,
             "sees_all": _member(viewer).sees_all,
@@ -224,7 +224,7 @@ async def _detail_page(
 
 @router.get("/cases/{case_id}")
 async def case_page(
-    request: Request, session: Session, viewer: Staff, case_id: CaseId, notice: Short = ""
+    request: Request, session: Session, viewer: Staff, case_id: RecordId, notice: QueryWord = ""
 ) -> HTMLResponse:
     return await _detail_page(request, session, viewer, case_id, notice=notice)
 
@@ -261,11 +261,11 @@ async def assign(
     request: Request,
     session: Session,
     viewer: Staff,
-    case_id: CaseId,
-    assignee: Annotated[str, Form(max_length=20)] = "",
+    case_id: RecordId,
+    assignee: FormText = "",
 ) -> Response:
     assignee = assignee.strip()
-    if assignee and not (assignee.isdecimal() and int(assignee) <= MAX_ID):
+    if assignee and read_id(assignee) is None:
         errors = {"assignee": N_("Choose an active case worker.")}
         form = {"assignee": assignee}
         return await _detail_page(
@@ -293,9 +293,9 @@ async def eligibility(
     request: Request,
     session: Session,
     viewer: Coordinator,
-    case_id: CaseId,
-    decision: Annotated[str, Form(max_length=20)] = "",
-    reason: Reason = "",
+    case_id: RecordId,
+    decision: FormText = "",
+    reason: FormText = "",
 ) -> Response:
     form = {"decision": decision, "reason": reason}
     if decision not in ELIGIBILITY_DECISIONS:
@@ -323,7 +323,11 @@ async def eligibility(
 
 @router.post("/cases/{case_id}/close")
 async def close(
-    request: Request, session: Session, viewer: Staff, case_id: CaseId, close_reason: Reason = ""
+    request: Request,
+    session: Session,
+    viewer: Staff,
+    case_id: RecordId,
+    close_reason: FormText = "",
 ) -> Response:
     return await _change(
         request,
@@ -397,7 +401,7 @@ async def _interview_page(
 
 async def _interview_fields(request: Request) -> dict[str, list[str]]:
     """The interview form's fields ("section.field" → values) of the submitted form."""
-    submitted = await request.form()
+    submitted = await storable_form(request)
     return {
         name: [value for value in submitted.getlist(name) if isinstance(value, str)]
         for name in submitted
@@ -407,14 +411,14 @@ async def _interview_fields(request: Request) -> dict[str, list[str]]:
 
 @router.get("/cases/{case_id}/interview")
 async def interview_page(
-    request: Request, session: Session, viewer: Staff, case_id: CaseId, notice: Short = ""
+    request: Request, session: Session, viewer: Staff, case_id: RecordId, notice: QueryWord = ""
 ) -> HTMLResponse:
     return await _interview_page(request, session, viewer, case_id, notice=notice)
 
 
 @router.post("/cases/{case_id}/interview")
 async def save_interview(
-    request: Request, session: Session, viewer: Staff, case_id: CaseId
+    request: Request, session: Session, viewer: Staff, case_id: RecordId
 ) -> Response:
     fields = await _interview_fields(request)
     try:
@@ -440,10 +444,10 @@ async def record_outcome(
     request: Request,
     session: Session,
     viewer: Staff,
-    case_id: CaseId,
-    outcome: Annotated[str, Form(max_length=20)] = "",
-    reason: Reason = "",
-    referred_to: Annotated[str, Form(max_length=400)] = "",
+    case_id: RecordId,
+    outcome: FormText = "",
+    reason: FormText = "",
+    referred_to: FormText = "",
 ) -> Response:
     fields = await _interview_fields(request)
     kept = {"outcome": outcome, "reason": reason, "referred_to": referred_to}

@@ -11,11 +11,22 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
 from dashboard.deps import STAFF, Session, Viewer, allow, settings_of
+from dashboard.params import (
+    BAD_DAY,
+    BadDay,
+    QueryId,
+    QueryText,
+    RecordId,
+    read_day,
+    read_id,
+    read_instant,
+    storable_form,
+)
 from dashboard.templating import render
 from shared.audit import service as audit
 from shared.booking import availability, hours
@@ -27,6 +38,7 @@ from shared.citizens.models import Channel
 from shared.db import utcnow
 from shared.i18n import N_, Translator
 from shared.intake import staff as staff_intake
+from shared.intake import validators
 from shared.intake.errors import IntakeNotFound
 from shared.intake.questionnaire import (
     QUESTIONNAIRE,
@@ -38,6 +50,7 @@ from shared.intake.questionnaire import (
     step,
     summary,
 )
+from shared.limits import DAY_RANGE
 from shared.settings import Settings
 
 router = APIRouter()
@@ -86,6 +99,8 @@ class StepView:
     optional: bool
     condition: str
     options: list[tuple[str, str]] = field(default_factory=list)
+    # The longest answer its validator accepts, for a typed answer (None for choices).
+    max_length: int | None = None
 
 
 def _condition_note(s: Step, t: Translator) -> str:
@@ -109,6 +124,7 @@ def _steps(t: Translator, settings: Settings) -> list[StepView]:
             optional=s.optional,
             condition=_condition_note(s, t),
             options=[(o.key, option_label(s, o.key, t)) for o in s.options],
+            max_length=validators.MAX_TYPED_ANSWER.get(s.answer),
         )
         for s in QUESTIONNAIRE
     ]
@@ -207,7 +223,7 @@ async def intake_form(request: Request, viewer: StaffViewer) -> HTMLResponse:
 @router.post("/intake", response_model=None)
 async def submit_intake(request: Request, session: Session, viewer: StaffViewer) -> Response:
     settings = settings_of(request)
-    form = IntakeForm.parse(await request.form())
+    form = IntakeForm.parse(await storable_form(request))
     try:
         submission = await staff_intake.submit_intake(
             session=session,
@@ -248,6 +264,8 @@ async def _result_page(
     slot_error: str = "",
     status: int = 200,
 ) -> HTMLResponse:
+    """The citizen's intake and, while they may book, free times (of `day`, a filter typed
+    into the page's own form: a bad one is shown next to it)."""
     settings = settings_of(request)
     t = Translator(viewer.language)
     try:
@@ -271,12 +289,19 @@ async def _result_page(
     slots: list[availability.FreeSlot] = []
     if submission.may_book and active is None:
         since = until = None
-        if day:
-            try:
-                since, until = _day_bounds(date.fromisoformat(day), settings)
-            except ValueError:
-                day_error = t(N_("Write the day like 2026-03-31, or pick it from the calendar."))
-                status = 400
+        try:
+            chosen = read_day(day)
+        except BadDay as exc:
+            chosen = None
+            day_error = t(
+                N_("Write the day like 2026-03-31, or pick it from the calendar.")
+                if exc.message == BAD_DAY
+                else exc.message,
+                **DAY_RANGE,
+            )
+            status = 400
+        if chosen is not None:
+            since, until = _day_bounds(chosen, settings)
         found = await availability.list_free_slots(
             session=session, settings=settings, helpdesk_id=helpdesk_id, since=since, until=until
         )
@@ -327,35 +352,27 @@ async def intake_result(
     request: Request,
     session: Session,
     viewer: StaffViewer,
-    citizen_id: int,
-    helpdesk: Annotated[str, Query(max_length=12)] = "",
-    day: Annotated[str, Query(max_length=20)] = "",
+    citizen_id: RecordId,
+    helpdesk: QueryId = None,
+    day: QueryText = "",
 ) -> HTMLResponse:
-    helpdesk_id = int(helpdesk) if helpdesk.isdecimal() else None
-    return await _result_page(
-        request, session, viewer, citizen_id, helpdesk_id=helpdesk_id, day=day
-    )
+    return await _result_page(request, session, viewer, citizen_id, helpdesk_id=helpdesk, day=day)
 
 
 def _parse_slot(value: str) -> tuple[int, datetime] | None:
     """ "3|2026-03-31T07:30:00+00:00" → (helpdesk id, aware start), or None if malformed."""
     helpdesk, _, starts = value.partition("|")
-    if not helpdesk.isdecimal() or len(helpdesk) > 9:
+    helpdesk_id, starts_at = read_id(helpdesk), read_instant(starts)
+    if helpdesk_id is None or starts_at is None:
         return None
-    try:
-        starts_at = datetime.fromisoformat(starts)
-    except ValueError:
-        return None
-    if starts_at.tzinfo is None:
-        return None
-    return int(helpdesk), starts_at
+    return helpdesk_id, starts_at
 
 
 @router.post("/intake/{citizen_id}/booking", response_model=None)
 async def book_interview(
-    request: Request, session: Session, viewer: StaffViewer, citizen_id: int
+    request: Request, session: Session, viewer: StaffViewer, citizen_id: RecordId
 ) -> Response:
-    parsed = _parse_slot(_text(await request.form(), "slot"))
+    parsed = _parse_slot(_text(await storable_form(request), "slot"))
     if parsed is None:
         code, status = "no_slot", 400
     else:

@@ -11,32 +11,34 @@ from datetime import date, time
 from typing import Annotated, Any
 
 from babel.dates import get_day_names
-from fastapi import APIRouter, Depends, Form, HTTPException, Path, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from dashboard.deps import COORDINATION, Session, Viewer, allow, settings_of
+from dashboard.limits import TOO_LONG
+from dashboard.params import BadDay, FormText, QueryWord, RecordId, read_day
 from dashboard.routes.agenda import (
-    MAX_ID,
     STATE_LABELS,
     date_labeler,
     local_today,
     notice_of,
-    parse_day,
     with_notice,
 )
 from dashboard.templating import render
 from shared.booking import hours
 from shared.booking.agenda import AgendaEntry
-from shared.booking.errors import BookingError, HelpdeskNotFound, ScheduleItemNotFound
+from shared.booking.errors import (
+    BookingError,
+    HelpdeskNotFound,
+    ScheduleItemNotFound,
+    TextTooLong,
+)
 from shared.booking.models import Helpdesk
 from shared.i18n import N_, Translator
+from shared.limits import DAY_RANGE
 
 router = APIRouter()
 Coordinator = Annotated[Viewer, Depends(allow(*COORDINATION))]
-ItemId = Annotated[int, Path(ge=1, le=MAX_ID)]
-Text = Annotated[str, Form(max_length=200)]
-LongText = Annotated[str, Form(max_length=2000)]
-Short = Annotated[str, Form(max_length=20)]
 
 NOTICES = {
     "helpdesk_created": ("success", N_("Helpdesk created. Now add its weekly hours.")),
@@ -81,27 +83,31 @@ FIELD_OF = {
 }
 REQUIRED = N_("This field is required.")
 BAD_TIME = N_("Write a time like 09:30.")
-BAD_DATE = N_("Write a date like 31/12/2026.")
 BAD_NUMBER = N_("Write a whole number.")
 BAD_WEEKDAY = N_("Choose a day of the week.")
 
 
 class Fields:
-    """Parse a form's raw strings, collecting one message per bad field.
+    """Parse a form's raw strings, collecting one message per bad field (in `t`'s language).
 
     A bad or missing required value comes back as a placeholder (midnight, 0, `date.min`):
-    callers use the parsed values only when `errors` is empty.
+    callers use the parsed values only when `errors` is empty. Values past the services'
+    limits are theirs to refuse (`refused`), so the form comes back with all it holds.
     """
 
-    def __init__(self, values: dict[str, str], prefix: str = "") -> None:
+    def __init__(self, values: dict[str, str], t: Translator, prefix: str = "") -> None:
         self.values = values
+        self.t = t
         self.prefix = prefix
         self.errors: dict[str, str] = {}
+
+    def _fail(self, name: str, message: str, **params: object) -> None:
+        self.errors[name] = self.t(message, **params)
 
     def _raw(self, name: str, required: bool) -> str:
         value = self.values.get(name, "").strip()
         if required and not value:
-            self.errors[name] = REQUIRED
+            self._fail(name, REQUIRED)
         return value
 
     def text(self, name: str, *, required: bool = False) -> str:
@@ -115,32 +121,36 @@ class Fields:
         try:
             return time.fromisoformat(value) if value else None
         except ValueError:
-            self.errors[name] = BAD_TIME
+            self._fail(name, BAD_TIME)
             return None
 
     def day(self, name: str) -> date:
         return self.optional_day(name, required=True) or date.min
 
     def optional_day(self, name: str, *, required: bool = False) -> date | None:
-        value = self._raw(name, required)
-        found = parse_day(value) if value else None
-        if value and found is None:
-            self.errors[name] = BAD_DATE
-        return found
+        try:
+            return read_day(self._raw(name, required))
+        except BadDay as exc:
+            self._fail(name, exc.message, **DAY_RANGE)
+            return None
 
     def number(self, name: str, *, message: str = BAD_NUMBER) -> int:
         value = self._raw(name, True)
         try:
+            # However many digits: the range is the service's to check, next to the field.
             return int(value) if value else 0
         except ValueError:
-            self.errors[name] = message
+            self._fail(name, message)
             return 0
 
     def refused(self, exc: BookingError) -> None:
         """Put the domain's message next to the field it is about (or above the form)."""
+        if isinstance(exc, TextTooLong):
+            self._fail(self.prefix + exc.field, TOO_LONG, max_length=exc.max_length)
+            return
         message = str(exc)
         field = FIELD_OF.get(message)
-        self.errors[self.prefix + field if field else "form"] = message
+        self._fail(self.prefix + field if field else "form", message)
 
 
 def _weekdays(viewer: Viewer) -> list[tuple[int, str]]:
@@ -222,11 +232,13 @@ async def create_helpdesk(
     request: Request,
     session: Session,
     viewer: Coordinator,
-    name: Text = "",
-    address: Text = "",
-    directions: LongText = "",
+    name: FormText = "",
+    address: FormText = "",
+    directions: FormText = "",
 ) -> Response:
-    form = Fields({"name": name, "address": address, "directions": directions})
+    form = Fields(
+        {"name": name, "address": address, "directions": directions}, Translator(viewer.language)
+    )
     clean_name = form.text("name", required=True)
     clean_address = form.text("address", required=True)
     if not form.errors:
@@ -275,7 +287,11 @@ def _helpdesk_page(
 
 @router.get("/schedules/helpdesks/{helpdesk_id}")
 async def helpdesk_page(
-    request: Request, session: Session, viewer: Coordinator, helpdesk_id: ItemId, notice: str = ""
+    request: Request,
+    session: Session,
+    viewer: Coordinator,
+    helpdesk_id: RecordId,
+    notice: QueryWord = "",
 ) -> HTMLResponse:
     helpdesk = await _helpdesk(session, helpdesk_id)
     return _helpdesk_page(request, viewer, helpdesk, notice=notice)
@@ -286,13 +302,15 @@ async def update_helpdesk(
     request: Request,
     session: Session,
     viewer: Coordinator,
-    helpdesk_id: ItemId,
-    name: Text = "",
-    address: Text = "",
-    directions: LongText = "",
+    helpdesk_id: RecordId,
+    name: FormText = "",
+    address: FormText = "",
+    directions: FormText = "",
 ) -> Response:
     helpdesk = await _helpdesk(session, helpdesk_id)
-    form = Fields({"name": name, "address": address, "directions": directions})
+    form = Fields(
+        {"name": name, "address": address, "directions": directions}, Translator(viewer.language)
+    )
     form.text("name", required=True)
     form.text("address", required=True)
     if not form.errors:
@@ -316,7 +334,7 @@ async def update_helpdesk(
 
 @router.post("/schedules/helpdesks/{helpdesk_id}/active")
 async def set_active(
-    session: Session, viewer: Coordinator, helpdesk_id: ItemId, active: Short = ""
+    session: Session, viewer: Coordinator, helpdesk_id: RecordId, active: FormText = ""
 ) -> Response:
     if active not in ("0", "1"):
         raise HTTPException(status_code=400)
@@ -365,7 +383,11 @@ async def _hours_page(
 
 @router.get("/schedules/helpdesks/{helpdesk_id}/hours")
 async def hours_page(
-    request: Request, session: Session, viewer: Coordinator, helpdesk_id: ItemId, notice: str = ""
+    request: Request,
+    session: Session,
+    viewer: Coordinator,
+    helpdesk_id: RecordId,
+    notice: QueryWord = "",
 ) -> HTMLResponse:
     helpdesk = await _helpdesk(session, helpdesk_id)
     return await _hours_page(request, session, viewer, helpdesk, notice=notice)
@@ -376,14 +398,14 @@ async def add_hours(
     request: Request,
     session: Session,
     viewer: Coordinator,
-    helpdesk_id: ItemId,
-    weekday: Short = "",
-    opens_at: Short = "",
-    closes_at: Short = "",
-    slot_minutes: Short = "",
-    places: Short = "",
-    valid_from: Short = "",
-    valid_until: Short = "",
+    helpdesk_id: RecordId,
+    weekday: FormText = "",
+    opens_at: FormText = "",
+    closes_at: FormText = "",
+    slot_minutes: FormText = "",
+    places: FormText = "",
+    valid_from: FormText = "",
+    valid_until: FormText = "",
 ) -> Response:
     helpdesk = await _helpdesk(session, helpdesk_id)
     form = Fields(
@@ -391,7 +413,8 @@ async def add_hours(
             "weekday": weekday, "opens_at": opens_at, "closes_at": closes_at,
             "slot_minutes": slot_minutes, "places": places, "valid_from": valid_from,
             "valid_until": valid_until,
-        }
+        },
+        Translator(viewer.language),
     )  # fmt: skip
     day_of_week = form.number("weekday", message=BAD_WEEKDAY)
     opens, closes = form.clock("opens_at"), form.clock("closes_at")
@@ -427,14 +450,18 @@ async def _after_removal(
 
 @router.post("/schedules/rules/{rule_id}/end")
 async def end_hours(
-    request: Request, session: Session, viewer: Coordinator, rule_id: ItemId, last_day: Short = ""
+    request: Request,
+    session: Session,
+    viewer: Coordinator,
+    rule_id: RecordId,
+    last_day: FormText = "",
 ) -> Response:
     try:
         rule = await hours.get_opening_rule(session=session, rule_id=rule_id)
     except ScheduleItemNotFound:
         raise HTTPException(status_code=404) from None
     helpdesk_id = rule.helpdesk_id
-    form = Fields({"last_day": last_day})
+    form = Fields({"last_day": last_day}, Translator(viewer.language))
     day = form.day("last_day")
     if not form.errors:
         try:
@@ -462,7 +489,7 @@ async def end_hours(
 
 @router.post("/schedules/rules/{rule_id}/delete")
 async def delete_hours(
-    request: Request, session: Session, viewer: Coordinator, rule_id: ItemId
+    request: Request, session: Session, viewer: Coordinator, rule_id: RecordId
 ) -> Response:
     try:
         helpdesk_id = await hours.delete_opening_rule(
@@ -512,7 +539,11 @@ async def _closures_page(
 
 @router.get("/schedules/helpdesks/{helpdesk_id}/closures")
 async def closures_page(
-    request: Request, session: Session, viewer: Coordinator, helpdesk_id: ItemId, notice: str = ""
+    request: Request,
+    session: Session,
+    viewer: Coordinator,
+    helpdesk_id: RecordId,
+    notice: QueryWord = "",
 ) -> HTMLResponse:
     helpdesk = await _helpdesk(session, helpdesk_id)
     return await _closures_page(request, session, viewer, helpdesk, notice=notice)
@@ -523,11 +554,11 @@ async def add_closure(
     request: Request,
     session: Session,
     viewer: Coordinator,
-    helpdesk_id: ItemId,
-    closure_day: Short = "",
-    closure_starts_at: Short = "",
-    closure_ends_at: Short = "",
-    closure_reason: Text = "",
+    helpdesk_id: RecordId,
+    closure_day: FormText = "",
+    closure_starts_at: FormText = "",
+    closure_ends_at: FormText = "",
+    closure_reason: FormText = "",
 ) -> Response:
     helpdesk = await _helpdesk(session, helpdesk_id)
     form = Fields(
@@ -535,6 +566,7 @@ async def add_closure(
             "closure_day": closure_day, "closure_starts_at": closure_starts_at,
             "closure_ends_at": closure_ends_at, "closure_reason": closure_reason,
         },
+        Translator(viewer.language),
         prefix="closure_",
     )  # fmt: skip
     day = form.day("closure_day")
@@ -563,13 +595,13 @@ async def add_extra_opening(
     request: Request,
     session: Session,
     viewer: Coordinator,
-    helpdesk_id: ItemId,
-    extra_day: Short = "",
-    extra_opens_at: Short = "",
-    extra_closes_at: Short = "",
-    extra_slot_minutes: Short = "",
-    extra_places: Short = "",
-    extra_note: Text = "",
+    helpdesk_id: RecordId,
+    extra_day: FormText = "",
+    extra_opens_at: FormText = "",
+    extra_closes_at: FormText = "",
+    extra_slot_minutes: FormText = "",
+    extra_places: FormText = "",
+    extra_note: FormText = "",
 ) -> Response:
     helpdesk = await _helpdesk(session, helpdesk_id)
     form = Fields(
@@ -578,6 +610,7 @@ async def add_extra_opening(
             "extra_closes_at": extra_closes_at, "extra_slot_minutes": extra_slot_minutes,
             "extra_places": extra_places, "extra_note": extra_note,
         },
+        Translator(viewer.language),
         prefix="extra_",
     )  # fmt: skip
     day = form.day("extra_day")
@@ -600,7 +633,7 @@ async def add_extra_opening(
 
 
 @router.post("/schedules/closures/{closure_id}/delete")
-async def delete_closure(session: Session, viewer: Coordinator, closure_id: ItemId) -> Response:
+async def delete_closure(session: Session, viewer: Coordinator, closure_id: RecordId) -> Response:
     try:
         helpdesk_id = await hours.delete_closure(
             session=session, closure_id=closure_id, actor=viewer.actor
@@ -612,7 +645,7 @@ async def delete_closure(session: Session, viewer: Coordinator, closure_id: Item
 
 @router.post("/schedules/extra-openings/{opening_id}/delete")
 async def delete_extra_opening(
-    request: Request, session: Session, viewer: Coordinator, opening_id: ItemId
+    request: Request, session: Session, viewer: Coordinator, opening_id: RecordId
 ) -> Response:
     try:
         helpdesk_id = await hours.delete_extra_opening(
@@ -649,7 +682,11 @@ def _affected_page(
 
 @router.get("/schedules/closures/{closure_id}")
 async def closure_page(
-    request: Request, session: Session, viewer: Coordinator, closure_id: ItemId, notice: str = ""
+    request: Request,
+    session: Session,
+    viewer: Coordinator,
+    closure_id: RecordId,
+    notice: QueryWord = "",
 ) -> HTMLResponse:
     try:
         closure, entries = await hours.closure_bookings(
@@ -667,7 +704,11 @@ async def closure_page(
 
 @router.get("/schedules/helpdesks/{helpdesk_id}/stranded")
 async def stranded_page(
-    request: Request, session: Session, viewer: Coordinator, helpdesk_id: ItemId, notice: str = ""
+    request: Request,
+    session: Session,
+    viewer: Coordinator,
+    helpdesk_id: RecordId,
+    notice: QueryWord = "",
 ) -> HTMLResponse:
     helpdesk = await _helpdesk(session, helpdesk_id)
     entries = await hours.stranded_bookings(

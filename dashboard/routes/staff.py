@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from dashboard.deps import ADMINISTRATION, ROLE_LABELS, Session, Viewer, allow
+from dashboard.limits import FIELD_LIMITS, TOO_LONG
+from dashboard.params import FormText, QueryWord, RecordId
 from dashboard.templating import render
 from shared.db import utcnow
 from shared.i18n import N_
@@ -17,7 +19,7 @@ from shared.staff.models import Role, StaffUser
 
 router = APIRouter()
 Admin = Annotated[Viewer, Depends(allow(*ADMINISTRATION))]
-Text = Annotated[str, Form(max_length=200)]
+Text = FormText
 
 ROLES = [(role.value, ROLE_LABELS[role]) for role in Role]
 # Shown after a change (`?done=`): only these texts, never anything from the address.
@@ -128,6 +130,9 @@ async def create_user(
         staff.normalise_username(username)
     except InvalidUsername:
         errors["username"] = USERNAME_RULE
+    if len(display_name.strip()) > FIELD_LIMITS.display_name:
+        # Its template formats the message with the same limit.
+        errors["display_name"] = TOO_LONG
     if errors or chosen is None:
         return _new_page(request, values, errors, status=400)
     try:
@@ -155,8 +160,8 @@ async def user_detail(
     request: Request,
     session: Session,
     viewer: Admin,
-    user_id: int,
-    done: Annotated[str, Query(max_length=20)] = "",
+    user_id: RecordId,
+    done: QueryWord = "",
 ) -> HTMLResponse:
     user = await _user(session, user_id)
     return _detail_page(request, viewer, user, notice=NOTICES.get(done, ""))
@@ -168,7 +173,7 @@ def _done(user_id: int, what: str) -> RedirectResponse:
 
 @router.post("/staff/{user_id}/role", response_model=None)
 async def change_role(
-    request: Request, session: Session, viewer: Admin, user_id: int, role: Text = ""
+    request: Request, session: Session, viewer: Admin, user_id: RecordId, role: Text = ""
 ) -> Response:
     user = await _user(session, user_id)
     chosen = _role(role)
@@ -201,12 +206,16 @@ async def _set_active(
 
 
 @router.post("/staff/{user_id}/deactivate", response_model=None)
-async def deactivate(request: Request, session: Session, viewer: Admin, user_id: int) -> Response:
+async def deactivate(
+    request: Request, session: Session, viewer: Admin, user_id: RecordId
+) -> Response:
     return await _set_active(request, session, viewer, user_id, active=False)
 
 
 @router.post("/staff/{user_id}/reactivate", response_model=None)
-async def reactivate(request: Request, session: Session, viewer: Admin, user_id: int) -> Response:
+async def reactivate(
+    request: Request, session: Session, viewer: Admin, user_id: RecordId
+) -> Response:
     return await _set_active(request, session, viewer, user_id, active=True)
 
 
@@ -215,7 +224,7 @@ async def reset_password(
     request: Request,
     session: Session,
     viewer: Admin,
-    user_id: int,
+    user_id: RecordId,
     password: Text = "",
     repeat: Text = "",
 ) -> Response:
