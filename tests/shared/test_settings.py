@@ -112,5 +112,5 @@ def test_municipalities_in_dotenv_are_checked(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / ".env").write_text("RIPARTIRE_MUNICIPALITIES=Cernusco\n", encoding="utf-8")
-    with pytest.raises(SettingsError, match="RIPARTIRE_MUNICIPALITIES: .*JSON list"):
+    with pytest.raises(SettingsError, match=r"RIPARTIRE_MUNICIPALITIES: .*JSON list"):
         load_settings()
