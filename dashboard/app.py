@@ -135,9 +135,11 @@ def create_app(
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:
-        if await database.ping():
-            return JSONResponse({"status": "ok", "database": "ok"})
-        return JSONResponse({"status": "error", "database": "unreachable"}, status_code=503)
+        if not await database.ping():
+            return JSONResponse({"status": "error", "database": "unreachable"}, status_code=503)
+        if not await database.accepts_writes():
+            return JSONResponse({"status": "error", "database": "not writable"}, status_code=503)
+        return JSONResponse({"status": "ok", "database": "ok"})
 
     _install_error_pages(app)
     # Added last, so outermost: even the 500 page gets the security headers.

@@ -255,6 +255,8 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
     database = Database(settings.database_url)
     try:
         await migrate.upgrade(database)
+        # At head, upgrading writes nothing: a database that saves nothing would pass.
+        await database.check_writable()
         components = [
             housekeeping_component(settings=settings, database=database),
             *load_components(settings=settings, database=database),

@@ -8,6 +8,7 @@ check-then-write sequence in a service cannot interleave with another writer.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -46,6 +47,10 @@ CONNECT_TIMEOUT_SECONDS = 5
 # appends to the write-ahead log, which a checkpoint then copies into the file.
 MIN_FREE_BYTES = 1024 * 1024
 _READ_ONLY = "ripartire_read_only"
+# A write that changes nothing, to the one table every migrated database has: it meets
+# whatever refuses writes (a read-only file or mount, `PRAGMA query_only`, a PostgreSQL
+# standby or `default_transaction_read_only`) and is rolled back.
+_WRITE_PROBE = "UPDATE alembic_version SET version_num = version_num"
 
 
 class Base(DeclarativeBase):
@@ -132,6 +137,15 @@ def _ensure_sqlite_directory(url: str) -> None:
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
+def _failure_name(exc: BaseException) -> str:
+    """The class of a failure and the database's code for it: never its message (data)."""
+    cause = getattr(exc, "orig", None)
+    code = getattr(cause, "sqlite_errorname", None) or getattr(cause, "sqlstate", None)
+    if isinstance(exc, OSError) and exc.errno is not None:
+        code = errno.errorcode.get(exc.errno)
+    return f"{exc.__class__.__name__} {code}" if code else exc.__class__.__name__
+
+
 class Database:
     """One engine and its session factories; the entry points own the transactions."""
 
@@ -174,6 +188,32 @@ class Database:
                 await connection.execute(text("SELECT 1"))
         except Exception as exc:  # any failure means "not reachable" to a health check
             log.warning("database ping failed: %s", exc.__class__.__name__)
+            return False
+        return True
+
+    async def check_writable(self) -> None:
+        """Raise what a write would meet now: the database's refusal, or ENOSPC for its disk.
+
+        The probe is rolled back, so it proves the database takes writes but not that the
+        disk has room for them (a rolled-back SQLite write never reaches the file): the free
+        space of an SQLite file's disk is checked apart.
+        """
+        path = sqlite_file(self.url) if self.is_sqlite else None
+        if path is not None and free_bytes(path) < MIN_FREE_BYTES:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        async with self.engine.connect() as connection:
+            try:
+                await connection.execute(text(_WRITE_PROBE))
+            finally:
+                await connection.rollback()
+
+    async def accepts_writes(self, seconds: float = 3.0) -> bool:
+        """True when a write would be saved (see `check_writable`), decided within `seconds`."""
+        try:
+            async with asyncio.timeout(seconds):
+                await self.check_writable()
+        except Exception as exc:  # any failure means "nothing can be saved" to a health check
+            log.warning("database refuses writes: %s", _failure_name(exc))
             return False
         return True
 

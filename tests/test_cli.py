@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-import errno
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from tests.conftest import BACKEND, POSTGRES_ADMIN_URL, DatabaseFactory, missing_component
+from shared.db import Database
+from tests.conftest import BACKEND, POSTGRES_ADMIN_URL, DatabaseFactory
+from tests.disks import fill, read_only_file, small_disk, use_up_inodes
 
 RIPARTIRE = shutil.which("ripartire", path=str(Path(sys.executable).parent)) or "ripartire"
 STRONG = "correct horse battery staple\n"
@@ -233,10 +237,16 @@ COMMANDS = [
 RUN_ENV = {"RIPARTIRE_SECRET_KEY": "s" * 40}
 
 
+# A record of the process's log (`run` logs as it starts), not part of the failure.
+LOG_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (INFO|DEBUG) ")
+
+
 def assert_one_line(result: subprocess.CompletedProcess[str], *fragments: str) -> str:
     assert result.returncode == 1, (result.returncode, result.stderr[-2000:])
     assert "Traceback" not in result.stderr, result.stderr[-2000:]
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    lines = [
+        line for line in result.stderr.splitlines() if line.strip() and not LOG_RECORD.match(line)
+    ]
     assert len(lines) == 1, result.stderr[-2000:]
     for fragment in fragments:
         assert fragment in lines[0]
@@ -323,42 +333,8 @@ def test_demo_with_municipalities_not_json_is_one_line(
 
 @pytest.fixture
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    """A file system of its own, 1 MiB and 64 inodes, to fill up (mounting needs root)."""
-    mount_point = tmp_path / "disk"
-    mount_point.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m,nr_inodes=64", "tmpfs", str(mount_point)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    if mounted.returncode != 0:
-        missing_component(f"cannot mount a small tmpfs to fill: {mounted.stderr.strip()}")
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", "--lazy", str(mount_point)], check=False)
-
-
-def fill(folder: Path, *, leave: int = 0) -> None:
-    """Write zeros into `folder` until its file system is full, then free `leave` bytes."""
-    filler = folder / "filler"
-    with filler.open("wb", buffering=0) as handle:
-        try:
-            while True:
-                handle.write(b"\0" * 4096)
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC
-    if leave:
-        os.truncate(filler, max(filler.stat().st_size - leave, 0))
-
-
-def use_up_inodes(folder: Path) -> None:
-    for n in range(1000):
-        try:
-            (folder / f"empty-{n}").touch()
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC
-            return
-    raise AssertionError("the file system has more inodes than expected")
+    with small_disk(tmp_path / "disk") as disk:
+        yield disk
 
 
 @pytest.mark.sqlite_only
@@ -379,3 +355,62 @@ def test_users_add_on_a_full_disk_is_one_line(
         stdin=STRONG, extra_env=env,
     )  # fmt: skip
     assert_one_line(result, "full", str(tiny_disk))
+
+
+# --- `run` refuses a database that would save nothing ---------------------------------
+
+
+def run_once(
+    workdir: tuple[Path, dict[str, str]], env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """`run` expected to stop at once; a server that starts instead fails at the timeout."""
+    return cli(
+        workdir, "run", "--port", str(_free_port()), timeout=30, extra_env={**RUN_ENV, **env}
+    )
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.parametrize("how", ["read-only file", "mode=ro"])
+def test_run_refuses_a_read_only_sqlite_file(
+    workdir: tuple[Path, dict[str, str]], how: str
+) -> None:
+    assert cli(workdir, "db", "upgrade").returncode == 0
+    path = workdir[0] / "data" / "ripartire.db"
+    with ExitStack() as stack:
+        if how == "mode=ro":
+            url = f"sqlite+aiosqlite:///file:{path}?mode=ro&uri=true"
+        else:
+            stack.enter_context(read_only_file(path))
+            url = f"sqlite+aiosqlite:///{path}"
+        result = run_once(workdir, {"RIPARTIRE_DATABASE_URL": url})
+    assert_one_line(result, "read-only", str(path))
+
+
+@pytest.mark.sqlite_only
+def test_run_refuses_a_nearly_full_disk(
+    workdir: tuple[Path, dict[str, str]], tiny_disk: Path
+) -> None:
+    env = {"RIPARTIRE_DATABASE_URL": f"sqlite+aiosqlite:///{tiny_disk / 'ripartire.db'}"}
+    assert cli(workdir, "db", "upgrade", extra_env=env).returncode == 0
+    fill(tiny_disk, leave=40 * 1024)
+    assert_one_line(run_once(workdir, env), "full", str(tiny_disk))
+
+
+@pytest.mark.postgres_only
+async def test_run_refuses_a_read_only_postgresql_database(
+    workdir: tuple[Path, dict[str, str]],
+) -> None:
+    assert cli(workdir, "db", "upgrade").returncode == 0
+    url = workdir[1]["RIPARTIRE_DATABASE_URL"]
+    database = Database(url)
+    try:
+        async with database.engine.begin() as connection:
+            await connection.execute(
+                text(
+                    f'ALTER DATABASE "{make_url(url).database}" '
+                    "SET default_transaction_read_only = on"
+                )
+            )
+    finally:
+        await database.dispose()
+    assert_one_line(run_once(workdir, {}), "accepts no writes", "RIPARTIRE_DATABASE_URL")
