@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from telegram import BotCommand
+from telegram import BotCommand, Update
 from telegram.error import TelegramError
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Job
+from telegram.ext import Application, ApplicationBuilder, ContextTypes, Job
 from telegram.request import BaseRequest
 
+from bot.flood import GroupRateLimiter
 from bot.handlers import booking, conversation, start
 from bot.processor import ChatOrderedProcessor
 from bot.turn import DEPS_KEY, Deps
@@ -60,11 +61,8 @@ def build_application(
         .base_url(f"{api}/bot")
         .base_file_url(f"{api}/file/bot")
         .concurrent_updates(ChatOrderedProcessor())
-        # Telegram asks for ~30 messages/s for *bulk notifications*: that budget is the
-        # outbox dispatcher's (bot/delivery.py), not a queue every citizen's reply waits in.
-        # Here only PTB's per-group limit (the "private chats only" answer in groups);
-        # RetryAfter is not retried here: the caller decides (`bot/turn.py`, delivery).
-        .rate_limiter(AIORateLimiter(overall_max_rate=0, max_retries=0))
+        # Only PTB's per-group limit; RetryAfter goes to the caller (see GroupRateLimiter).
+        .rate_limiter(GroupRateLimiter())
     )
     if request is not None:
         builder = builder.request(request).get_updates_request(request).updater(None)
@@ -74,7 +72,21 @@ def build_application(
     for module in (start, conversation, booking):
         application.add_handlers(module.handlers())
     application.add_handlers(start.fallback_handlers())
+    application.add_error_handler(on_unhandled_error)
     return application
+
+
+async def on_unhandled_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """An error no handler dealt with (`@turn` handles the expected ones): one record that
+    names the update, never its content, with the traceback of what is likely a bug."""
+    update_id = update.update_id if isinstance(update, Update) else None
+    error = context.error
+    log.error(
+        "update %s: unhandled %s",
+        update_id,
+        type(error).__name__,
+        exc_info=(type(error), error, error.__traceback__) if error is not None else None,
+    )
 
 
 async def register_commands(application: Application) -> None:  # type: ignore[type-arg]

@@ -19,6 +19,7 @@ from telegram import Update
 from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application
 
+from bot import faults
 from bot.application import build_application, register_commands
 from bot.delivery import OutboxDispatcher
 from bot.webhook import webhook_route
@@ -36,6 +37,12 @@ MAX_CONNECT_DELAY = 60.0
 def webhook_path(settings: Settings) -> str:
     assert settings.webhook_url is not None
     return urlparse(str(settings.webhook_url)).path.rstrip("/") or DEFAULT_WEBHOOK_PATH
+
+
+def _polling_failed(error: TelegramError) -> None:
+    """PTB polls again by itself; its default logs each failure (a 502 from Telegram, a
+    timeout) as an ERROR with a traceback: this is one warning."""
+    log.warning("polling Telegram for updates failed: %s; trying again", faults.describe(error))
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
@@ -85,7 +92,9 @@ async def run_bot(
         else:
             assert application.updater is not None
             await application.bot.delete_webhook()
-            await application.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
+            await application.updater.start_polling(
+                allowed_updates=ALLOWED_UPDATES, error_callback=_polling_failed
+            )
             log.info("Telegram bot on: long polling")
         dispatcher = OutboxDispatcher(
             bot=application.bot,

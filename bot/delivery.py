@@ -53,7 +53,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
-from bot import texts
+from bot import faults, texts
 from bot.callbacks import Cb, encode
 from bot.flood import retry_after_seconds
 from shared.booking import service as booking_service
@@ -73,7 +73,7 @@ from shared.i18n import N_, Translator
 from shared.intake import service as intake
 from shared.intake.models import UNFINISHED
 from shared.outbox import service as outbox
-from shared.outbox.models import OutboxMessage
+from shared.outbox.models import MessageState, OutboxMessage
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -550,16 +550,26 @@ async def render(
 
 def outcome_of(exc: Exception) -> Sent | Retry | Failed | Unreachable:
     """What to do with a message whose sending raised `exc`."""
+    said = faults.describe(exc)
     if isinstance(exc, RetryAfter):
-        return Retry(f"RetryAfter: {exc}", retry_after=retry_after_seconds(exc))
+        return Retry(said, retry_after=retry_after_seconds(exc))
     if isinstance(exc, Forbidden):
-        return Unreachable(f"Forbidden: {exc}")
+        return Unreachable(said)
     # BadRequest is a NetworkError in PTB: test it first.
     if isinstance(exc, BadRequest):
-        return Failed(f"BadRequest: {exc}")
+        return Failed(said)
     # NetworkError (TimedOut, and the 5xx answers, which PTB raises as NetworkError) is
     # transient; so, until proven otherwise, is anything unexpected: both back off.
-    return Retry(f"{type(exc).__name__}: {exc}")
+    return Retry(said)
+
+
+def _retry_news(message: Claimed, outcome: Retry, retried: OutboxMessage | None) -> str:
+    said = f"outbox message {message.id} not sent: {outcome.error}"
+    if retried is None:
+        return said
+    if retried.state == MessageState.FAILED.value:
+        return f"{said}; given up after {retried.attempts} attempts"
+    return f"{said}; to be tried again at {retried.retry_at:%H:%M:%S} UTC"
 
 
 # --- the dispatcher -------------------------------------------------------------------
@@ -612,8 +622,16 @@ class OutboxDispatcher:
             try:
                 handled = await self.run_once()
                 pause = 0.0 if handled >= self.batch else await self._until_next_due()
-            except Exception:
-                log.exception("outbox round failed; trying again in %.1f s", self.idle_poll)
+            except Exception as exc:
+                if faults.database_unavailable(exc):
+                    log.warning(
+                        "outbox round failed: the database did not answer (%s); "
+                        "trying again in %.1f s",
+                        type(exc).__name__,
+                        self.idle_poll,
+                    )
+                else:
+                    log.exception("outbox round failed; trying again in %.1f s", self.idle_poll)
                 pause = self.idle_poll
             if pause > 0:
                 await self._pause(stop, pause)
@@ -678,14 +696,16 @@ class OutboxDispatcher:
                     session=session, settings=self.settings, message=message, now=self.clock()
                 )
         except Exception as exc:
-            # Most likely the database: the next attempt may well work.
-            log.exception("outbox message %s (%s) could not be rendered", message.id, message.kind)
-            return await self._record(message, Retry(f"rendering: {type(exc).__name__}: {exc}"))
+            # Most likely the database: the next attempt may well work. Anything else is a
+            # bug in a renderer, whose traceback is wanted.
+            if not faults.database_unavailable(exc):
+                log.exception(
+                    "outbox message %s (%s) could not be rendered", message.id, message.kind
+                )
+            return await self._record(message, Retry(f"rendering: {faults.describe(exc)}"))
         if isinstance(rendered, Withdrawn):
-            log.info("outbox message %s withdrawn: %s", message.id, rendered.reason)
             return await self._record(message, rendered)
         if isinstance(rendered, Undeliverable):
-            log.warning("outbox message %s undeliverable: %s", message.id, rendered.reason)
             return await self._record(message, Failed(rendered.reason))
         return await self._record(message, await self._send(message, rendered))
 
@@ -698,9 +718,8 @@ class OutboxDispatcher:
                 ),
             )
         except Exception as exc:
-            outcome = outcome_of(exc)
-            log.warning("outbox message %s not sent: %s", message.id, outcome)
-            return outcome
+            # Logged once, with what became of the message, when it is recorded.
+            return outcome_of(exc)
         attachment = out.attachment
         if attachment is not None:
             try:
@@ -714,7 +733,11 @@ class OutboxDispatcher:
             except TelegramError as exc:
                 # The text, with every detail, has arrived: sending it again to get the file
                 # through would be worse than the missing file.
-                log.warning("outbox message %s: calendar file not sent: %s", message.id, exc)
+                log.warning(
+                    "outbox message %s: calendar file not sent: %s",
+                    message.id,
+                    faults.describe(exc),
+                )
         return Sent()
 
     async def _call(self, chat_id: int, request: Callable[[], Awaitable[object]]) -> None:
@@ -733,7 +756,8 @@ class OutboxDispatcher:
             self._last_call[chat_id] = loop.time()
 
     async def _record(self, message: Claimed, outcome: Outcome) -> Outcome | None:
-        """Store the outcome in its own transaction; None if that failed (the lease will lapse)."""
+        """Store the outcome in its own transaction, and say what became of the message (one
+        line); None if that failed (the lease will lapse)."""
         try:
             async with self.database.transaction() as session:
                 now, message_id, worker = self.clock(), message.id, self.worker
@@ -741,6 +765,7 @@ class OutboxDispatcher:
                     kept = await outbox.mark_sent(
                         session=session, message_id=message_id, worker=worker, now=now
                     )
+                    news = None
                 elif isinstance(outcome, Retry):
                     retried = await outbox.mark_retry(
                         session=session,
@@ -751,6 +776,7 @@ class OutboxDispatcher:
                         retry_after=outcome.retry_after,
                     )
                     kept = retried is not None
+                    news = _retry_news(message, outcome, retried)
                 elif isinstance(outcome, Failed):
                     kept = await outbox.mark_failed(
                         session=session,
@@ -759,6 +785,7 @@ class OutboxDispatcher:
                         now=now,
                         error=outcome.error,
                     )
+                    news = f"outbox message {message_id} not sent, given up: {outcome.error}"
                 elif isinstance(outcome, Withdrawn):
                     kept = await outbox.mark_withdrawn(
                         session=session,
@@ -767,19 +794,34 @@ class OutboxDispatcher:
                         now=now,
                         reason=outcome.reason,
                     )
+                    log.info("outbox message %s withdrawn: %s", message_id, outcome.reason)
+                    news = None
                 else:
                     stopped = await outbox.mark_citizen_unreachable(
-                        session=session, citizen_id=message.citizen_id, now=now, error=outcome.error
-                    )
-                    log.warning(
-                        "citizen %s blocked the bot: %d message(s) stopped",
-                        message.citizen_id,
-                        stopped,
+                        session=session,
+                        citizen_id=message.citizen_id,
+                        now=now,
+                        error=outcome.error,
+                        message_id=message_id,
                     )
                     kept = True
-        except Exception:
-            log.exception("outcome of outbox message %s not recorded", message.id)
+                    news = (
+                        f"outbox message {message_id} not sent: {outcome.error}; citizen "
+                        f"{message.citizen_id} unreachable, {stopped} message(s) stopped"
+                    )
+        except Exception as exc:
+            if faults.database_unavailable(exc):
+                log.warning(
+                    "outbox message %s: outcome not recorded, the database did not answer "
+                    "(%s); its lease will lapse",
+                    message.id,
+                    type(exc).__name__,
+                )
+            else:
+                log.exception("outcome of outbox message %s not recorded", message.id)
             return None
+        if news is not None:
+            log.warning("%s", news)
         if not kept:
             # Our lease lapsed and another dispatcher took the message over.
             log.warning("outbox message %s: claim lost before recording %s", message.id, outcome)

@@ -20,3 +20,15 @@ def database_unavailable(error: BaseException) -> bool:
         error,
         OSError | sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError,
     )
+
+
+def describe(error: BaseException) -> str:
+    """`Kind: what Telegram (or the library) said`, naming the kind once.
+
+    Telegram's own descriptions may start with it already ("Forbidden: bot was blocked by
+    the user"); Bot API error texts carry no message content.
+    """
+    kind, said = type(error).__name__, str(error)
+    if not said:
+        return kind
+    return said if said.lower().startswith(kind.lower()) else f"{kind}: {said}"

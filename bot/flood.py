@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
+from typing import Any
 
 from telegram.error import RetryAfter
+from telegram.ext import AIORateLimiter
 from telegram.warnings import PTBDeprecationWarning
+
+log = logging.getLogger(__name__)
 
 # A reply refused with RetryAfter is sent again after the wait Telegram asks for, if that
 # wait is no longer than this; a citizen who waited longer has likely moved on (and their
@@ -32,5 +37,51 @@ async def patiently(call: Callable[[], Awaitable[object]]) -> None:
         wait = retry_after_seconds(exc)
         if wait > MAX_REPLY_WAIT_SECONDS:
             raise
+        log.warning("Telegram's flood control: a reply waits %.0f s, as asked", wait)
         await asyncio.sleep(wait)
         await call()
+
+
+class _Refused(Exception):
+    """Carries a RetryAfter past `AIORateLimiter`, which would log it as an error."""
+
+    def __init__(self, refusal: RetryAfter) -> None:
+        super().__init__()
+        self.refusal = refusal
+
+
+class GroupRateLimiter(AIORateLimiter):
+    """PTB's per-group limit (the "private chats only" answer in groups), nothing else.
+
+    No overall limit: Telegram's ~30 messages/s is for bulk notifications, the outbox
+    dispatcher's budget (`bot/delivery.py`), not a queue every citizen's reply waits in.
+    A RetryAfter is not retried here but goes to the caller, who decides (`patiently` for
+    replies, the outbox for its messages) and logs it once as the handled fault it is;
+    `AIORateLimiter` itself logs every RetryAfter it gives up on as an ERROR with a
+    traceback.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(overall_max_rate=0, max_retries=0)
+
+    async def process_request(
+        self,
+        callback: Callable[..., Coroutine[Any, Any, Any]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: int | None,
+    ) -> Any:
+        async def refusing(*call_args: Any, **call_kwargs: Any) -> Any:
+            try:
+                return await callback(*call_args, **call_kwargs)
+            except RetryAfter as exc:
+                raise _Refused(exc) from None
+
+        try:
+            return await super().process_request(
+                refusing, args, kwargs, endpoint, data, rate_limit_args
+            )
+        except _Refused as refused:
+            raise refused.refusal from None

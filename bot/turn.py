@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InputFile, Update
 from telegram.constants import ChatType, ParseMode
-from telegram.error import BadRequest
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
 from bot import faults, texts
@@ -198,6 +198,17 @@ NOT_SAVED = N_(
 
 
 async def _send_all(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, replies: list[Reply]
+) -> None:
+    """Send the replies in order. When Telegram refuses or fails one, the rest are not sent
+    (they would make no sense without it): one warning, since nothing is wrong with us."""
+    try:
+        await _send_replies(update, context, replies)
+    except TelegramError as exc:
+        log.warning("update %s: reply not sent: %s", update.update_id, faults.describe(exc))
+
+
+async def _send_replies(
     update: Update, context: ContextTypes.DEFAULT_TYPE, replies: list[Reply]
 ) -> None:
     bot = context.bot

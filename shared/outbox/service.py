@@ -374,12 +374,19 @@ async def mark_withdrawn(
 
 
 async def mark_citizen_unreachable(
-    *, session: AsyncSession, citizen_id: int, now: datetime, error: str
+    *,
+    session: AsyncSession,
+    citizen_id: int,
+    now: datetime,
+    error: str,
+    message_id: int | None = None,
 ) -> int:
     """Flag a citizen who blocked the bot and stop their queued messages; returns how many.
 
-    Recorded, so that the case page shows why messages to them stopped; any update from
-    them clears the flag (`shared.citizens.service.mark_reachable`).
+    `message_id`: the message whose sending was refused, which counts that attempt (the
+    others were never tried). Recorded, so that the case page shows why messages to them
+    stopped; any update from them clears the flag
+    (`shared.citizens.service.mark_reachable`).
     """
     flagged = await session.execute(
         update(Citizen)
@@ -400,6 +407,7 @@ async def mark_citizen_unreachable(
         .where(OutboxMessage.citizen_id == citizen_id, OutboxMessage.state.in_(_LIVE_STATES))
         .values(
             state=MessageState.FAILED.value,
+            attempts=OutboxMessage.attempts + case((OutboxMessage.id == message_id, 1), else_=0),
             last_error=_truncate(error),
             claimed_by=None,
             claimed_until=None,

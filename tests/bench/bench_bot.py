@@ -20,7 +20,8 @@ Three measures, each on its own fresh database:
    processor and rate limiter, a handler that makes the same first call).
 
 Every measure is taken on the application `bot.application.build_application` makes, as
-built. Its rate limiter is PTB's `AIORateLimiter(overall_max_rate=0, max_retries=0)`: only
+built. Its rate limiter is `bot.flood.GroupRateLimiter`, PTB's
+`AIORateLimiter(overall_max_rate=0, max_retries=0)` passing RetryAfter to the caller: only
 the per-group limit, no overall budget on replies (Telegram's ~30 messages/s is for bulk
 notifications, paced by the outbox dispatcher in `bot/delivery.py`, which this benchmark
 does not run).
@@ -46,10 +47,11 @@ from typing import Any, TypeAlias
 import telegram
 from sqlalchemy import event, func, select
 from telegram import Update
-from telegram.ext import AIORateLimiter, Application, CallbackQueryHandler, MessageHandler, filters
+from telegram.ext import Application, CallbackQueryHandler, MessageHandler, filters
 from telegram.request import RequestData
 
 from bot.application import BotApplication, build_application
+from bot.flood import GroupRateLimiter
 from bot.processor import ChatOrderedProcessor
 from bot.replies import Reply, Send
 from bot.turn import DEPS_KEY, SOMETHING_WENT_WRONG, Deps, Turn, turn
@@ -752,7 +754,7 @@ async def same_stack_echo(gated: GatedTelegram) -> App:
     builder = Application.builder().application_class(BotApplication).token(TOKEN)
     builder = builder.request(gated).get_updates_request(gated).updater(None)
     builder = builder.concurrent_updates(ChatOrderedProcessor())
-    builder = builder.rate_limiter(AIORateLimiter(overall_max_rate=0, max_retries=0))
+    builder = builder.rate_limiter(GroupRateLimiter())
     app: App = builder.build()
     app.add_handler(CallbackQueryHandler(edit))
     await app.initialize()

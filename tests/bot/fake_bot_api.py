@@ -27,9 +27,14 @@ class FakeBotApiServer:
         self.updates: list[dict[str, Any]] = []
         self._ids = itertools.count(1)
         self.port = 0
+        # method -> (HTTP status, description) of its next answers.
+        self.failures: dict[str, list[tuple[int, str]]] = {}
 
     def push(self, update: dict[str, Any]) -> None:
         self.updates.append(update)
+
+    def fail_next(self, method: str, status: int, description: str) -> None:
+        self.failures.setdefault(method, []).append((status, description))
 
     def methods(self) -> list[str]:
         return [method for method, _ in self.calls]
@@ -42,6 +47,12 @@ class FakeBotApiServer:
         if not params and request.headers.get("content-type", "").startswith("application/json"):
             params = json.loads(await request.body() or b"{}")
         self.calls.append((method, params))
+        scripted = self.failures.get(method)
+        if scripted:
+            status, description = scripted.pop(0)
+            return JSONResponse(
+                {"ok": False, "error_code": status, "description": description}, status_code=status
+            )
         result: Any = True
         if method == "getMe":
             result = BOT_USER

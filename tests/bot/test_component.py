@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import httpx
+import pytest
 
 from bot.component import create_component
 from dashboard.app import create_app
@@ -60,6 +62,27 @@ async def test_polling_against_the_configured_bot_api_server(database: Database)
         assert methods.count("setMyCommands") == 2  # Italian (default) and English
         assert "deleteWebhook" in methods
         assert all(path.startswith(f"/bot{TOKEN}/") for path in server.paths)
+
+
+async def test_polling_through_telegram_failures_logs_one_warning_each(
+    database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = FakeBotApiServer()
+    server.fail_next("getUpdates", 502, "Bad Gateway")
+    server.fail_next("getUpdates", 500, "Internal Server Error")
+    caplog.set_level(logging.DEBUG)
+    async with server.running():
+        settings = _settings(database, f"http://127.0.0.1:{server.port}")
+        component = create_component(settings=settings, database=database)
+        assert component is not None
+        async with component.lifespan():
+            await _until(lambda: server.methods().count("getUpdates") >= 3)
+            server.push(_update(1, "/aiuto"))
+            await _until(lambda: "sendMessage" in server.methods())
+    noted = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r for r in noted if r.exc_info or r.exc_text] == []
+    assert [r.levelname for r in noted] == ["WARNING", "WARNING"], [r.getMessage() for r in noted]
+    assert "Bad Gateway" in noted[0].getMessage()
 
 
 async def test_unreachable_bot_api_does_not_stop_the_process(database: Database) -> None:

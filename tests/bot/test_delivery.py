@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -716,6 +717,46 @@ async def test_blocked_bot_marks_the_citizen_unreachable(
     assert await sender.run_once() == 1
     assert len(to_chat(fake, other.chat_id)) == 1
     assert to_chat(fake, blocker.chat_id) == []
+
+
+async def test_handled_telegram_errors_are_one_warning_each_without_a_traceback(
+    bot_app: Application,  # type: ignore[type-arg]
+    fake: FlakyTelegram,
+    database: Database,
+    bot_settings: Settings,
+    helpdesk_id: int,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setenv("PTB_TIMEDELTA", "true")
+    # Each booked by staff: one confirmation due now, for each of three chats.
+    refused, failing, blocker = [
+        await book(database, bot_settings, helpdesk_id, by_staff=True) for _ in range(3)
+    ]
+    fake.fail_next_in(
+        refused.chat_id, "sendMessage", ScriptedError(429, "Too Many Requests: retry after 3", 3)
+    )
+    fake.fail_next_in(failing.chat_id, "sendMessage", ScriptedError(502, "Bad Gateway"))
+    fake.fail_next_in(
+        blocker.chat_id, "sendMessage", ScriptedError(403, "Forbidden: bot was blocked by the user")
+    )
+    caplog.set_level(logging.DEBUG)
+    assert await dispatcher(bot_app, database, bot_settings, Clock(BOOKED_AT)).run_once() == 3
+
+    noted = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r for r in noted if r.exc_info or r.exc_text] == []
+    assert [r.levelname for r in noted] == ["WARNING"] * 3, [r.getMessage() for r in noted]
+    states = {
+        b.chat_id: (await rows_of(database, b.citizen_id))["booking_confirmed"]
+        for b in (refused, failing, blocker)
+    }
+    for booked, message in states.items():
+        [line] = [r.getMessage() for r in noted if f"message {message.id} " in r.getMessage()]
+        assert message.last_error is not None and message.last_error in line, booked
+    assert states[blocker.chat_id].last_error == "Forbidden: bot was blocked by the user"
+    assert states[failing.chat_id].last_error == "NetworkError: Bad Gateway"
+    # Each was tried once, the refused one as much as the others.
+    assert [m.attempts for m in states.values()] == [1, 1, 1]
 
 
 async def test_network_errors_are_retried_with_backoff(
