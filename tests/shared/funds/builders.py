@@ -1,4 +1,4 @@
-"""Funds with money in them, and what their ledger adds up to, for the funds tests."""
+"""Funds with money in them, the supports they pay for, and what their ledger adds up to."""
 
 from __future__ import annotations
 
@@ -8,8 +8,12 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.cases.models import Case, CaseState
+from shared.citizens.models import Channel, Citizen
 from shared.funds import service as funds
 from shared.funds.models import Fund, FundMovement, MovementKind
+from shared.plans.catalog import Kind
+from shared.plans.models import Plan, PlanSupport
 from tests.factories import rome
 
 # Monday 7 December 2026, 10:00 in Cernusco.
@@ -40,6 +44,46 @@ async def make_fund(
             now=NOW,
         )
     return fund
+
+
+@dataclass(frozen=True)
+class SupportRef:
+    """A plan's intervention, as the ledger refers to it."""
+
+    plan_id: int
+    support_id: int
+
+
+async def make_supports(
+    session: AsyncSession, count: int = 1, *, separate_plans: bool = False
+) -> list[SupportRef]:
+    """`count` emergency supports, in one plan or each in its own, in creation order.
+
+    Only the rows their keys need (citizen, admitted case, plan, support), a few flushes
+    whatever the count: the ledger reads no plan's or support's state, so both keep their
+    defaults.
+    """
+    plans = count if separate_plans else 1
+    citizens = [Citizen(channel=Channel.WALK_IN.value, name="Maria Rossi") for _ in range(plans)]
+    session.add_all(citizens)
+    await session.flush()
+    cases = [Case(citizen_id=c.id, state=CaseState.INTERVIEWED.value) for c in citizens]
+    session.add_all(cases)
+    await session.flush()
+    plan_rows = [Plan(case_id=case.id) for case in cases]
+    session.add_all(plan_rows)
+    await session.flush()
+    supports = [
+        PlanSupport(
+            plan_id=plan_rows[n if separate_plans else 0].id,
+            position=0 if separate_plans else n,
+            kind=Kind.EMERGENCY_SUPPORT.value,
+        )
+        for n in range(count)
+    ]
+    session.add_all(supports)
+    await session.flush()
+    return [SupportRef(plan_id=s.plan_id, support_id=s.id) for s in supports]
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,15 @@ from shared.db import Database
 from shared.funds import service as funds
 from shared.funds.errors import FundError, FundExhausted, FundNameTaken, PaymentExceedsCommitment
 from shared.funds.models import Fund, FundMovement, MovementKind, Payee, PaymentMethod
-from tests.shared.funds.builders import NOW, LedgerTotals, ledger_totals, make_fund, stored_totals
+from tests.shared.funds.builders import (
+    NOW,
+    LedgerTotals,
+    SupportRef,
+    ledger_totals,
+    make_fund,
+    make_supports,
+    stored_totals,
+)
 
 AMOUNT = 125_050  # 1.250,50 €
 
@@ -31,21 +39,30 @@ async def _attempt(database: Database, work: Callable[[AsyncSession], Awaitable[
     return "done"
 
 
-def _commitment(fund_id: int, support_id: int) -> Callable[[AsyncSession], Awaitable[object]]:
+def _commitment(fund_id: int, support: SupportRef) -> Callable[[AsyncSession], Awaitable[object]]:
     return lambda session: funds.commit_funds(
-        session=session, fund_id=fund_id, support_id=support_id, plan_id=support_id,
-        amount_cents=AMOUNT, actor=f"staff:coordinatore{support_id}", now=NOW,
+        session=session, fund_id=fund_id, support_id=support.support_id, plan_id=support.plan_id,
+        amount_cents=AMOUNT, actor=f"staff:coordinatore{support.plan_id}", now=NOW,
     )  # fmt: skip
 
 
 def _payment(
-    fund_id: int, support_id: int, cents: int
+    fund_id: int, support: SupportRef, cents: int
 ) -> Callable[[AsyncSession], Awaitable[object]]:
     return lambda session: funds.record_payment(
-        session=session, fund_id=fund_id, support_id=support_id, plan_id=1, amount_cents=cents,
+        session=session, fund_id=fund_id, support_id=support.support_id, plan_id=support.plan_id,
+        amount_cents=cents,
         paid_on=date(2026, 12, 7), paid_to=Payee.LANDLORD, method=PaymentMethod.BANK_TRANSFER,
         actor="staff:operatore", now=NOW,
     )  # fmt: skip
+
+
+async def _support_figures(session: AsyncSession, support: SupportRef) -> tuple[int, int]:
+    """What the support still has committed and what it was paid, in cents."""
+    return (
+        await funds.outstanding_for_support(session=session, support_id=support.support_id),
+        await funds.paid_for_support(session=session, support_id=support.support_id),
+    )
 
 
 async def _movements(session: AsyncSession, kind: MovementKind) -> int:
@@ -57,10 +74,10 @@ async def _commitment_race(database: Database, contenders: int, fits: int) -> Co
     async with database.transaction() as session:
         # Room for `fits` commitments and 1.250,49 € more: one cent short of another.
         fund = await make_fund(session, deposited_cents=AMOUNT * (fits + 1) - 1)
+        # One plan each, as `contenders` coordinators approving different plans.
+        supports = await make_supports(session, contenders, separate_plans=True)
     outcomes = Counter(
-        await asyncio.gather(
-            *(_attempt(database, _commitment(fund.id, n)) for n in range(1, contenders + 1))
-        )
+        await asyncio.gather(*(_attempt(database, _commitment(fund.id, s)) for s in supports))
     )
     print(
         f"\n{contenders} approvals for {fits} on {database.engine.dialect.name}: {dict(outcomes)}"
@@ -86,26 +103,28 @@ async def test_50_approvals_for_a_fund_that_fits_three(database: Database) -> No
 async def test_payments_racing_for_the_last_committed_euros(database: Database) -> None:
     async with database.transaction() as session:
         fund = await make_fund(session, deposited_cents=10 * AMOUNT)
-        # Support 1 has 1.250,50 € committed; support 2's commitment keeps the fund's total
+        paid, other = await make_supports(session, 2)
+        # `paid` has 1.250,50 € committed; `other`'s commitment keeps the fund's total
         # committed above it, so only the per-support check can stop a second payment.
-        await _commitment(fund.id, 1)(session)
-        await _commitment(fund.id, 2)(session)
+        await _commitment(fund.id, paid)(session)
+        await _commitment(fund.id, other)(session)
     for round_ in range(5):
         async with database.transaction() as session:
             # The same last euros each round: what a previous round paid is committed again.
             if round_:
-                await _commitment(fund.id, 1)(session)
+                await _commitment(fund.id, paid)(session)
         outcomes = Counter(
             await asyncio.gather(
-                _attempt(database, _payment(fund.id, 1, AMOUNT)),
-                _attempt(database, _payment(fund.id, 1, AMOUNT)),
+                _attempt(database, _payment(fund.id, paid, AMOUNT)),
+                _attempt(database, _payment(fund.id, paid, AMOUNT)),
             )
         )
         assert outcomes == Counter({"done": 1, PaymentExceedsCommitment.__name__: 1})
     async with database.transaction(read_only=True) as session:
         assert await _movements(session, MovementKind.PAYMENT) == 5
-        assert await funds.paid_for_support(session=session, support_id=1) == 5 * AMOUNT
-        assert await funds.outstanding_for_support(session=session, support_id=1) == 0
+        assert await _support_figures(session, paid) == (0, 5 * AMOUNT)
+        # The other support's commitment was never touched.
+        assert await _support_figures(session, other) == (AMOUNT, 0)
         totals = await stored_totals(session, fund.id)
         assert totals == LedgerTotals(10 * AMOUNT, AMOUNT, 5 * AMOUNT)
         assert await ledger_totals(session, fund.id) == totals
@@ -114,14 +133,17 @@ async def test_payments_racing_for_the_last_committed_euros(database: Database) 
 async def test_many_small_payments_never_pay_more_than_was_committed(database: Database) -> None:
     async with database.transaction() as session:
         fund = await make_fund(session, deposited_cents=AMOUNT)
-        await _commitment(fund.id, 1)(session)
+        [support] = await make_supports(session)
+        await _commitment(fund.id, support)(session)
     # 30 payments of 100 € for 1.250,50 € committed: 12 fit.
     outcomes = Counter(
-        await asyncio.gather(*(_attempt(database, _payment(fund.id, 1, 10_000)) for _ in range(30)))
+        await asyncio.gather(
+            *(_attempt(database, _payment(fund.id, support, 10_000)) for _ in range(30))
+        )
     )
     assert outcomes == Counter({"done": 12, PaymentExceedsCommitment.__name__: 18})
     async with database.transaction(read_only=True) as session:
-        assert await funds.outstanding_for_support(session=session, support_id=1) == 5_050
+        assert await _support_figures(session, support) == (5_050, 120_000)
         assert await stored_totals(session, fund.id) == LedgerTotals(AMOUNT, 5_050, 120_000)
 
 
