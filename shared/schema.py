@@ -12,6 +12,7 @@ from shared.db import Base
 from shared.funds import models as fund_models
 from shared.intake import models as intake_models
 from shared.outbox import models as outbox_models
+from shared.plans import models as plan_models
 from shared.staff import models as staff_models
 
 metadata = Base.metadata
@@ -25,5 +26,6 @@ __all__ = [
     "intake_models",
     "metadata",
     "outbox_models",
+    "plan_models",
     "staff_models",
 ]

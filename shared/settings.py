@@ -80,6 +80,12 @@ class Settings(BaseSettings):
     login_max_failures: Annotated[int, Field(ge=1, le=100)] = 5
     login_lockout_minutes: Annotated[int, Field(ge=1, le=24 * 60)] = 15
 
+    # The intervention plan (SPEC section 5): reviews every this many days from the
+    # signature; the region's floor for an internship's gross monthly allowance, in euros
+    # (500 in Lombardy, DGR 7763/2018): a lower one is flagged, not refused.
+    plan_review_days: Annotated[int, Field(ge=7, le=366)] = 90
+    internship_min_allowance_euros: Annotated[int, Field(ge=0, le=10_000)] = 500
+
     # Set by `ripartire demo`: secrets may then be generated on the spot.
     demo: bool = False
 

@@ -111,16 +111,19 @@ class FundMovement(Base):
         # (fund_id, id), and the keyset page starts below the last id shown.
         Index("ix_fund_movement_fund", "fund_id", "id"),
         Index("ix_fund_movement_support", "support_id", "id"),
+        Index("ix_fund_movement_plan", "plan_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     fund_id: Mapped[int] = mapped_column(ForeignKey("fund.id"))
     kind: Mapped[str] = mapped_column(String(12))
     amount_cents: Mapped[int] = mapped_column(BigInteger)
-    # The plan's intervention and the plan the money is for: opaque ids until the plans
-    # tables exist (their migration adds the foreign keys).
-    support_id: Mapped[int | None]
-    plan_id: Mapped[int | None]
+    # The plan's intervention and the plan the money is for. Money that moved stays in the
+    # books: a support or plan with movements can't be deleted.
+    support_id: Mapped[int | None] = mapped_column(
+        ForeignKey("plan_support.id", ondelete="RESTRICT")
+    )
+    plan_id: Mapped[int | None] = mapped_column(ForeignKey("plan.id", ondelete="RESTRICT"))
     # Payments only: the day the money went out, to whom and how.
     paid_on: Mapped[date | None] = mapped_column(Date)
     paid_to: Mapped[str | None] = mapped_column(String(12))

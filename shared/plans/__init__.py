@@ -1,0 +1,1 @@
+"""The Individualized Intervention Plan (PII): catalog, plan, lifecycle, list, document."""
