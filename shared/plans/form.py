@@ -12,11 +12,12 @@ comes back with a message next to each field and everything else as typed.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -27,6 +28,9 @@ from shared.limits import MAX_ID
 from shared.plans import catalog
 from shared.plans.errors import InvalidInput
 from shared.plans.models import SupportState
+
+if TYPE_CHECKING:
+    from shared.plans.service import PlanRows
 from shared.program import ORGANISATIONS
 
 MAX_SUMMARY = 4000
@@ -280,4 +284,99 @@ def _support(reader: _Reader, prefix: str) -> SupportInput | None:
         ends_on=ends_on,
         state=SupportState(state_key),
         fund_id=fund_id,
+    )
+
+
+# --- filling the editor ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EditorRows:
+    """The numbered rows the editor shows, each list in order; supports with their kind."""
+
+    objectives: tuple[int, ...] = ()
+    commitments: tuple[int, ...] = ()
+    supports: tuple[tuple[int, catalog.Kind], ...] = ()
+    team: tuple[int, ...] = ()
+
+    def adding(self, what: str, kind: catalog.Kind | None = None) -> EditorRows:
+        """The same rows and one more, empty, at the end of `what`."""
+        numbers = {
+            "objective": self.objectives,
+            "commitment": self.commitments,
+            "support": tuple(n for n, _kind in self.supports),
+            "team": self.team,
+        }[what]
+        new = max(numbers, default=-1) + 1
+        if what == "support":
+            assert kind is not None
+            return dataclasses.replace(self, supports=(*self.supports, (new, kind)))
+        if what == "objective":
+            return dataclasses.replace(self, objectives=(*numbers, new))
+        if what == "commitment":
+            return dataclasses.replace(self, commitments=(*numbers, new))
+        return dataclasses.replace(self, team=(*numbers, new))
+
+
+def submitted_rows(fields: Mapping[str, Sequence[str]]) -> EditorRows:
+    """The rows of a submitted editor (those with a value), to show it again as typed."""
+    rows = _row_numbers(fields)
+    supports = []
+    for n in rows["support"]:
+        found = fields.get(f"support-{n}.kind", ())
+        if found and found[-1] in catalog.CATALOG:
+            supports.append((n, catalog.Kind(found[-1])))
+    return EditorRows(
+        objectives=tuple(rows["objective"]),
+        commitments=tuple(rows["commitment"]),
+        supports=tuple(supports),
+        team=tuple(rows["team"]),
+    )
+
+
+def _day_value(value: date | None) -> list[str]:
+    return [value.strftime("%d/%m/%Y")] if value else []
+
+
+def stored_values(rows: PlanRows, language: str) -> tuple[dict[str, list[str]], EditorRows]:
+    """The stored plan as the editor's inputs, and its rows."""
+    values: dict[str, list[str]] = {
+        "summary": [rows.plan.summary],
+        "next_review_on": _day_value(rows.plan.next_review_on),
+    }
+    for n, objective in enumerate(rows.objectives):
+        p = f"objective-{n}."
+        values |= {p + "id": [str(objective.id)], p + "objective": [objective.objective],
+                   p + "expected_result": [objective.expected_result]}  # fmt: skip
+    for n, commitment in enumerate(rows.commitments):
+        p = f"commitment-{n}."
+        values |= {p + "id": [str(commitment.id)], p + "what": [commitment.what],
+                   p + "due_on": _day_value(commitment.due_on)}  # fmt: skip
+    supports = []
+    for n, support in enumerate(rows.supports):
+        p = f"support-{n}."
+        kind = catalog.Kind(support.kind)
+        supports.append((n, kind))
+        who = Responsible(support.responsible_id, support.organisation).key
+        values |= {
+            p + "id": [str(support.id)],
+            p + "kind": [kind.value],
+            p + "responsible": [who] if who else [],
+            p + "starts_on": _day_value(support.starts_on),
+            p + "ends_on": _day_value(support.ends_on),
+            p + "state": [support.state],
+            p + "fund_id": [str(support.fund_id)] if support.fund_id else [],
+        }
+        details = catalog.load_details(kind, support.details)
+        values |= catalog.details_values(kind, details, language=language, prefix=p)
+    for n, member in enumerate(rows.team):
+        p = f"team-{n}."
+        who = Responsible(member.staff_id, member.organisation).key
+        values |= {p + "id": [str(member.id)], p + "member": [who] if who else [],
+                   p + "name": [member.name or ""], p + "role": [member.role]}  # fmt: skip
+    return values, EditorRows(
+        objectives=tuple(range(len(rows.objectives))),
+        commitments=tuple(range(len(rows.commitments))),
+        supports=tuple(supports),
+        team=tuple(range(len(rows.team))),
     )

@@ -1,0 +1,186 @@
+"""The plan over HTTP: start, add rows without JavaScript, save, errors kept, the whole
+lifecycle by a case worker and a coordinator, the queue, and who may do what."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import httpx
+import pytest
+from pypdf import PdfReader
+from sqlalchemy import select
+
+from shared.cases import access
+from shared.db import Database, utcnow
+from shared.funds import service as funds
+from shared.plans.models import Plan
+from shared.settings import Settings
+from shared.staff.models import Role, StaffUser
+from tests.dashboard.conftest import csrf_from, login
+from tests.factories import ROME
+from tests.shared.plans.builders import admitted_case, make_fund
+
+
+async def _case_of(database: Database, settings: Settings, username: str) -> tuple[int, int]:
+    """An admitted case of `username` (a case worker), and a fund with 5.000 €."""
+    async with database.transaction() as session:
+        user = await session.scalar(select(StaffUser).where(StaffUser.username == username))
+        assert user is not None
+        staff = access.StaffMember(user.id, Role(user.role), f"staff:{username}")
+        case = await admitted_case(session, settings, staff, name="Giuseppina Fumagalli")
+        fund = await make_fund(session, cents=5_000_00)
+        return case.id, fund.id
+
+
+def _form(html: str) -> dict[str, str]:
+    """The editor's inputs as the browser would send them (text and hidden inputs)."""
+    found = {}
+    for tag in re.findall(r"<input [^>]*>", html):
+        name = re.search(r'name="([^"]+)"', tag)
+        value = re.search(r'value="([^"]*)"', tag)
+        kind = re.search(r'type="([^"]+)"', tag)
+        if name and (kind is None or kind[1] not in ("checkbox", "radio")):
+            found[name[1]] = value[1] if value else ""
+    for name, body in re.findall(r'<textarea[^>]*name="([^"]+)"[^>]*>(.*?)</textarea>', html, re.S):
+        found[name] = body
+    return found
+
+
+async def test_a_case_worker_builds_a_plan_and_a_coordinator_approves_it(
+    client: httpx.AsyncClient, database: Database, settings: Settings
+) -> None:
+    case_id, fund_id = await _case_of(database, settings, "operatore")
+    await login(client, "operatore")
+    page = await client.get(f"/cases/{case_id}/plan")
+    assert page.status_code == 200
+    assert "Avvia il piano" in page.text
+    started = await client.post(
+        f"/cases/{case_id}/plan/start", data={"csrf_token": csrf_from(page.text)}
+    )
+    assert started.status_code == 303
+    page = await client.get(f"/cases/{case_id}/plan")
+    assert "Storia lavorativa" in page.text  # the summary starts from the interview
+
+    # "Add" buttons bring the form back with one more row; nothing is saved.
+    form = _form(page.text) | {"add": "support:emergency_support"}
+    page = await client.post(f"/cases/{case_id}/plan", data=form)
+    assert page.status_code == 200
+    assert 'name="support-0.monthly_amount"' in page.text
+    form = _form(page.text) | {"add": "objective"}
+    page = await client.post(f"/cases/{case_id}/plan", data=form)
+    assert 'name="objective-0.objective"' in page.text
+
+    form = _form(page.text) | {
+        "objective-0.objective": "Pagare l'affitto arretrato",
+        "support-0.responsible": "org:farsi_prossimo",
+        "support-0.starts_on": "04/01/2027",
+        "support-0.ends_on": "31/03/2027",
+        "support-0.fund_id": str(fund_id),
+        "support-0.form": "monthly",
+        "support-0.monthly_amount": "tre",
+        "support-0.months": "3",
+        "support-0.paid_to": "landlord",
+    }
+    refused = await client.post(f"/cases/{case_id}/plan", data=form)
+    assert refused.status_code == 400
+    assert "Scrivi un importo in euro" in refused.text
+    assert "Pagare l&#39;affitto arretrato" in refused.text  # what was typed is kept
+
+    form["support-0.monthly_amount"] = "450,50"
+    saved = await client.post(f"/cases/{case_id}/plan", data=form)
+    assert saved.status_code == 303
+    page = await client.get(saved.headers["location"])
+    assert "450,50" in page.text
+    submitted = await client.post(
+        f"/cases/{case_id}/plan/submit", data={"csrf_token": csrf_from(page.text)}
+    )
+    assert submitted.status_code == 303
+    page = await client.get(f"/cases/{case_id}/plan")
+    # A case worker may not approve: no button, and the route refuses.
+    assert "/plan/approve" not in page.text
+    refused = await client.post(
+        f"/cases/{case_id}/plan/approve", data={"csrf_token": csrf_from(page.text)}
+    )
+    assert refused.status_code == 403
+
+    await client.post("/logout", data={"csrf_token": csrf_from(page.text)})
+    await login(client, "coordinatore")
+    queue = await client.get("/plans")
+    assert "Giuseppina Fumagalli" in queue.text
+    assert "1.351,50\xa0€" in queue.text
+    page = await client.get(f"/cases/{case_id}/plan")
+    approved = await client.post(
+        f"/cases/{case_id}/plan/approve", data={"csrf_token": csrf_from(page.text)}
+    )
+    assert approved.status_code == 303
+    async with database.transaction() as session:
+        [balance] = await funds.balances(session=session)
+        assert balance.committed_cents == 3 * 450_50
+        plan = await session.scalar(select(Plan).where(Plan.case_id == case_id))
+        assert plan is not None and plan.state == "approved"
+
+    page = await client.get(f"/cases/{case_id}/plan")
+    # Approved just now, on the real clock: signed today (in Rome).
+    today = utcnow().astimezone(ROME).date().isoformat()
+    signed = await client.post(
+        f"/cases/{case_id}/plan/sign",
+        data={"csrf_token": csrf_from(page.text), "signed_on": today},
+    )
+    assert signed.status_code == 303
+    page = await client.get(signed.headers["location"])
+    assert "Firma registrata" in page.text
+
+    printed = await client.get(f"/cases/{case_id}/plan.pdf")
+    assert printed.status_code == 200
+    assert printed.headers["content-type"] == "application/pdf"
+    text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(printed.content)).pages)
+    assert "Giuseppina Fumagalli" in text
+    assert "Supporto economico d'emergenza" in text
+    assert "1.351,50 €" in text.replace("\xa0", " ")
+
+
+async def test_a_plan_that_does_not_fit_its_fund_names_it(
+    client: httpx.AsyncClient, database: Database, settings: Settings
+) -> None:
+    case_id, fund_id = await _case_of(database, settings, "operatore")
+    async with database.transaction() as session:
+        small = await make_fund(session, cents=100_00, name="Banco dell'energia")
+    await login(client, "operatore")
+    page = await client.get(f"/cases/{case_id}/plan")
+    await client.post(f"/cases/{case_id}/plan/start", data={"csrf_token": csrf_from(page.text)})
+    page = await client.get(f"/cases/{case_id}/plan")
+    page = await client.post(
+        f"/cases/{case_id}/plan",
+        data=_form(page.text) | {"add": "support:emergency_support"},
+    )
+    form = _form(page.text) | {"add": "objective"}
+    page = await client.post(f"/cases/{case_id}/plan", data=form)
+    form = _form(page.text) | {
+        "objective-0.objective": "Pagare le bollette",
+        "support-0.responsible": "org:farsi_prossimo",
+        "support-0.starts_on": "04/01/2027", "support-0.ends_on": "31/01/2027",
+        "support-0.fund_id": str(small.id), "support-0.form": "one_off",
+        "support-0.one_off_amount": "300", "support-0.paid_to": "utility",
+    }  # fmt: skip
+    assert (await client.post(f"/cases/{case_id}/plan", data=form)).status_code == 303
+    page = await client.get(f"/cases/{case_id}/plan")
+    await client.post(f"/cases/{case_id}/plan/submit", data={"csrf_token": csrf_from(page.text)})
+    await client.post("/logout", data={"csrf_token": csrf_from(page.text)})
+    await login(client, "coordinatore")
+    page = await client.get(f"/cases/{case_id}/plan")
+    refused = await client.post(
+        f"/cases/{case_id}/plan/approve", data={"csrf_token": csrf_from(page.text)}
+    )
+    assert refused.status_code == 409
+    assert "Il fondo “Banco dell&#39;energia” ha 100,00\xa0€" in refused.text
+    assert fund_id
+
+
+@pytest.mark.parametrize("path", ["/cases/{id}/plan", "/plans"])
+async def test_an_admin_sees_no_plan(
+    client: httpx.AsyncClient, database: Database, settings: Settings, path: str
+) -> None:
+    case_id, _fund = await _case_of(database, settings, "operatore")
+    await login(client, "admin")
+    assert (await client.get(path.format(id=case_id))).status_code == 403
