@@ -185,3 +185,67 @@ async def list_plans(
     last = page[-1]
     # Submitted plans always have `submitted_at`; the fallback only satisfies the types.
     return PlanPage(rows, _encode(last[8] or last[6], last[0]))
+
+
+# --- reviews due -------------------------------------------------------------------------
+
+# "Due soon": within a week, as Primero's tasks are "upcoming" (PLAN-PRACTICE.md).
+REVIEW_SOON_DAYS = 7
+# More active plans than one person or the whole program reviews in a fortnight.
+MAX_DUE = 200
+
+
+@dataclass(frozen=True, slots=True)
+class DueReview:
+    plan_id: int
+    case_id: int
+    citizen_name: str | None
+    owner_name: str | None
+    next_review_on: date
+    # Days from today to the review: 0 today, negative when it is overdue by that many.
+    days_left: int
+
+    @property
+    def overdue(self) -> bool:
+        return self.days_left < 0
+
+
+async def plans_due_for_review(
+    *,
+    session: AsyncSession,
+    staff: access.StaffMember,
+    today: date,
+    within_days: int = REVIEW_SOON_DAYS,
+    limit: int = MAX_DUE,
+) -> tuple[DueReview, ...]:
+    """The active plans whose review is overdue or due within `within_days` of `today`:
+    a case worker's own plans, every plan for a coordinator (none for an administrator);
+    overdue first, the longest overdue first, then the soonest. One statement."""
+    if not 0 <= within_days <= 366 or not 1 <= limit <= 1000:
+        raise ValueError("within_days must be 0..366 and limit 1..1000")
+    query = (
+        select(Plan.id, Plan.case_id, Citizen.name, StaffUser.display_name, Plan.next_review_on)
+        .join(Case, Case.id == Plan.case_id)
+        .join(Citizen, Citizen.id == Case.citizen_id)
+        .outerjoin(StaffUser, StaffUser.id == Plan.owner_id)
+        .where(
+            Plan.state == PlanState.ACTIVE.value,
+            Plan.next_review_on.is_not(None),
+            Plan.next_review_on <= today + timedelta(days=within_days),
+            access.visible_to(staff),
+        )
+        .order_by(Plan.next_review_on.asc(), Plan.id.asc())
+        .limit(limit)
+    )
+    if not staff.sees_all:
+        query = query.where(Plan.owner_id == staff.user_id)
+    due = []
+    for plan_id, case_id, citizen, owner, review_on in (await session.execute(query)).all():
+        assert review_on is not None  # the query's own condition
+        due.append(
+            DueReview(
+                plan_id=plan_id, case_id=case_id, citizen_name=citizen, owner_name=owner,
+                next_review_on=review_on, days_left=(review_on - today).days,
+            )
+        )  # fmt: skip
+    return tuple(due)

@@ -203,3 +203,37 @@ class PlanChange(Base):
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # It sent the approved plan back to the coordinator.
     material: Mapped[bool] = mapped_column(default=False)
+
+
+class ReviewStatus(StrEnum):
+    """How far one objective or commitment had come at a review."""
+
+    DONE = "done"
+    IN_PROGRESS = "in_progress"
+    NOT_DONE = "not_done"
+
+
+class PlanReview(Base):
+    """A monitoring meeting of an active plan (the PaIS "piano incontri"): the day it was
+    held, how far each objective and commitment had come, notes, and the next review.
+
+    `progress` maps "objective:<id>" and "commitment:<id>" to {"status": a `ReviewStatus`
+    value, "note": ..., "text": what the row said that day}. The text is kept because the
+    plan's rows can change or go after the meeting, and the review must still say what was
+    reviewed. Recording a review moves `Plan.next_review_on` to `next_review_on`.
+    """
+
+    __tablename__ = "plan_review"
+    __table_args__ = (
+        CheckConstraint("next_review_on > held_on", name="next_after_held"),
+        Index("ix_plan_review_plan", "plan_id", "held_on", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plan.id", ondelete="CASCADE"))
+    held_on: Mapped[date] = mapped_column(Date)
+    progress: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    notes: Mapped[str] = mapped_column(Text, default="")
+    next_review_on: Mapped[date] = mapped_column(Date)
+    actor: Mapped[str] = mapped_column(String(80))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())

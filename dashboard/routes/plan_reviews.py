@@ -1,0 +1,396 @@
+"""Reviews of an active plan, its follow-up meetings, and the reviews due (SPEC J5).
+
+- `/plans/reviews`: the viewer's active plans whose review is overdue or due within a
+  week (a case worker's own, every plan for a coordinator), overdue first;
+- `/cases/{id}/plan/reviews`: the plan's reviews, the latest first; `…/reviews/new` the
+  form (a status and a note for each objective and commitment, the next review date);
+- `/cases/{id}/plan/follow-up`: a free time at a helpdesk, booked for the plan's citizen
+  through the booking service (its rules, its messages to the citizen).
+
+Routes parse the form, call one `shared.plans.reviews` service and map its errors: a
+plan the viewer may not see is a 404, invalid input comes back as the form with the
+messages next to the fields and every value kept (400), a refused booking names why by
+its code (409 for a place just taken).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import date, datetime, time, timedelta
+from typing import Annotated, Any
+
+from babel.dates import format_date
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from dashboard.deps import STAFF, Session, Viewer, allow, settings_of
+from dashboard.params import (
+    BAD_DAY,
+    BadDay,
+    FormText,
+    QueryId,
+    QueryText,
+    QueryWord,
+    RecordId,
+    read_day,
+    read_id,
+    read_instant,
+    storable_form,
+)
+from dashboard.templating import render
+from shared.booking import availability, hours
+from shared.booking import service as booking
+from shared.booking.errors import BookingError
+from shared.cases import access
+from shared.cases.models import Case
+from shared.citizens.models import Citizen
+from shared.db import utcnow
+from shared.i18n import N_, Translator
+from shared.limits import DAY_RANGE
+from shared.plans import document, listing, reviews
+from shared.plans import service as plans
+from shared.plans.errors import InvalidInput, NotAllowed, PlanError, PlanNotFound
+from shared.plans.models import PlanState
+
+router = APIRouter()
+Staff = Annotated[Viewer, Depends(allow(*STAFF))]
+
+# Free times listed at once, as on the intake page; a day or a helpdesk shows others.
+SLOTS_SHOWN = 40
+NOTICES = {
+    "recorded": N_("Review recorded. The next review date is on the plan."),
+    "booked": N_("Follow-up meeting booked. A citizen who uses Telegram is told there."),
+}
+NOT_ACTIVE = N_("Only an active plan (signed, not closed) has reviews and follow-up meetings.")
+BOOKING_ERRORS = {
+    "slot_taken": N_("That place was just taken. Choose another time below."),
+    "slot_in_past": N_("That time has already passed. Choose another time below."),
+    "slot_too_soon": N_("That time is too close to now. Choose a later time."),
+    "slot_too_far": N_("That time is too far ahead. Choose an earlier time."),
+    "slot_not_offered": N_("The helpdesk has no slot at that time. Choose another time below."),
+    "helpdesk_not_found": N_("This helpdesk is not taking bookings. Choose another time below."),
+    "helpdesk_inactive": N_("This helpdesk is not taking bookings. Choose another time below."),
+    "already_booked": N_(
+        "The citizen already has an active booking: move or cancel it from the agenda first."
+    ),
+    "no_slot": N_("Choose a time."),
+}
+BOOKING_REFUSED = N_("The booking was refused. Choose another time below.")
+
+
+def _member(viewer: Viewer) -> access.StaffMember:
+    return access.StaffMember(user_id=viewer.user_id, role=viewer.role, actor=viewer.actor)
+
+
+def _http(exc: PlanError) -> HTTPException:
+    if isinstance(exc, PlanNotFound):
+        return HTTPException(status_code=404)
+    if isinstance(exc, NotAllowed):
+        return HTTPException(status_code=403)
+    return HTTPException(status_code=400)
+
+
+def _today(request: Request) -> date:
+    return utcnow().astimezone(settings_of(request).tz).date()
+
+
+def _date_label(viewer: Viewer) -> Callable[[date], str]:
+    """Plain dates (no time) in the viewer's language."""
+    language = Translator(viewer.language).language
+    return lambda value: format_date(value, "full", locale=language)
+
+
+async def _plan(
+    session: Session, viewer: Viewer, case_id: int
+) -> tuple[plans.PlanRows, Case, Citizen]:
+    """The case's plan as the viewer may see it (the read is in the audit log)."""
+    try:
+        rows = await plans.get_plan(session=session, case_id=case_id, staff=_member(viewer))
+    except PlanError as exc:
+        raise _http(exc) from None
+    case = await session.get(Case, case_id)
+    assert case is not None  # the plan service found it
+    citizen = await session.get(Citizen, case.citizen_id)
+    assert citizen is not None  # a foreign key of the case
+    return rows, case, citizen
+
+
+def _header(rows: plans.PlanRows, case: Case, citizen: Citizen) -> dict[str, Any]:
+    return {
+        "case": case,
+        "citizen": citizen,
+        "plan": rows.plan,
+        "active": rows.plan.state == PlanState.ACTIVE.value,
+        "state_label": document.STATE_LABELS[rows.plan.state],
+    }
+
+
+# --- the reviews due ---------------------------------------------------------------------
+
+
+@router.get("/plans/reviews")
+async def reviews_due(request: Request, session: Session, viewer: Staff) -> HTMLResponse:
+    today = _today(request)
+    due = await listing.plans_due_for_review(session=session, staff=_member(viewer), today=today)
+    return render(
+        request,
+        "plan_reviews/due.html",
+        {
+            "due": due,
+            "within": listing.REVIEW_SOON_DAYS,
+            "everyone": _member(viewer).sees_all,
+            "date_label": _date_label(viewer),
+        },
+    )
+
+
+# --- the plan's reviews ------------------------------------------------------------------
+
+
+@router.get("/cases/{case_id}/plan/reviews")
+async def plan_reviews(
+    request: Request, session: Session, viewer: Staff, case_id: RecordId, notice: QueryWord = ""
+) -> HTMLResponse:
+    rows, case, citizen = await _plan(session, viewer, case_id)
+    found = await reviews.reviews_of(session=session, plan_id=rows.plan.id)
+    return render(
+        request,
+        "plan_reviews/reviews.html",
+        {
+            **_header(rows, case, citizen),
+            "reviews": [reviews.shown(review) for review in found],
+            "notice": NOTICES.get(notice, ""),
+            "date_label": _date_label(viewer),
+        },
+    )
+
+
+async def _form_page(
+    request: Request,
+    session: Session,
+    viewer: Viewer,
+    rows: plans.PlanRows,
+    case: Case,
+    citizen: Citizen,
+    *,
+    values: Mapping[str, str] | None = None,
+    errors: Mapping[str, str] | None = None,
+    params: Mapping[str, Mapping[str, object]] | None = None,
+    problem: str = "",
+    status: int = 200,
+) -> HTMLResponse:
+    t = Translator(viewer.language)
+    settings = settings_of(request)
+    today = _today(request)
+    if values is None:
+        values = {
+            "held_on": today.isoformat(),
+            "next_review_on": (today + timedelta(days=settings.plan_review_days)).isoformat(),
+        }
+    header = _header(rows, case, citizen)
+    if not header["active"] and not problem:
+        problem, status = NOT_ACTIVE, 400
+    return render(
+        request,
+        "plan_reviews/new.html",
+        {
+            **header,
+            "items": reviews.review_items(rows),
+            "values": values,
+            "errors": {
+                name: t(message, **(params or {}).get(name, {}))
+                for name, message in (errors or {}).items()
+            },
+            "problem": problem,
+            "status_options": [(value, t(label)) for value, label in reviews.STATUS_LABELS.items()],
+            "note_max": reviews.MAX_NOTE,
+            "notes_max": reviews.MAX_NOTES,
+            "review_days": settings.plan_review_days,
+            "date_label": _date_label(viewer),
+        },
+        status_code=status,
+    )
+
+
+@router.get("/cases/{case_id}/plan/reviews/new")
+async def new_review(
+    request: Request, session: Session, viewer: Staff, case_id: RecordId
+) -> HTMLResponse:
+    rows, case, citizen = await _plan(session, viewer, case_id)
+    return await _form_page(request, session, viewer, rows, case, citizen)
+
+
+@router.post("/cases/{case_id}/plan/reviews")
+async def record_review(
+    request: Request,
+    session: Session,
+    viewer: Staff,
+    case_id: RecordId,
+    held_on: FormText = "",
+    next_review_on: FormText = "",
+    notes: FormText = "",
+) -> Response:
+    submitted = await storable_form(request)
+    # The statuses and notes are named after the plan's rows ("objective:12.status").
+    fields = {
+        name: value
+        for name, value in submitted.multi_items()
+        if isinstance(value, str) and name != "csrf_token"
+    }
+    fields |= {"held_on": held_on, "next_review_on": next_review_on, "notes": notes}
+    rows, case, citizen = await _plan(session, viewer, case_id)
+    page = (request, session, viewer, rows, case, citizen)
+    if rows.plan.state != PlanState.ACTIVE.value:
+        return await _form_page(*page, values=fields, problem=NOT_ACTIVE, status=400)
+    try:
+        data = reviews.parse_review_form(
+            held_on=held_on, next_review_on=next_review_on, notes=notes, fields=fields,
+            rows=rows, today=_today(request),
+        )  # fmt: skip
+        review = await reviews.record_review(
+            session=session, case_id=case_id, held_on=data.held_on, progress=data.progress,
+            notes=data.notes, next_review_on=data.next_review_on, staff=_member(viewer),
+            settings=settings_of(request), now=utcnow(),
+        )  # fmt: skip
+    except InvalidInput as exc:
+        return await _form_page(
+            *page, values=fields, errors=exc.errors, params=exc.params, status=400
+        )
+    except reviews.PlanNotActive:
+        return await _form_page(*page, values=fields, problem=NOT_ACTIVE, status=400)
+    except PlanError as exc:
+        raise _http(exc) from None
+    return RedirectResponse(
+        f"/cases/{case_id}/plan/reviews?notice=recorded#review-{review.id}", status_code=303
+    )
+
+
+# --- follow-up meetings ------------------------------------------------------------------
+
+
+def _day_bounds(day: date, request: Request) -> tuple[datetime, datetime]:
+    tz = settings_of(request).tz
+    start = datetime.combine(day, time.min, tzinfo=tz)
+    return start, datetime.combine(day + timedelta(days=1), time.min, tzinfo=tz)
+
+
+async def _follow_up_page(
+    request: Request,
+    session: Session,
+    viewer: Viewer,
+    case_id: int,
+    *,
+    helpdesk_id: int | None = None,
+    day: str = "",
+    notice: str = "",
+    problem: str = "",
+    status: int = 200,
+) -> HTMLResponse:
+    """The citizen's booking if they have one; else the free times (of `day`, a filter
+    typed into the page's own form: a bad one is shown next to it)."""
+    settings = settings_of(request)
+    t = Translator(viewer.language)
+    rows, case, citizen = await _plan(session, viewer, case_id)
+    header = _header(rows, case, citizen)
+    current = await booking.active_booking(session=session, citizen_id=citizen.id)
+    helpdesks = await hours.list_helpdesks(session=session, active_only=False)
+    day_error = ""
+    slots: list[availability.FreeSlot] = []
+    if header["active"] and current is None:
+        since = until = None
+        try:
+            chosen = read_day(day)
+        except BadDay as exc:
+            chosen = None
+            day_error = t(
+                N_("Write the day like 2026-03-31, or pick it from the calendar.")
+                if exc.message == BAD_DAY
+                else exc.message,
+                **DAY_RANGE,
+            )
+            status = 400
+        if chosen is not None:
+            since, until = _day_bounds(chosen, request)
+        found = await availability.list_free_slots(
+            session=session, settings=settings, helpdesk_id=helpdesk_id, since=since, until=until
+        )
+        slots = found[:SLOTS_SHOWN]
+    elif not header["active"] and not problem:
+        problem = NOT_ACTIVE
+    days: dict[date, list[availability.FreeSlot]] = {}
+    for slot in slots:
+        days.setdefault(slot.starts_at.astimezone(settings.tz).date(), []).append(slot)
+    return render(
+        request,
+        "plan_reviews/follow_up.html",
+        {
+            **header,
+            "current": current,
+            "helpdesks": {h.id: h for h in helpdesks},
+            "bookable_helpdesks": [h for h in helpdesks if h.active],
+            "days": days,
+            "more_slots": len(slots) == SLOTS_SHOWN,
+            "helpdesk_id": helpdesk_id,
+            "day_filter": day,
+            "day_error": day_error,
+            "notice": NOTICES.get(notice, ""),
+            "problem": problem,
+        },
+        status_code=status,
+    )
+
+
+@router.get("/cases/{case_id}/plan/follow-up")
+async def follow_up(
+    request: Request,
+    session: Session,
+    viewer: Staff,
+    case_id: RecordId,
+    helpdesk: QueryId = None,
+    day: QueryText = "",
+    notice: QueryWord = "",
+) -> HTMLResponse:
+    return await _follow_up_page(
+        request, session, viewer, case_id, helpdesk_id=helpdesk, day=day, notice=notice
+    )
+
+
+def _parse_slot(value: str) -> tuple[int, datetime] | None:
+    """ "3|2026-03-31T07:30:00+00:00" → (helpdesk id, aware start), or None if malformed."""
+    helpdesk, _, starts = value.partition("|")
+    helpdesk_id, starts_at = read_id(helpdesk), read_instant(starts)
+    if helpdesk_id is None or starts_at is None:
+        return None
+    return helpdesk_id, starts_at
+
+
+@router.post("/cases/{case_id}/plan/follow-up")
+async def book_follow_up(
+    request: Request, session: Session, viewer: Staff, case_id: RecordId, slot: FormText = ""
+) -> Response:
+    parsed = _parse_slot(slot)
+    if parsed is None:
+        code, status = "no_slot", 400
+    else:
+        helpdesk_id, starts_at = parsed
+        try:
+            await reviews.book_follow_up(
+                session=session, settings=settings_of(request), case_id=case_id,
+                helpdesk_id=helpdesk_id, starts_at=starts_at, staff=_member(viewer),
+            )  # fmt: skip
+        except reviews.PlanNotActive:
+            return await _follow_up_page(
+                request, session, viewer, case_id, problem=NOT_ACTIVE, status=400
+            )
+        except PlanError as exc:
+            raise _http(exc) from None
+        except BookingError as exc:
+            code, status = exc.code, 409 if exc.code == "slot_taken" else 400
+        else:
+            return RedirectResponse(
+                f"/cases/{case_id}/plan/follow-up?notice=booked", status_code=303
+            )
+    return await _follow_up_page(
+        request, session, viewer, case_id, problem=BOOKING_ERRORS.get(code, BOOKING_REFUSED),
+        status=status,
+    )  # fmt: skip
