@@ -11,7 +11,7 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, Job
 from telegram.request import BaseRequest
 
 from bot.flood import GroupRateLimiter
-from bot.handlers import booking, conversation, start
+from bot.handlers import booking, conversation, plan, start
 from bot.processor import ChatOrderedProcessor
 from bot.turn import DEPS_KEY, Deps
 from shared.db import Database
@@ -69,7 +69,7 @@ def build_application(
     application = builder.build()
     application.bot_data[DEPS_KEY] = Deps(settings=settings, database=database)
     # One group: the first matching handler wins, so the fallbacks go last.
-    for module in (start, conversation, booking):
+    for module in (start, conversation, booking, plan):
         application.add_handlers(module.handlers())
     application.add_handlers(start.fallback_handlers())
     application.add_error_handler(on_unhandled_error)

@@ -43,6 +43,7 @@ class Cb(StrEnum):
     DAYS = "days"  # days:<helpdesk>:<page>[:<booking>]  more days to choose from
     HELPDESKS = "hds"  # hds[:<booking>]              choose a helpdesk (start booking)
     SUMMARY = "sum"  # sum                         show the questionnaire summary again
+    PLAN_READ = "pr"  # pr:<plan>:<version>:<hash>  "I've read it" under the plan's summary
 
 
 @dataclass(frozen=True)

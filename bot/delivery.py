@@ -56,6 +56,7 @@ from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 from bot import faults, texts
 from bot.callbacks import Cb, encode
 from bot.flood import retry_after_seconds
+from shared import money
 from shared.booking import service as booking_service
 from shared.booking.calendar import booking_ics
 from shared.booking.messages import MessageKind
@@ -74,6 +75,11 @@ from shared.intake import service as intake
 from shared.intake.models import UNFINISHED
 from shared.outbox import service as outbox
 from shared.outbox.models import MessageState, OutboxMessage
+from shared.plans import catalog
+from shared.plans import messages as plan_messages
+from shared.plans.acknowledgements import shown_hash
+from shared.plans.messages import PlanSummary
+from shared.plans.models import Plan, PlanState
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -89,6 +95,10 @@ LEASE_MARGIN = timedelta(minutes=1)
 MIN_PAUSE_SECONDS = 0.05
 # Telegram refuses texts over 4096 characters; the rest of a message is far shorter.
 MAX_DIRECTIONS_CHARS = 600
+# The same limit for the plan's summary: the rest is in the citizen's paper copy.
+MAX_SUMMARY_ITEMS = 8
+MAX_COMMITMENT_CHARS = 160
+MAX_PROVIDER_CHARS = 80
 
 
 # --- what a message becomes ----------------------------------------------------------
@@ -232,6 +242,56 @@ INTAKE_REMINDER = N_(
     "continue, your answers will be deleted on {day}."
 )
 INTAKE_CONTINUE = N_("Write /start to pick up where you left off: it takes a few minutes.")
+
+PLAN_READY = N_(
+    "📝 <b>Your Ripartire plan is ready.</b> It has been approved: now it only needs your "
+    "signature."
+)
+PLAN_UPDATED = N_(
+    "📝 <b>Your Ripartire plan has been updated</b> (version {version}) and approved again: "
+    "it needs your signature once more."
+)
+SIGN_AT_APPOINTMENT = N_("Come and sign it at your appointment, where we'll read it together:")
+SIGN_BOOK = N_(
+    "Come to the helpdesk to read it together and sign it. To choose a day, write "
+    "/prenotazione, or get in touch with us:"
+)
+BRING_ID = N_("Please bring an identity document.")
+
+PLAN_STARTED = N_(
+    "✅ <b>Your Ripartire plan has started.</b> Thank you for signing it! Here it is in short."
+)
+YOUR_COMMITMENTS = N_("<b>What you'll do</b>")
+# Not "by {date}": the printed plan's, whose date has no weekday ("entro il 20 gennaio").
+COMMITMENT_BY = N_("by {day}")
+OUR_SUPPORTS = N_("<b>How we'll help you</b>")
+SUPPORT_TOTAL = N_("{amount} in total")
+SUPPORT_WITH = N_("with {provider}")
+MORE_IN_COPY = N_("… and the rest is in your copy of the plan.")
+NEXT_REVIEW = N_(
+    "📅 The next review of your plan is on <b>{date}</b>: we'll look together at how it's going."
+)
+READ_ASK = N_(
+    "Read it calmly. When you have, tap the button below: it lets us know you've read it. "
+    "It isn't a signature."
+)
+BUTTON_READ = N_("✅ I've read it")
+
+REVIEW_COMING = N_(
+    "📅 <b>Your plan's review is coming up:</b> it's on <b>{date}</b>, and we'll look together "
+    "at how it's going."
+)
+REVIEW_APPOINTMENT = N_("Your appointment:")
+REVIEW_CONTACT = N_(
+    "We'll get in touch to agree on the time. If you prefer, you can book an appointment "
+    "yourself: write /prenotazione."
+)
+
+PLAN_CLOSED = N_(
+    "🌱 <b>Your Ripartire plan is now closed.</b> Thank you for the path we walked together, "
+    "and for everything you put into it."
+)
+IF_YOU_NEED_US = N_("If you need us again, we're here:")
 
 
 # --- rendering ------------------------------------------------------------------------
@@ -507,6 +567,165 @@ async def _intake_expiry_reminder(ctx: _Context) -> Outgoing:
     return Outgoing(ctx.chat_id, text)
 
 
+# --- the plan (shared.plans.messages) ----------------------------------------------------
+
+
+def _text(text: str) -> str:
+    """Free text in an HTML message: only what Telegram would read as markup is escaped."""
+    return html.escape(text, quote=False)
+
+
+def _shorten(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _date(t: Translator, day: date, pattern: str = "EEEE d MMMM y") -> str:
+    return format_date(day, pattern, locale=t.language)
+
+
+def _listed(t: Translator, items: list[str]) -> str:
+    """At most `MAX_SUMMARY_ITEMS` lines, then where to read the others."""
+    shown = items[:MAX_SUMMARY_ITEMS]
+    if len(items) > len(shown):
+        shown.append(t(MORE_IN_COPY))
+    return "\n".join(shown)
+
+
+def _commitment_line(t: Translator, commitment: plan_messages.SummaryCommitment) -> str:
+    line = f"• {_text(_shorten(commitment.what, MAX_COMMITMENT_CHARS))}"
+    if commitment.due_on is not None:
+        line += f" — {t(COMMITMENT_BY, day=_date(t, commitment.due_on))}"
+    return line
+
+
+def _support_line(t: Translator, support: plan_messages.SummarySupport) -> str:
+    label = t(catalog.intervention(support.kind).label)
+    bits = []
+    if support.amount_cents:
+        bits.append(t(SUPPORT_TOTAL, amount=money.format_euros(support.amount_cents, t.language)))
+    if support.starts_on is not None and support.ends_on is not None:
+        bits.append(
+            f"{_date(t, support.starts_on, 'd MMMM y')} – {_date(t, support.ends_on, 'd MMMM y')}"
+        )
+    if support.provider:
+        provider = _text(_shorten(support.provider, MAX_PROVIDER_CHARS))
+        bits.append(t(SUPPORT_WITH, provider=provider))
+    line = f"• <b>{_text(label)}</b>"
+    return f"{line}\n   {' · '.join(bits)}" if bits else line
+
+
+def plan_summary_message(
+    t: Translator, summary: PlanSummary, opening: str
+) -> tuple[str, InlineKeyboardMarkup]:
+    """The citizen's summary of their plan after `opening`, with "I've read it".
+
+    One renderer: the outbox's message when the plan starts and the bot's reply to a tap
+    on an outdated summary are this same text. The button carries the plan, the version
+    and the start of the summary's hash: what the citizen is shown is what a tap records.
+    """
+    parts = [opening]
+    if summary.commitments:
+        lines = [_commitment_line(t, c) for c in summary.commitments]
+        parts.append(f"{t(YOUR_COMMITMENTS)}\n{_listed(t, lines)}")
+    if summary.supports:
+        lines = [_support_line(t, s) for s in summary.supports]
+        parts.append(f"{t(OUR_SUPPORTS)}\n{_listed(t, lines)}")
+    if summary.review_on is not None:
+        parts.append(t(NEXT_REVIEW, date=_date(t, summary.review_on)))
+    parts.append(t(READ_ASK))
+    parts.append(f"{t(QUESTIONS)}\n{texts.contacts(t)}")
+    data = encode(Cb.PLAN_READ, summary.plan_id, summary.version, shown_hash(summary))
+    keyboard = InlineKeyboardMarkup([[_button(t(BUTTON_READ), data)]])
+    return "\n\n".join(parts), keyboard
+
+
+async def _plan(ctx: _Context) -> Plan:
+    plan_id = _payload_id(ctx.message, "plan_id")
+    plan = await plan_messages.citizens_plan(
+        session=ctx.session, plan_id=plan_id, citizen_id=ctx.message.citizen_id
+    )
+    if plan is None:
+        raise _Broken(f"plan {plan_id} not found for citizen {ctx.message.citizen_id}")
+    return plan
+
+
+async def _plan_at(ctx: _Context, state: PlanState) -> Plan:
+    """The plan, only while it is still in `state` at the version the message is about."""
+    plan = await _plan(ctx)
+    version = _payload_id(ctx.message, "version")
+    if plan.state != state.value:
+        raise _Stale(f"plan {plan.id} is {plan.state}, not {state.value}")
+    if plan.version != version:
+        raise _Stale(f"plan {plan.id} is at version {plan.version}, not {version}")
+    return plan
+
+
+async def _next_booking(ctx: _Context) -> tuple[Booking, Helpdesk] | None:
+    """The citizen's appointment still to come, if they have one."""
+    booking = await booking_service.active_booking(
+        session=ctx.session, citizen_id=ctx.message.citizen_id
+    )
+    if booking is None or booking.starts_at <= ctx.now:
+        return None
+    helpdesk = await ctx.session.get(Helpdesk, booking.helpdesk_id)
+    assert helpdesk is not None  # a foreign key
+    return booking, helpdesk
+
+
+async def _plan_approved(ctx: _Context) -> Outgoing:
+    plan = await _plan_at(ctx, PlanState.APPROVED)
+    t = ctx.t
+    parts = [t(PLAN_READY) if plan.version == 1 else t(PLAN_UPDATED, version=plan.version)]
+    booked = await _next_booking(ctx)
+    if booked is not None:
+        parts.append(f"{t(SIGN_AT_APPOINTMENT)}\n{_booking_details(ctx, *booked)}")
+    else:
+        parts.append(f"{t(SIGN_BOOK)}\n{texts.contacts(t)}")
+    parts.append(t(BRING_ID))
+    return Outgoing(ctx.chat_id, "\n\n".join(parts))
+
+
+async def _plan_active(ctx: _Context) -> Outgoing:
+    plan = await _plan_at(ctx, PlanState.ACTIVE)
+    summary = await plan_messages.plan_summary(session=ctx.session, plan=plan)
+    text, keyboard = plan_summary_message(ctx.t, summary, ctx.t(PLAN_STARTED))
+    return Outgoing(ctx.chat_id, text, keyboard)
+
+
+async def _plan_review_due(ctx: _Context) -> Outgoing:
+    plan = await _plan(ctx)
+    raw = ctx.message.payload.get("review_on")
+    try:
+        review_on = date.fromisoformat(str(raw))
+    except ValueError:
+        raise _Broken(f"payload has no valid 'review_on': {raw!r}") from None
+    if plan.state == PlanState.CLOSED.value:
+        raise _Stale(f"plan {plan.id} is closed")
+    if plan.next_review_on != review_on:
+        raise _Stale(f"the review of plan {plan.id} is no longer on {review_on}")
+    if review_on <= _local_date(ctx.settings, ctx.now):
+        raise _Stale(f"the review of plan {plan.id} is today or past")
+    t = ctx.t
+    parts = [t(REVIEW_COMING, date=_date(t, review_on, "EEEE d MMMM"))]
+    booked = await _next_booking(ctx)
+    if booked is not None:
+        parts.append(f"{t(REVIEW_APPOINTMENT)}\n{_booking_details(ctx, *booked)}")
+    else:
+        parts.append(f"{t(REVIEW_CONTACT)}\n{texts.contacts(t)}")
+    return Outgoing(ctx.chat_id, "\n\n".join(parts))
+
+
+async def _plan_closed(ctx: _Context) -> Outgoing:
+    plan = await _plan(ctx)
+    if plan.state != PlanState.CLOSED.value:
+        raise _Stale(f"plan {plan.id} is {plan.state}, not closed")
+    t = ctx.t
+    text = "\n\n".join([t(PLAN_CLOSED), f"{t(IF_YOU_NEED_US)}\n{texts.contacts(t)}"])
+    return Outgoing(ctx.chat_id, text)
+
+
+# Each domain has its own kinds (the outbox stores plain strings); their values don't meet.
 _RENDERERS = {
     MessageKind.REMINDER_DAY_BEFORE.value: _reminder,
     MessageKind.REMINDER_HOURS_BEFORE.value: _reminder,
@@ -517,6 +736,10 @@ _RENDERERS = {
     MessageKind.WAITLIST_OFFER.value: _waitlist_offer,
     MessageKind.WAITLIST_OFFER_EXPIRED.value: _waitlist_offer_expired,
     MessageKind.INTAKE_EXPIRY_REMINDER.value: _intake_expiry_reminder,
+    plan_messages.MessageKind.PLAN_APPROVED.value: _plan_approved,
+    plan_messages.MessageKind.PLAN_ACTIVE.value: _plan_active,
+    plan_messages.MessageKind.PLAN_REVIEW_DUE.value: _plan_review_due,
+    plan_messages.MessageKind.PLAN_CLOSED.value: _plan_closed,
 }
 
 

@@ -25,7 +25,16 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, Date, ForeignKey, Index, String, Text
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import Base, UTCDateTime, utcnow
@@ -203,6 +212,30 @@ class PlanChange(Base):
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # It sent the approved plan back to the coordinator.
     material: Mapped[bool] = mapped_column(default=False)
+
+
+class PlanAcknowledgement(Base):
+    """The citizen tapped "I've read it" under the Telegram summary of their active plan.
+
+    Not a signature (that is `Plan.signed_on`, on paper): a note that they read what the
+    summary told them. `content_hash` is `shared.plans.messages.PlanSummary.content_hash`,
+    over the version's commitments and supports in no language, so the plan page can tell
+    whether what was read is still what the plan says. One row per version and content:
+    a second tap on the same summary records nothing new.
+    """
+
+    __tablename__ = "plan_acknowledgement"
+    __table_args__ = (
+        UniqueConstraint("plan_id", "version", "content_hash"),
+        CheckConstraint("version >= 1", name="version"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plan.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column()
+    # SHA-256, hex.
+    content_hash: Mapped[str] = mapped_column(String(64))
+    acknowledged_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class ReviewStatus(StrEnum):

@@ -32,6 +32,7 @@ from shared.funds import service as funds
 from shared.funds.models import Fund
 from shared.i18n import N_, Translator
 from shared.plans import catalog
+from shared.plans import messages as plan_messages
 from shared.plans.errors import (
     CaseNotReady,
     IncompletePlan,
@@ -351,6 +352,7 @@ async def save_plan(
     require(Action.EDIT, plan.state, staff.role)
     await _check_references(session, data)
     current = await _rows(session, plan)
+    review_before = plan.next_review_on
     changes = _Changes(tracked=plan.approved_at is not None, actor=staff.actor, now=now)
 
     if plan.summary != data.summary:
@@ -392,6 +394,11 @@ async def save_plan(
         session, staff.actor, "plan.save", case,
         {"plan_id": plan.id, "changes": len(changes.rows), "sent_back": sent_back},
     )  # fmt: skip
+    if plan.next_review_on != review_before:
+        # The citizen's reminder follows the new date (SPEC J3).
+        await plan_messages.queue_review_reminder(
+            session=session, settings=settings, citizen_id=case.citizen_id, plan=plan, now=now
+        )
     return SaveResult(plan, sent_back, tuple(warnings))
 
 
@@ -650,6 +657,10 @@ async def approve_plan(
     await access.record(
         session, staff.actor, "plan.approve", case, {"plan_id": plan.id, "version": plan.version}
     )
+    # The citizen is told on Telegram: come and sign (SPEC J3).
+    await plan_messages.queue_plan_approved(
+        session=session, citizen_id=case.citizen_id, plan=plan, now=now
+    )
     return plan
 
 
@@ -721,6 +732,13 @@ async def record_signature(
     await session.flush()
     await access.record(
         session, staff.actor, "plan.sign", case, {"plan_id": plan.id, "version": plan.version}
+    )
+    # The citizen gets the summary of what they signed, and a reminder before the review.
+    await plan_messages.queue_plan_active(
+        session=session, citizen_id=case.citizen_id, plan=plan, now=now
+    )
+    await plan_messages.queue_review_reminder(
+        session=session, settings=settings, citizen_id=case.citizen_id, plan=plan, now=now
     )
     return plan
 
@@ -798,5 +816,9 @@ async def close_plan(
         reason=f"plan closed: {plan.outcome}",
         staff=staff,
         now=now,
+    )
+    # The citizen is told; their review reminders are withdrawn.
+    await plan_messages.queue_plan_closed(
+        session=session, citizen_id=case.citizen_id, plan=plan, now=now
     )
     return plan
