@@ -16,7 +16,8 @@ from datetime import date
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from babel.dates import format_date
+from fastapi import APIRouter, Depends, File, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
@@ -39,7 +40,7 @@ from shared.db import utcnow
 from shared.funds.errors import FundError, FundExhausted
 from shared.funds.models import Fund
 from shared.i18n import N_, Translator
-from shared.plans import catalog, document, lifecycle, listing
+from shared.plans import catalog, document, history, lifecycle, listing, scans
 from shared.plans import service as plans
 from shared.plans.errors import (
     CaseNotReady,
@@ -71,7 +72,14 @@ NOTICES = {
     "signed": N_("Signature recorded: the plan is active."),
     "closed": N_("Plan closed, and the case with it."),
     "payment": N_("Payment recorded."),
+    "scan": N_("The scan of the signed plan is saved."),
 }
+SCAN_REFUSED = {
+    "empty": N_("Choose the file of the scan."),
+    "too_large": N_("The file is too large: at most 10 MB."),
+    "wrong_type": N_("The scan must be a PDF, JPEG or PNG file."),
+}
+SCAN_TOO_EARLY = N_("A scan can be kept once the plan is approved.")
 ILLEGAL = {
     Action.EDIT: N_("The plan can't be changed in this state."),
     Action.SUBMIT: N_("Only a draft or a returned plan can be submitted."),
@@ -242,7 +250,23 @@ async def _plan_page(
             ],
             "state_label": document.STATE_LABELS[plan.state],
             "shown": _document(rows, case, citizen, choices, t),
-            "history": await plans.plan_history(session=session, plan_id=plan.id),
+            "history": [
+                (
+                    change,
+                    history.describe(
+                        change,
+                        t,
+                        staff_names=choices["staff_names"],
+                        fund_names=choices["fund_names"],
+                    ),
+                )
+                for change in await plans.plan_history(session=session, plan_id=plan.id)
+            ],
+            "scans": await scans.scans_of(session=session, plan_id=plan.id),
+            "may_scan": plan.state in scans.SCANNED_STATES,
+            "signed_on": format_date(plan.signed_on, "d MMMM y", locale=t.language)
+            if plan.signed_on
+            else "",
             "warnings": [(w.field, t(w.message, **w.params)) for w in warnings],
             "outcome_options": [(k, t(v)) for k, v in OUTCOME_LABELS.items()],
             "trend_options": [(k, t(v)) for k, v in TREND_LABELS.items()],
@@ -451,9 +475,24 @@ async def return_plan(
     )  # fmt: skip
 
 
+async def _scan_bytes(scan: UploadFile | None) -> bytes:
+    """The uploaded file, read no further than one byte past the limit."""
+    if scan is None or not scan.filename:
+        return b""
+    return await scan.read(scans.MAX_SCAN_BYTES + 1)
+
+
+ScanUpload = Annotated[UploadFile | None, File()]
+
+
 @router.post("/cases/{case_id}/plan/sign")
 async def sign_plan(
-    request: Request, session: Session, viewer: Staff, case_id: RecordId, signed_on: FormText = ""
+    request: Request,
+    session: Session,
+    viewer: Staff,
+    case_id: RecordId,
+    signed_on: FormText = "",
+    scan: ScanUpload = None,
 ) -> Response:
     forms = {"signed_on": signed_on}
     try:
@@ -468,7 +507,66 @@ async def sign_plan(
             request, session, viewer, case_id,
             errors={"signed_on": N_("Write the date of the signature.")}, forms=forms, status=400,
         )  # fmt: skip
-    return await _step(request, session, viewer, case_id, Action.SIGN, signed_on=day, forms=forms)
+    content = await _scan_bytes(scan)
+    if content:
+        # Checked before signing: a refused scan must leave the plan as it was.
+        try:
+            scans.media_type_of(content)
+        except scans.ScanRefused as exc:
+            return await _plan_page(
+                request, session, viewer, case_id, errors={"scan": SCAN_REFUSED[exc.reason]},
+                forms=forms, status=400,
+            )  # fmt: skip
+    response = await _step(
+        request, session, viewer, case_id, Action.SIGN, signed_on=day, forms=forms
+    )
+    if content and response.status_code == 303:
+        await scans.attach_signed_scan(
+            session=session, case_id=case_id, content=content, staff=_member(viewer), now=utcnow()
+        )
+    return response
+
+
+@router.post("/cases/{case_id}/plan/scans")
+async def upload_scan(
+    request: Request, session: Session, viewer: Staff, case_id: RecordId, scan: ScanUpload = None
+) -> Response:
+    try:
+        await scans.attach_signed_scan(
+            session=session, case_id=case_id, content=await _scan_bytes(scan),
+            staff=_member(viewer), now=utcnow(),
+        )  # fmt: skip
+    except scans.ScanRefused as exc:
+        return await _plan_page(
+            request, session, viewer, case_id, errors={"scan": SCAN_REFUSED[exc.reason]},
+            status=400,
+        )  # fmt: skip
+    except IllegalTransition:
+        return await _plan_page(
+            request, session, viewer, case_id, problem=SCAN_TOO_EARLY, status=400
+        )
+    except PlanError as exc:
+        raise _http(exc) from None
+    return _to_plan(case_id, "scan")
+
+
+@router.get("/cases/{case_id}/plan/scans/{scan_id}")
+async def download_scan(
+    session: Session, viewer: Staff, case_id: RecordId, scan_id: RecordId
+) -> Response:
+    try:
+        found = await scans.get_signed_scan(
+            session=session, case_id=case_id, scan_id=scan_id, staff=_member(viewer)
+        )
+    except PlanError as exc:
+        raise _http(exc) from None
+    extension = {"application/pdf": "pdf", "image/jpeg": "jpg", "image/png": "png"}
+    name = f"piano-caso-{case_id}-v{found.version}-firmato.{extension[found.media_type]}"
+    return Response(
+        found.content,
+        media_type=found.media_type,
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 @router.post("/cases/{case_id}/plan/close")

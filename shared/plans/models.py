@@ -31,6 +31,7 @@ from sqlalchemy import (
     Date,
     ForeignKey,
     Index,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -236,6 +237,34 @@ class PlanAcknowledgement(Base):
     # SHA-256, hex.
     content_hash: Mapped[str] = mapped_column(String(64))
     acknowledged_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SignedScan(Base):
+    """The scan of the paper the citizen signed (PDF, JPEG or PNG), kept with the plan.
+
+    Stored in the database, so backups and erasure treat it like the rest of the plan;
+    its type is what its content says (`shared.plans.scans`), never what the upload claims.
+    """
+
+    __tablename__ = "plan_signed_scan"
+    __table_args__ = (
+        CheckConstraint(
+            "media_type IN ('application/pdf', 'image/jpeg', 'image/png')", name="type"
+        ),
+        CheckConstraint("size_bytes > 0", name="size"),
+        Index("ix_plan_signed_scan_plan", "plan_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plan.id", ondelete="CASCADE"))
+    # The plan's version the paper shows.
+    version: Mapped[int] = mapped_column()
+    media_type: Mapped[str] = mapped_column(String(20))
+    size_bytes: Mapped[int] = mapped_column()
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    uploaded_by: Mapped[str] = mapped_column(String(80))
 
 
 class ReviewStatus(StrEnum):

@@ -30,8 +30,10 @@ from shared.booking.models import Booking, BookingState, Closure, ExtraOpening, 
 from shared.cases import interview
 from shared.cases.models import Case, CaseState
 from shared.db import Database, utcnow
+from shared.funds.models import Fund
 from shared.intake.models import Intake, IntakeState
 from shared.intake.questionnaire import QUESTIONNAIRE, AnswerType
+from shared.plans.models import PlanSupport, SignedScan
 from shared.settings import Settings
 from shared.staff.models import StaffUser
 from tests.dashboard.access import PUBLIC, all_expectations
@@ -127,6 +129,11 @@ def _plausible(ids: dict[str, int]) -> dict[str, str]:
         "lang": "it",
         "channel": "phone",
         "consent": "yes",
+        "funder": "Fondazione Cariplo",
+        "amount": "1.234,50",
+        "paid_on": today.isoformat(),
+        "paid_to": "citizen",
+        "method": "bank_transfer",
     }
 
 
@@ -184,6 +191,11 @@ async def _ids(session: AsyncSession, persona: str) -> dict[str, int]:
         "rule_id": await first(OpeningRule.id),
         "closure_id": await first(Closure.id),
         "opening_id": await first(ExtraOpening.id),
+        # Funds and plans' supports where the data has them (tests/dashboard/test_funds.py
+        # sweeps their routes with real ones), else an id that finds nothing.
+        "fund_id": await session.scalar(select(func.min(Fund.id))) or 1,
+        "support_id": await session.scalar(select(func.min(PlanSupport.id))) or 1,
+        "scan_id": await session.scalar(select(func.min(SignedScan.id))) or 1,
     }
 
 

@@ -8,18 +8,27 @@ import re
 
 import httpx
 import pytest
+from fpdf import FPDF
 from pypdf import PdfReader
 from sqlalchemy import select
 
 from shared.cases import access
 from shared.db import Database, utcnow
 from shared.funds import service as funds
+from shared.plans import scans
+from shared.plans import service as plans
 from shared.plans.models import Plan
 from shared.settings import Settings
 from shared.staff.models import Role, StaffUser
 from tests.dashboard.conftest import csrf_from, login
 from tests.factories import ROME
-from tests.shared.plans.builders import admitted_case, make_fund
+from tests.shared.plans.builders import (
+    admitted_case,
+    complete_input,
+    job_search,
+    make_fund,
+    plan_with,
+)
 
 
 async def _case_of(database: Database, settings: Settings, username: str) -> tuple[int, int]:
@@ -184,3 +193,90 @@ async def test_an_admin_sees_no_plan(
     case_id, _fund = await _case_of(database, settings, "operatore")
     await login(client, "admin")
     assert (await client.get(path.format(id=case_id))).status_code == 403
+
+
+# --- the signed scan ---------------------------------------------------------------------
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 40
+
+
+def _pdf_bytes() -> bytes:
+    document = FPDF()
+    document.add_page()
+    return bytes(document.output())
+
+
+async def _approved_plan(database: Database, settings: Settings) -> int:
+    """An approved plan of the case worker `operatore`'s case, with nothing to pay."""
+    async with database.transaction() as session:
+        worker = await session.scalar(select(StaffUser).where(StaffUser.username == "operatore"))
+        boss = await session.scalar(select(StaffUser).where(StaffUser.username == "coordinatore"))
+        assert worker is not None and boss is not None
+        staff = access.StaffMember(worker.id, Role.OPERATORE, "staff:operatore")
+        case = await admitted_case(session, settings, staff, name="Giuseppina Fumagalli")
+        await plan_with(session, settings, staff, case, complete_input(job_search()))
+        now = utcnow()
+        await plans.submit_plan(session=session, case_id=case.id, staff=staff, now=now)
+        coordinator = access.StaffMember(boss.id, Role.COORDINATORE, "staff:coordinatore")
+        await plans.approve_plan(session=session, case_id=case.id, staff=coordinator, now=now)
+        return case.id
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"MZ\x90\x00 not a scan at all", "deve essere un file PDF, JPEG o PNG"),
+        (b"%PDF-" + b"0" * (scans.MAX_SCAN_BYTES + 1), "troppo grande"),
+    ],
+)
+async def test_a_wrong_or_oversized_scan_leaves_the_plan_unsigned(
+    client: httpx.AsyncClient, database: Database, settings: Settings, content: bytes,
+    problem: str,
+) -> None:  # fmt: skip
+    case_id = await _approved_plan(database, settings)
+    await login(client, "operatore")
+    page = await client.get(f"/cases/{case_id}/plan")
+    today = utcnow().astimezone(ROME).date().isoformat()
+    refused = await client.post(
+        f"/cases/{case_id}/plan/sign",
+        data={"csrf_token": csrf_from(page.text), "signed_on": today},
+        files={"scan": ("firmato.pdf", content, "application/pdf")},
+    )
+    assert refused.status_code == 400
+    assert problem in refused.text
+    async with database.transaction() as session:
+        plan = await session.scalar(select(Plan).where(Plan.case_id == case_id))
+        assert plan is not None and (plan.state, plan.signed_on) == ("approved", None)
+
+
+async def test_a_scan_is_kept_with_the_signature_and_served_only_for_its_case(
+    client: httpx.AsyncClient, database: Database, settings: Settings
+) -> None:
+    case_id = await _approved_plan(database, settings)
+    other_case = await _approved_plan(database, settings)
+    await login(client, "operatore")
+    page = await client.get(f"/cases/{case_id}/plan")
+    today = utcnow().astimezone(ROME).date().isoformat()
+    signed = await client.post(
+        f"/cases/{case_id}/plan/sign",
+        data={"csrf_token": csrf_from(page.text), "signed_on": today},
+        files={"scan": ("IMG_0001.JPG", _pdf_bytes(), "image/jpeg")},  # a PDF, whatever it says
+    )
+    assert signed.status_code == 303
+    page = await client.get(f"/cases/{case_id}/plan")
+    [link] = re.findall(rf"/cases/{case_id}/plan/scans/(\d+)", page.text)
+    scan = await client.get(f"/cases/{case_id}/plan/scans/{link}")
+    assert scan.status_code == 200
+    assert scan.headers["content-type"] == "application/pdf"
+    assert scan.content.startswith(b"%PDF-")
+    assert "attachment" in scan.headers["content-disposition"]
+    # Another case's address never serves it.
+    assert (await client.get(f"/cases/{other_case}/plan/scans/{link}")).status_code == 404
+    more = await client.post(
+        f"/cases/{case_id}/plan/scans",
+        data={"csrf_token": csrf_from(page.text)},
+        files={"scan": ("scan.png", PNG, "image/png")},
+    )
+    assert more.status_code == 303
+    page = await client.get(f"/cases/{case_id}/plan")
+    assert len(re.findall(rf"/cases/{case_id}/plan/scans/\d+", page.text)) == 2

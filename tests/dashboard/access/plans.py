@@ -13,4 +13,6 @@ EXPECTED: Expectations = {
     ("POST", "/cases/{case_id}/plan/return"): COORDINATION,
     ("POST", "/cases/{case_id}/plan/sign"): STAFF,
     ("POST", "/cases/{case_id}/plan/close"): STAFF,
+    ("POST", "/cases/{case_id}/plan/scans"): STAFF,
+    ("GET", "/cases/{case_id}/plan/scans/{scan_id}"): STAFF,
 }
