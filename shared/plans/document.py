@@ -1,16 +1,14 @@
 """The plan as a document to print and sign: every text already in the reader's language.
 
 `build_document` turns a stored plan into a `PlanDocument` of plain strings; the
-renderer (the dashboard's PDF) only lays it out. The same document is what the citizen's
-"I've read it" acknowledges: `content_hash` is computed over it.
+renderers (the plan page, the PDF) only lay it out. (What the citizen's "I've read it"
+acknowledges is the Telegram summary, hashed in no language: `shared.plans.messages`.)
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import date
 
 from babel.dates import format_date
@@ -100,13 +98,6 @@ class PlanDocument:
     privacy_note: str
     signers: tuple[tuple[str, str], ...]
     headings: Mapping[str, str]
-
-    def content_hash(self) -> str:
-        """SHA-256 over what the plan says (not its layout): what a citizen acknowledges."""
-        content = asdict(self)
-        content.pop("headings")
-        encoded = json.dumps(content, sort_keys=True, ensure_ascii=False, default=str)
-        return hashlib.sha256(encoded.encode()).hexdigest()
 
 
 def _day(value: date | None, t: Translator) -> str:

@@ -251,11 +251,11 @@ async def record_review(
     commitment, notes, and the next review (the given day, or `plan_review_days` after
     the meeting), which the citizen's reminder follows."""
     # The plan service's own rule on who may work on which plan (admins refused).
-    case = await plan_service._case_for_plan(session, case_id, staff, lock=True)
-    plan = await plan_service._plan_of(session, case, lock=True)
+    case = await plan_service.case_for_plan(session, case_id, staff, lock=True)
+    plan = await plan_service.plan_of(session, case, lock=True)
     if plan.state != PlanState.ACTIVE.value:
         raise PlanNotActive(action="review", state=plan.state)
-    items = review_items(await plan_service._rows(session, plan))
+    items = review_items(await plan_service.plan_rows(session, plan))
     last_held_on = await session.scalar(
         select(func.max(PlanReview.held_on)).where(PlanReview.plan_id == plan.id)
     )
@@ -377,8 +377,8 @@ async def book_follow_up(
     """Book a follow-up meeting for the citizen of the active plan, by the booking
     service's rules; the citizen is told (and reminded) by its messages."""
     now = now or utcnow()
-    case = await plan_service._case_for_plan(session, case_id, staff, lock=True)
-    plan = await plan_service._plan_of(session, case, lock=True)
+    case = await plan_service.case_for_plan(session, case_id, staff, lock=True)
+    plan = await plan_service.plan_of(session, case, lock=True)
     if plan.state != PlanState.ACTIVE.value:
         raise PlanNotActive(action="follow_up", state=plan.state)
     made = await booking.book_slot(

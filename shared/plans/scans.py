@@ -18,7 +18,7 @@ from sqlalchemy.orm import undefer
 from shared.cases import access
 from shared.plans.errors import IllegalTransition, PlanError, PlanNotFound
 from shared.plans.models import Plan, PlanState, SignedScan
-from shared.plans.service import _case_for_plan, _plan_of
+from shared.plans.service import case_for_plan, plan_of
 
 MAX_SCAN_BYTES = 10 * 1024 * 1024
 ACCEPTED_TYPES = ("application/pdf", "image/jpeg", "image/png")
@@ -58,8 +58,8 @@ async def attach_signed_scan(
 ) -> SignedScan:
     """Keep the scan of the signed plan (of its current version)."""
     media_type = media_type_of(content)
-    case = await _case_for_plan(session, case_id, staff, lock=True)
-    plan = await _plan_of(session, case, lock=True)
+    case = await case_for_plan(session, case_id, staff, lock=True)
+    plan = await plan_of(session, case, lock=True)
     if plan.state not in SCANNED_STATES:
         raise IllegalTransition(action="scan", state=plan.state)
     scan = SignedScan(
@@ -93,7 +93,7 @@ async def get_signed_scan(
     *, session: AsyncSession, case_id: int, scan_id: int, staff: access.StaffMember
 ) -> SignedScan:
     """A scan of this case's plan, with its content; `PlanNotFound` for any other scan."""
-    case = await _case_for_plan(session, case_id, staff, lock=False)
+    case = await case_for_plan(session, case_id, staff, lock=False)
     scan = await session.scalar(
         select(SignedScan)
         .join(Plan, Plan.id == SignedScan.plan_id)

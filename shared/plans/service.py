@@ -97,7 +97,9 @@ class PlanRows:
     team: tuple[PlanTeamMember, ...]
 
 
-async def _rows(session: AsyncSession, plan: Plan) -> PlanRows:
+async def plan_rows(session: AsyncSession, plan: Plan) -> PlanRows:
+    """The plan with its objectives, commitments, supports and team, each in order."""
+
     async def of(model: Any) -> tuple[Any, ...]:
         query = select(model).where(model.plan_id == plan.id).order_by(model.position, model.id)
         return tuple((await session.scalars(query)).all())
@@ -111,9 +113,11 @@ async def _rows(session: AsyncSession, plan: Plan) -> PlanRows:
     )
 
 
-async def _case_for_plan(
+async def case_for_plan(
     session: AsyncSession, case_id: int, staff: access.StaffMember, *, lock: bool
 ) -> Case:
+    """The case whose plan `staff` works on (`lock`: for this transaction); `PlanNotFound`
+    when they may not see it, `NotAllowed` for an administrator."""
     if staff.role is Role.ADMIN:
         raise NotAllowed("administrators don't work on plans")
     query = select(Case).where(Case.id == case_id)
@@ -125,7 +129,8 @@ async def _case_for_plan(
     return case
 
 
-async def _plan_of(session: AsyncSession, case: Case, *, lock: bool) -> Plan:
+async def plan_of(session: AsyncSession, case: Case, *, lock: bool) -> Plan:
+    """The case's plan; `PlanNotFound` when it has none yet."""
     query = select(Plan).where(Plan.case_id == case.id)
     if lock:
         query = query.with_for_update().execution_options(populate_existing=True)
@@ -137,10 +142,10 @@ async def _plan_of(session: AsyncSession, case: Case, *, lock: bool) -> Plan:
 
 async def get_plan(*, session: AsyncSession, case_id: int, staff: access.StaffMember) -> PlanRows:
     """The case's plan with its rows, for the plan page (the read is in the audit log)."""
-    case = await _case_for_plan(session, case_id, staff, lock=False)
-    plan = await _plan_of(session, case, lock=False)
+    case = await case_for_plan(session, case_id, staff, lock=False)
+    plan = await plan_of(session, case, lock=False)
     await access.record(session, staff.actor, "plan.read", case, {"plan_id": plan.id})
-    return await _rows(session, plan)
+    return await plan_rows(session, plan)
 
 
 async def plan_history(*, session: AsyncSession, plan_id: int) -> list[PlanChange]:
@@ -169,7 +174,7 @@ async def start_plan(
 ) -> Plan:
     """Open the plan of an admitted case as a draft, its summary prefilled from the
     interview; the plan that exists already if there is one."""
-    case = await _case_for_plan(session, case_id, staff, lock=True)
+    case = await case_for_plan(session, case_id, staff, lock=True)
     existing = await session.scalar(select(Plan).where(Plan.case_id == case.id))
     if existing is not None:
         return existing
@@ -347,11 +352,11 @@ async def save_plan(
     now: datetime,
 ) -> SaveResult:
     """Save the editor's plan (any part of it: a draft can be completed later)."""
-    case = await _case_for_plan(session, case_id, staff, lock=True)
-    plan = await _plan_of(session, case, lock=True)
+    case = await case_for_plan(session, case_id, staff, lock=True)
+    plan = await plan_of(session, case, lock=True)
     require(Action.EDIT, plan.state, staff.role)
     await _check_references(session, data)
-    current = await _rows(session, plan)
+    current = await plan_rows(session, plan)
     review_before = plan.next_review_on
     changes = _Changes(tracked=plan.approved_at is not None, actor=staff.actor, now=now)
 
@@ -609,11 +614,11 @@ async def submit_plan(
     *, session: AsyncSession, case_id: int, staff: access.StaffMember, now: datetime
 ) -> Plan:
     """Send a complete draft (or a returned plan) to the coordinators for approval."""
-    case = await _case_for_plan(session, case_id, staff, lock=True)
-    plan = await _plan_of(session, case, lock=True)
+    case = await case_for_plan(session, case_id, staff, lock=True)
+    plan = await plan_of(session, case, lock=True)
     before = plan.state
     plan.state = require(Action.SUBMIT, plan.state, staff.role).value
-    check_complete(await _rows(session, plan))
+    check_complete(await plan_rows(session, plan))
     plan.submitted_at = plan.updated_at = now
     session.add(_record_step(plan, staff.actor, now, before))
     await session.flush()
@@ -630,11 +635,11 @@ async def approve_plan(
     commitment of this approval is kept (whatever the concurrency: the guarded update
     of `funds.commit_funds` decides which of two racing approvals gets the last euros).
     """
-    case = await _case_for_plan(session, case_id, staff, lock=True)
-    plan = await _plan_of(session, case, lock=True)
+    case = await case_for_plan(session, case_id, staff, lock=True)
+    plan = await plan_of(session, case, lock=True)
     before = plan.state
     plan.state = require(Action.APPROVE, plan.state, staff.role).value
-    rows = await _rows(session, plan)
+    rows = await plan_rows(session, plan)
     check_complete(rows)
     for support in rows.supports:
         if support.fund_id is None or support.state == SupportState.CANCELLED.value:
@@ -683,8 +688,8 @@ async def return_plan(
 ) -> Plan:
     """Send a submitted plan back to its case worker with what should change."""
     comment = _comment(comment)
-    case = await _case_for_plan(session, case_id, staff, lock=True)
-    plan = await _plan_of(session, case, lock=True)
+    case = await case_for_plan(session, case_id, staff, lock=True)
+    plan = await plan_of(session, case, lock=True)
     before = plan.state
     plan.state = require(Action.RETURN, plan.state, staff.role).value
     plan.decided_at = plan.updated_at = now
@@ -707,8 +712,8 @@ async def record_signature(
 ) -> Plan:
     """The citizen signed the approved plan on paper: it becomes active, and so do its
     proposed supports; the first review is due `plan_review_days` later unless set."""
-    case = await _case_for_plan(session, case_id, staff, lock=True)
-    plan = await _plan_of(session, case, lock=True)
+    case = await case_for_plan(session, case_id, staff, lock=True)
+    plan = await plan_of(session, case, lock=True)
     today = now.astimezone(settings.tz).date()
     if signed_on > today:
         raise InvalidInput({"signed_on": SIGNED_IN_FUTURE})
@@ -721,7 +726,7 @@ async def record_signature(
     plan.activated_at = plan.updated_at = now
     if plan.next_review_on is None or plan.next_review_on <= signed_on:
         plan.next_review_on = signed_on + timedelta(days=settings.plan_review_days)
-    for support in (await _rows(session, plan)).supports:
+    for support in (await plan_rows(session, plan)).supports:
         if support.state == SupportState.PROPOSED.value:
             support.state = SupportState.ACTIVE.value
     session.add(
@@ -782,11 +787,11 @@ async def close_plan(
 ) -> Plan:
     """Close the plan with its outcome and closure check, and the case with it; money
     committed and not paid goes back to its funds."""
-    case = await _case_for_plan(session, case_id, staff, lock=True)
-    plan = await _plan_of(session, case, lock=True)
+    case = await case_for_plan(session, case_id, staff, lock=True)
+    plan = await plan_of(session, case, lock=True)
     before = plan.state
     plan.state = require(Action.CLOSE, plan.state, staff.role).value
-    for support in (await _rows(session, plan)).supports:
+    for support in (await plan_rows(session, plan)).supports:
         if support.state == SupportState.ACTIVE.value:
             support.state = SupportState.COMPLETED.value
         elif support.state == SupportState.PROPOSED.value:
