@@ -27,6 +27,10 @@ from shared.cases import demo as case_demo
 from shared.cases.models import Case
 from shared.citizens.models import Citizen
 from shared.db import Database, utcnow
+from shared.funds import service as fund_service
+from shared.funds.models import Payee, PaymentMethod
+from shared.plans import service as plans
+from shared.plans.models import PlanSupport
 from shared.settings import Settings
 from shared.staff.models import StaffUser
 from tests.dashboard.browser.conftest import (
@@ -38,6 +42,14 @@ from tests.dashboard.browser.conftest import (
     make_scene,
     register,
     sign_in,
+)
+from tests.shared.cases.builders import NOW, member
+from tests.shared.plans.builders import (
+    admitted_case,
+    complete_input,
+    emergency,
+    make_fund,
+    plan_with,
 )
 
 REFLOW_WIDTH = 320
@@ -168,7 +180,43 @@ async def data(live_server: str, database: Database, settings: Settings) -> Data
     return await _make_data(database, settings)
 
 
-async def test_coordinator_pages_have_no_violations(page: Page, data: Data) -> None:
+@dataclass
+class Funds:
+    fund_id: int
+    support_id: int
+
+
+@pytest.fixture
+async def funds(data: Data, database: Database, settings: Settings) -> Funds:
+    """A fund with a deposit, an approved plan's commitment and a payment, and a plan
+    waiting for approval that asks for more than is left (the list warns)."""
+    async with database.transaction() as session:
+        boss = await session.scalar(select(StaffUser).where(StaffUser.username == "coordinatore"))
+        assert boss is not None
+        staff = member(boss)
+        fund = await make_fund(session, cents=1_500_00)
+        support_ids = []
+        for name in ("Lucia Verdi", "Sara Neri"):
+            case = await admitted_case(session, settings, staff, name=name)
+            made = await plan_with(
+                session, settings, staff, case, complete_input(emergency(fund_id=fund.id))
+            )
+            await plans.submit_plan(session=session, case_id=case.id, staff=staff, now=NOW)
+            support_ids.append(
+                await session.scalar(select(PlanSupport.id).where(PlanSupport.plan_id == made.id))
+            )
+            if len(support_ids) == 1:
+                await plans.approve_plan(session=session, case_id=case.id, staff=staff, now=NOW)
+                await fund_service.record_payment(
+                    session=session, fund_id=fund.id, support_id=support_ids[0], plan_id=made.id,
+                    amount_cents=300_00, paid_on=utcnow().date(), paid_to=Payee.LANDLORD,
+                    method=PaymentMethod.BANK_TRANSFER, actor=staff.actor, note="Affitto",
+                )  # fmt: skip
+    assert support_ids[0] is not None
+    return Funds(fund.id, support_ids[0])
+
+
+async def test_coordinator_pages_have_no_violations(page: Page, data: Data, funds: Funds) -> None:
     scan = Scan(page)
     scene = data.scene
     await sign_in(page, "coordinatore")
@@ -214,6 +262,13 @@ async def test_coordinator_pages_have_no_violations(page: Page, data: Data) -> N
     await scan.visit(f"{hub}/closures", shows="Apertura serale")
     await scan.visit(f"/schedules/closures/{data.closure_id}", shows=scene.tomorrow.code)
     await scan.visit(f"{hub}/stranded")
+
+    await scan.visit("/funds", shows="Più del disponibile")
+    await scan.visit(f"/funds/{funds.fund_id}", shows="Piano del caso")
+    await scan.visit(f"/plans/supports/{funds.support_id}/payments", shows="Bonifico")
+    await page.get_by_role("button", name="Registra il pagamento").click()
+    await expect(page.get_by_label("Importo (€)")).to_have_attribute("aria-invalid", "true")
+    await scan.check("payment form with errors")
 
     await scan.visit("/audit?action=case.&since=2020-01-01", shows="case.read")
     await scan.visit("/password")
