@@ -40,8 +40,10 @@ VENDORED = (
 NAV = (
     ("/agenda", N_("Agenda"), ("operatore", "coordinatore")),
     ("/cases", N_("Cases"), ("operatore", "coordinatore")),
+    ("/plans", N_("Plans"), ("operatore", "coordinatore")),
     ("/intake", N_("Phone and walk-in"), ("operatore", "coordinatore")),
     ("/schedules", N_("Helpdesks and hours"), ("coordinatore",)),
+    ("/funds", N_("Funds"), ("coordinatore",)),
     ("/audit", N_("Audit log"), ("coordinatore",)),
     ("/staff", N_("Staff accounts"), ("admin",)),
 )
