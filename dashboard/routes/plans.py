@@ -263,6 +263,8 @@ async def _plan_page(
                 for change in await plans.plan_history(session=session, plan_id=plan.id)
             ],
             "scans": await scans.scans_of(session=session, plan_id=plan.id),
+            "kind_labels": {k.value: catalog.intervention(k).label for k in catalog.kinds()},
+            "euros": lambda cents: money.format_euros(cents, t.language),
             "may_scan": plan.state in scans.SCANNED_STATES,
             "signed_on": format_date(plan.signed_on, "d MMMM y", locale=t.language)
             if plan.signed_on

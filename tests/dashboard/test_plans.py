@@ -130,6 +130,9 @@ async def test_a_case_worker_builds_a_plan_and_a_coordinator_approves_it(
         assert plan is not None and plan.state == "approved"
 
     page = await client.get(f"/cases/{case_id}/plan")
+    # The coordinator reaches the payments of the support with money from the plan.
+    [payments] = re.findall(r'href="(/plans/supports/\d+/payments)"', page.text)
+    assert (await client.get(payments)).status_code == 200
     # Approved just now, on the real clock: signed today (in Rome).
     today = utcnow().astimezone(ROME).date().isoformat()
     signed = await client.post(
