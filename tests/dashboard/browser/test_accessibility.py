@@ -184,6 +184,9 @@ async def data(live_server: str, database: Database, settings: Settings) -> Data
 class Funds:
     fund_id: int
     support_id: int
+    # The plans the money is for: one approved (its support paid in part), one submitted.
+    approved_case: int
+    submitted_case: int
 
 
 @pytest.fixture
@@ -195,9 +198,10 @@ async def funds(data: Data, database: Database, settings: Settings) -> Funds:
         assert boss is not None
         staff = member(boss)
         fund = await make_fund(session, cents=1_500_00)
-        support_ids = []
+        support_ids, case_ids = [], []
         for name in ("Lucia Verdi", "Sara Neri"):
             case = await admitted_case(session, settings, staff, name=name)
+            case_ids.append(case.id)
             made = await plan_with(
                 session, settings, staff, case, complete_input(emergency(fund_id=fund.id))
             )
@@ -213,7 +217,7 @@ async def funds(data: Data, database: Database, settings: Settings) -> Funds:
                     method=PaymentMethod.BANK_TRANSFER, actor=staff.actor, note="Affitto",
                 )  # fmt: skip
     assert support_ids[0] is not None
-    return Funds(fund.id, support_ids[0])
+    return Funds(fund.id, support_ids[0], case_ids[0], case_ids[1])
 
 
 async def test_coordinator_pages_have_no_violations(page: Page, data: Data, funds: Funds) -> None:
@@ -263,6 +267,10 @@ async def test_coordinator_pages_have_no_violations(page: Page, data: Data, fund
     await scan.visit(f"/schedules/closures/{data.closure_id}", shows=scene.tomorrow.code)
     await scan.visit(f"{hub}/stranded")
 
+    await scan.visit("/plans", shows="Sara Neri")
+    await scan.visit(f"/cases/{funds.submitted_case}/plan", shows="Restituisci con un commento")
+    await scan.visit(f"/cases/{funds.approved_case}/plan", shows="Registra la firma")
+    await scan.visit("/plans/reviews")
     await scan.visit("/funds", shows="Più del disponibile")
     await scan.visit(f"/funds/{funds.fund_id}", shows="Piano del caso")
     await scan.visit(f"/plans/supports/{funds.support_id}/payments", shows="Bonifico")
@@ -276,7 +284,7 @@ async def test_coordinator_pages_have_no_violations(page: Page, data: Data, fund
     scan.assert_clean()
 
 
-async def test_operator_pages_have_no_violations(page: Page, data: Data) -> None:
+async def test_operator_pages_have_no_violations(page: Page, data: Data, funds: Funds) -> None:
     scan = Scan(page)
     scene = data.scene
     await sign_in(page, "operatore")
@@ -285,6 +293,12 @@ async def test_operator_pages_have_no_violations(page: Page, data: Data) -> None
     await scan.visit(f"/cases/{scene.arrived.case_id}", shows="Prendi")  # unassigned
     await scan.visit(f"/cases/{data.cases['Giorgia Marino']}", shows="Commessa")  # a draft
     await scan.visit(f"/cases/{data.cases['Giorgia Marino']}/interview", shows="Salva bozza")
+    # The plan editor, with its supports' fields, and after adding a row.
+    await scan.visit(f"/cases/{funds.approved_case}/plan", shows="Salva il piano")
+    await page.get_by_role("button", name="Aggiungi: Inserimento in tirocinio formativo").click()
+    await expect(page.get_by_label("Soggetto ospitante", exact=True)).to_be_visible()
+    await scan.check("plan editor with a new support")
+    await scan.visit("/plans", shows="Lucia Verdi")
     await scan.visit("/schedules", status=403, shows="Non consentito")
     scan.assert_clean()
 
