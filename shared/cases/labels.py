@@ -43,6 +43,17 @@ ACTIONS = {
     "booking.attended": N_("Checked in"),
     "booking.no_show": N_("Did not come"),
     "waitlist.accept": N_("Place from the waiting list accepted"),
+    "plan.start": N_("Plan started"),
+    "plan.save": N_("Plan saved"),
+    "plan.submit": N_("Plan submitted for approval"),
+    "plan.approve": N_("Plan approved"),
+    "plan.return": N_("Plan returned for changes"),
+    "plan.sign": N_("Plan signed: active"),
+    "plan.close": N_("Plan closed"),
+    "plan.scan": N_("Scan of the signed plan saved"),
+    "plan.review": N_("Plan reviewed"),
+    "plan.follow_up": N_("Follow-up meeting booked"),
+    "plan.acknowledge": N_("The citizen read the plan's summary on Telegram"),
 }
 # Outbox message kinds (shared.booking.messages.MessageKind and others).
 MESSAGES = {
@@ -55,6 +66,10 @@ MESSAGES = {
     "waitlist_offer": N_("Place offered from the waiting list"),
     "waitlist_offer_expired": N_("Waiting-list offer expired"),
     "intake_expiry_reminder": N_("Reminder to finish the questionnaire"),
+    "plan_approved": N_("Plan approved: come and sign it"),
+    "plan_active": N_("Summary of the active plan"),
+    "plan_review_due": N_("Reminder of the plan's review"),
+    "plan_closed": N_("Plan closed"),
 }
 MESSAGE_STATES = {
     "pending": N_("to be sent"),

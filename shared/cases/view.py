@@ -51,7 +51,8 @@ BOOKING_HISTORY = 50
 DUPLICATES_SHOWN = 20
 ASSIGNABLE_SHOWN = 500
 # Actions that don't belong in a case's story: reads and searches are only for the audit log.
-_QUIET_ACTIONS = ("case.read", "case.search")
+# Reads are in the audit log, not in the timeline of what happened.
+_QUIET_ACTIONS = ("case.read", "case.search", "plan.read", "plan.scan_read")
 
 
 @dataclass(frozen=True, slots=True)

@@ -143,6 +143,12 @@ async def test_a_case_worker_builds_a_plan_and_a_coordinator_approves_it(
     page = await client.get(signed.headers["location"])
     assert "Firma registrata" in page.text
 
+    # The case's timeline tells the plan's story (reads stay in the audit log only).
+    timeline = (await client.get(f"/cases/{case_id}")).text
+    for step in ("Piano avviato", "Piano inviato per l&#39;approvazione", "Piano approvato",
+                 "Piano firmato: attivo"):  # fmt: skip
+        assert step in timeline
+
     printed = await client.get(f"/cases/{case_id}/plan.pdf")
     assert printed.status_code == 200
     assert printed.headers["content-type"] == "application/pdf"
