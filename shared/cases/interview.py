@@ -5,6 +5,8 @@ benefits, debts and urgent expenses, wellbeing, notes), each a pydantic model wh
 fields carry their label and widget. The same definition validates the form, renders
 it (`layout`), shows a filled interview (`filled`) and is prefilled from the
 pre-screening answers (`prefill`), so a new field is one line here and nothing else.
+The machinery (fields, widgets, parsing, inputs) is `shared.forms`, which the plan's
+intervention catalog uses too; here are the sections and the questionnaire's options.
 
 Every field is optional: a draft can be saved at any point, and only malformed values
 (a word in a number, an unknown option, a text too long) are refused. Amounts are whole
@@ -20,43 +22,20 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from enum import StrEnum
 from typing import Annotated, Any
 
-from annotated_types import Ge, Le, MaxLen
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-)
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic.config import JsonDict
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
+from shared import forms
 from shared.cases.errors import InvalidInput
+from shared.forms import FieldView, FormModel, Options, Widget
 from shared.i18n import N_, Translator
 from shared.intake import questionnaire
 
-SHORT_TEXT = 200
-LONG_TEXT = 4000
 MAX_EUROS = 10_000_000
-
-
-class Widget(StrEnum):
-    TEXT = "text"
-    TEXTAREA = "textarea"
-    NUMBER = "number"
-    MONTH = "month"
-    YES_NO = "yes_no"
-    CHOICE = "choice"
-    MULTI = "multi"
-
-
-Options = tuple[tuple[str, str], ...]
 
 
 def _field(
@@ -69,24 +48,12 @@ def _field(
     rows: int | None = None,
     **constraints: Any,
 ) -> Any:
-    """A form field: its label (msgid), widget, options and constraints."""
-    extra: JsonDict = {"widget": widget.value}
-    if options:
-        extra["options"] = [[key, text] for key, text in options]
-    if step is not None:
-        # The options are those of this questionnaire step (prefilled from its answer).
-        extra["step"] = step
-    if help is not None:
-        extra["help"] = help
-    if rows is not None:
-        extra["rows"] = rows
-    if widget is Widget.TEXT:
-        constraints.setdefault("max_length", SHORT_TEXT)
-    if widget is Widget.TEXTAREA:
-        constraints.setdefault("max_length", LONG_TEXT)
-    if widget is Widget.MULTI:
-        return Field(default_factory=list, title=label, json_schema_extra=extra, **constraints)
-    return Field(default=None, title=label, json_schema_extra=extra, **constraints)
+    """A form field; `step`: its options are those of this questionnaire step (and it is
+    prefilled from its answer)."""
+    extra: JsonDict | None = {"step": step} if step is not None else None
+    return forms.field(
+        label, widget, options=options, help=help, rows=rows, extra=extra, **constraints
+    )
 
 
 def _euros(label: str, *, help: str | None = None) -> Any:
@@ -112,52 +79,38 @@ def _month(value: Any) -> Any:
 Month = Annotated[str | None, BeforeValidator(_month)]
 
 
-def _meta(info: FieldInfo) -> JsonDict:
-    extra = info.json_schema_extra
-    return extra if isinstance(extra, dict) else {}
-
-
-def widget_of(info: FieldInfo) -> Widget:
-    return Widget(str(_meta(info).get("widget", Widget.TEXT.value)))
+def _step_of(info: FieldInfo) -> str | None:
+    step = forms.meta_of(info).get("step")
+    return step if isinstance(step, str) else None
 
 
 def option_keys(info: FieldInfo) -> tuple[str, ...] | None:
     """The keys a choice field accepts (None for fields without options)."""
-    meta = _meta(info)
-    step_key = meta.get("step")
-    if isinstance(step_key, str):
+    step_key = _step_of(info)
+    if step_key is not None:
         return questionnaire.step(step_key).option_keys
-    options = meta.get("options")
-    if isinstance(options, list):
-        return tuple(str(pair[0]) for pair in options if isinstance(pair, list))
-    return None
+    options = forms.declared_options(info)
+    return tuple(key for key, _text in options) if options else None
 
 
 def exclusive_keys(info: FieldInfo) -> set[str]:
     """Options that exclude the others ("None", "I don't know yet") of a step's multiple choice."""
-    step_key = _meta(info).get("step")
-    if not isinstance(step_key, str):
+    step_key = _step_of(info)
+    if step_key is None:
         return set()
     return {option.key for option in questionnaire.step(step_key).options if option.exclusive}
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+class _Section(FormModel):
+    """A section of the interview: options of a questionnaire step where a field says so."""
 
-    @field_validator("*", mode="after")
     @classmethod
-    def _known_options(cls, value: Any, info: ValidationInfo) -> Any:
-        assert info.field_name is not None
-        keys = option_keys(cls.model_fields[info.field_name])
-        if keys is None or value is None:
-            return value
-        chosen = value if isinstance(value, list) else [value]
-        if any(item not in keys for item in chosen):
-            raise PydanticCustomError("unknown_option", "not one of the options")
-        if len(chosen) > 1 and set(chosen) & exclusive_keys(cls.model_fields[info.field_name]):
-            raise PydanticCustomError("exclusive", "an exclusive option with others")
-        # Multiple choices are kept once each, in the order of the options.
-        return [key for key in keys if key in chosen] if isinstance(value, list) else value
+    def option_keys(cls, info: FieldInfo) -> tuple[str, ...] | None:
+        return option_keys(info)
+
+    @classmethod
+    def exclusive_keys(cls, info: FieldInfo) -> set[str]:
+        return exclusive_keys(info)
 
 
 CONTRACTS: Options = (
@@ -335,28 +288,10 @@ def _fields() -> Iterator[tuple[str, FieldInfo]]:
 # --- reading a submitted form ------------------------------------------------------------
 
 _MESSAGES = {
-    "int_parsing": N_("Write a whole number, without dots or commas."),
-    "int_from_float": N_("Write a whole number, without dots or commas."),
-    "int_type": N_("Write a whole number, without dots or commas."),
-    "greater_than_equal": N_("The number must be at least {ge}."),
-    "less_than_equal": N_("The number must be at most {le}."),
-    "string_too_long": N_("This text is too long: at most {max_length} characters."),
-    "too_long": N_("This text is too long: at most {max_length} characters."),
-    "bool_parsing": N_("Choose yes or no."),
-    "bool_type": N_("Choose yes or no."),
-    "unknown_option": N_("Choose one of the options."),
+    **forms.MESSAGES,
     "exclusive": N_("“None” and “I don't know yet” can't go with other answers."),
-    "month": N_("Write the month and year, for example 03/2021."),
 }
-INVALID_VALUE = N_("This value is not valid.")
 MINORS_EXCEED = N_("There can't be more people under 18 than people in the household minus one.")
-
-
-def _raw_value(info: FieldInfo, raw: Sequence[str]) -> Any:
-    if widget_of(info) is Widget.MULTI:
-        return [item.strip() for item in raw if item.strip()]
-    value = raw[-1].strip() if raw else ""
-    return value or None
 
 
 def parse_form(fields: Mapping[str, Sequence[str]]) -> InterviewForm:
@@ -364,19 +299,11 @@ def parse_form(fields: Mapping[str, Sequence[str]]) -> InterviewForm:
     nested: dict[str, dict[str, Any]] = {key: {} for key, _info, _model in sections()}
     for name, info in _fields():
         section, field = name.split(".", 1)
-        nested[section][field] = _raw_value(info, fields.get(name, ()))
-    errors: dict[str, str] = {}
-    params: dict[str, dict[str, object]] = {}
+        nested[section][field] = forms.raw_value(info, fields.get(name, ()))
     try:
         form = InterviewForm.model_validate(nested)
     except ValidationError as exc:
-        for error in exc.errors():
-            name = ".".join(str(part) for part in error["loc"][:2])
-            if name in errors:
-                continue
-            errors[name] = _MESSAGES.get(error["type"], INVALID_VALUE)
-            params[name] = {k: v for k, v in (error.get("ctx") or {}).items() if k != "error"}
-        raise InvalidInput(errors, params) from None
+        raise InvalidInput(*forms.field_errors(exc, depth=2, messages=_MESSAGES)) from None
     household = form.household
     if (
         household.members is not None
@@ -429,46 +356,11 @@ def prefill(answers: Mapping[str, Any]) -> InterviewForm:
 
 def form_values(form: InterviewForm) -> dict[str, list[str]]:
     """The form's values as submitted strings ("section.field" → values), to fill the inputs."""
-    values: dict[str, list[str]] = {}
-    for key, _info, model in sections():
-        section = getattr(form, key)
-        for field, info in model.model_fields.items():
-            value = getattr(section, field)
-            name = f"{key}.{field}"
-            if value is None:
-                values[name] = []
-            elif widget_of(info) is Widget.MONTH:
-                year, month = str(value).split("-")
-                values[name] = [f"{month}/{year}"]
-            elif isinstance(value, bool):
-                values[name] = ["yes" if value else "no"]
-            elif isinstance(value, list):
-                values[name] = [str(item) for item in value]
-            else:
-                values[name] = [str(value)]
-    return values
-
-
-@dataclass(frozen=True, slots=True)
-class FieldView:
-    """One input, ready for the template: everything already in the reader's language."""
-
-    name: str
-    label: str
-    widget: str
-    value: str
-    values: tuple[str, ...]
-    options: tuple[tuple[str, str], ...]
-    error: str
-    help: str
-    minimum: int | None
-    maximum: int | None
-    max_length: int | None
-    rows: int
-
-    @property
-    def dom_id(self) -> str:
-        return "f-" + self.name.replace(".", "-").replace("_", "-")
+    return {
+        f"{key}.{field}": forms.submitted_value(info, getattr(getattr(form, key), field))
+        for key, _info, model in sections()
+        for field, info in model.model_fields.items()
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -478,34 +370,11 @@ class SectionView:
     fields: tuple[FieldView, ...]
 
 
-def _options(info: FieldInfo, t: Translator) -> tuple[tuple[str, str], ...]:
-    meta = _meta(info)
-    step_key = meta.get("step")
-    if isinstance(step_key, str):
-        return tuple(
-            (key, questionnaire.labels(step_key, [key], t.language))
-            for key in questionnaire.step(step_key).option_keys
-        )
-    if widget_of(info) is Widget.YES_NO:
-        # Lower case: "No" would read the same in Italian, and so look untranslated.
-        return (("yes", t("yes")), ("no", t("no")))
-    options = meta.get("options")
-    if not isinstance(options, list):
-        return ()
-    return tuple((str(pair[0]), t(str(pair[1]))) for pair in options if isinstance(pair, list))
-
-
-def _bounds(info: FieldInfo) -> tuple[int | None, int | None, int | None]:
-    """(minimum, maximum, maximum length) of a field, from its constraints."""
-    minimum = maximum = max_length = None
-    for item in info.metadata:
-        if isinstance(item, Ge):
-            minimum = int(str(item.ge))
-        elif isinstance(item, Le):
-            maximum = int(str(item.le))
-        elif isinstance(item, MaxLen):
-            max_length = item.max_length
-    return minimum, maximum, max_length
+def _step_options(step_key: str, t: Translator) -> tuple[tuple[str, str], ...]:
+    return tuple(
+        (key, questionnaire.labels(step_key, [key], t.language))
+        for key in questionnaire.step(step_key).option_keys
+    )
 
 
 @functools.cache
@@ -517,24 +386,9 @@ def _blank_layout(language: str) -> tuple[SectionView, ...]:
     for key, section_info, model in sections():
         fields = []
         for field, info in model.model_fields.items():
-            meta = _meta(info)
-            minimum, maximum, max_length = _bounds(info)
-            fields.append(
-                FieldView(
-                    name=f"{key}.{field}",
-                    label=t(info.title or field),
-                    widget=widget_of(info).value,
-                    value="",
-                    values=(),
-                    options=_options(info, t),
-                    error="",
-                    help=t(str(meta["help"])) if "help" in meta else "",
-                    minimum=minimum,
-                    maximum=maximum,
-                    max_length=max_length,
-                    rows=int(str(meta.get("rows", 3))),
-                )
-            )
+            step_key = _step_of(info)
+            options = _step_options(step_key, t) if step_key is not None else None
+            fields.append(forms.field_view(f"{key}.{field}", info, t, options=options))
         views.append(SectionView(key, t(section_info.title or key), tuple(fields)))
     return tuple(views)
 
