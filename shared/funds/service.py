@@ -142,6 +142,79 @@ async def _lock_fund(session: AsyncSession, fund_id: int) -> None:
         raise FundNotFound(fund_id)
 
 
+async def _add_support_movement(
+    session: AsyncSession,
+    *,
+    kind: MovementKind,
+    action: str,
+    fund_id: int,
+    support_id: int,
+    plan_id: int | None,
+    amount: int,
+    actor: str,
+    now: datetime | None,
+    note: str,
+    columns: dict[str, Any] | None = None,
+    details: dict[str, Any] | None = None,
+) -> FundMovement:
+    """Write a movement of an intervention's money and audit it under the fund.
+
+    `columns` are the movement's further fields, `details` what the audit adds about them.
+    """
+    movement = await _add_movement(
+        session,
+        FundMovement(
+            fund_id=fund_id,
+            kind=kind.value,
+            amount_cents=amount,
+            support_id=support_id,
+            plan_id=plan_id,
+            note=note,
+            actor=actor[:80],
+            at=now or utcnow(),
+            **(columns or {}),
+        ),
+    )
+    await _record(
+        session,
+        actor,
+        action,
+        fund_id,
+        {
+            "movement_id": movement.id,
+            "support_id": support_id,
+            "plan_id": plan_id,
+            "amount_cents": amount,
+            **(details or {}),
+        },
+    )
+    return movement
+
+
+async def _draw_on_commitment(
+    session: AsyncSession,
+    *,
+    fund_id: int,
+    support_id: int,
+    amount: int,
+    refusal: type[PaymentExceedsCommitment | ReleaseExceedsCommitment],
+    totals: dict[str, Any],
+) -> None:
+    """Take `amount` off what the intervention has committed and not yet paid in the fund.
+
+    More than that raises `refusal`. The fund's row is locked before the ledger is read,
+    so that a payment or release racing this one reads what this one wrote.
+    """
+    await _lock_fund(session, fund_id)
+    outstanding = await outstanding_for_support(
+        session=session, support_id=support_id, fund_id=fund_id
+    )
+    if amount > outstanding:
+        raise refusal(fund_id, support_id, outstanding, amount)
+    # The ledger says the fund holds at least this much committed; the CHECK agrees or fails.
+    await _move(session, fund_id, totals)
+
+
 async def _support_totals(
     session: AsyncSession, support_id: int, fund_id: int | None
 ) -> tuple[int, int]:
@@ -313,32 +386,18 @@ async def commit_funds(
         if not active:
             raise FundInactive(fund_id, name)
         raise FundExhausted(fund_id, name, int(left), amount)
-    movement = await _add_movement(
+    return await _add_support_movement(
         session,
-        FundMovement(
-            fund_id=fund_id,
-            kind=MovementKind.COMMITMENT.value,
-            amount_cents=amount,
-            support_id=support_id,
-            plan_id=plan_id,
-            note=note,
-            actor=actor[:80],
-            at=now or utcnow(),
-        ),
+        kind=MovementKind.COMMITMENT,
+        action="fund.commit",
+        fund_id=fund_id,
+        support_id=support_id,
+        plan_id=plan_id,
+        amount=amount,
+        actor=actor,
+        now=now,
+        note=note,
     )
-    await _record(
-        session,
-        actor,
-        "fund.commit",
-        fund_id,
-        {
-            "movement_id": movement.id,
-            "support_id": support_id,
-            "plan_id": plan_id,
-            "amount_cents": amount,
-        },
-    )
-    return movement
 
 
 async def release_funds(
@@ -359,40 +418,26 @@ async def release_funds(
     """
     amount = _amount(amount_cents)
     note = _text("note", note, MAX_NOTE, required=False)
-    await _lock_fund(session, fund_id)
-    outstanding = await outstanding_for_support(
-        session=session, support_id=support_id, fund_id=fund_id
-    )
-    if amount > outstanding:
-        raise ReleaseExceedsCommitment(fund_id, support_id, outstanding, amount)
-    # The ledger says the fund holds at least this much committed; the CHECK agrees or fails.
-    await _move(session, fund_id, {"committed_cents": Fund.committed_cents - amount})
-    movement = await _add_movement(
+    await _draw_on_commitment(
         session,
-        FundMovement(
-            fund_id=fund_id,
-            kind=MovementKind.RELEASE.value,
-            amount_cents=amount,
-            support_id=support_id,
-            plan_id=plan_id,
-            note=note,
-            actor=actor[:80],
-            at=now or utcnow(),
-        ),
+        fund_id=fund_id,
+        support_id=support_id,
+        amount=amount,
+        refusal=ReleaseExceedsCommitment,
+        totals={"committed_cents": Fund.committed_cents - amount},
     )
-    await _record(
+    return await _add_support_movement(
         session,
-        actor,
-        "fund.release",
-        fund_id,
-        {
-            "movement_id": movement.id,
-            "support_id": support_id,
-            "plan_id": plan_id,
-            "amount_cents": amount,
-        },
+        kind=MovementKind.RELEASE,
+        action="fund.release",
+        fund_id=fund_id,
+        support_id=support_id,
+        plan_id=plan_id,
+        amount=amount,
+        actor=actor,
+        now=now,
+        note=note,
     )
-    return movement
 
 
 async def record_payment(
@@ -417,52 +462,31 @@ async def record_payment(
     amount = _amount(amount_cents)
     note = _text("note", note, MAX_NOTE, required=False)
     payee, how = Payee(paid_to), PaymentMethod(method)
-    await _lock_fund(session, fund_id)
-    outstanding = await outstanding_for_support(
-        session=session, support_id=support_id, fund_id=fund_id
-    )
-    if amount > outstanding:
-        raise PaymentExceedsCommitment(fund_id, support_id, outstanding, amount)
-    await _move(
+    await _draw_on_commitment(
         session,
-        fund_id,
-        {
+        fund_id=fund_id,
+        support_id=support_id,
+        amount=amount,
+        refusal=PaymentExceedsCommitment,
+        totals={
             "committed_cents": Fund.committed_cents - amount,
             "paid_cents": Fund.paid_cents + amount,
         },
     )
-    movement = await _add_movement(
+    return await _add_support_movement(
         session,
-        FundMovement(
-            fund_id=fund_id,
-            kind=MovementKind.PAYMENT.value,
-            amount_cents=amount,
-            support_id=support_id,
-            plan_id=plan_id,
-            paid_on=paid_on,
-            paid_to=payee.value,
-            method=how.value,
-            note=note,
-            actor=actor[:80],
-            at=now or utcnow(),
-        ),
+        kind=MovementKind.PAYMENT,
+        action="fund.payment",
+        fund_id=fund_id,
+        support_id=support_id,
+        plan_id=plan_id,
+        amount=amount,
+        actor=actor,
+        now=now,
+        note=note,
+        columns={"paid_on": paid_on, "paid_to": payee.value, "method": how.value},
+        details={"paid_on": paid_on.isoformat(), "paid_to": payee.value, "method": how.value},
     )
-    await _record(
-        session,
-        actor,
-        "fund.payment",
-        fund_id,
-        {
-            "movement_id": movement.id,
-            "support_id": support_id,
-            "plan_id": plan_id,
-            "amount_cents": amount,
-            "paid_on": paid_on.isoformat(),
-            "paid_to": payee.value,
-            "method": how.value,
-        },
-    )
-    return movement
 
 
 async def committed_for_support(
