@@ -16,7 +16,7 @@ case's timeline shows it (SPEC J8).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -372,9 +372,18 @@ async def save_plan(
         )
         plan.next_review_on = data.next_review_on
 
-    await _save_objectives(session, plan, current.objectives, data.objectives, changes)
-    await _save_commitments(session, plan, current.commitments, data.commitments, changes)
-    await _save_team(session, plan, current.team, data.team, changes)
+    await _save_rows(
+        session, plan, current.objectives, data.objectives, changes, what="objective",
+        model=PlanObjective, snapshot=_objective_snapshot, fill=_fill_objective,
+    )  # fmt: skip
+    await _save_rows(
+        session, plan, current.commitments, data.commitments, changes, what="commitment",
+        model=PlanCommitment, snapshot=_commitment_snapshot, fill=_fill_commitment,
+    )  # fmt: skip
+    await _save_rows(
+        session, plan, current.team, data.team, changes, what="team",
+        model=PlanTeamMember, snapshot=_team_snapshot, fill=_fill_member,
+    )  # fmt: skip
     warnings = await _save_supports(session, plan, current.supports, data, changes, settings)
 
     sent_back = False
@@ -407,85 +416,51 @@ async def save_plan(
     return SaveResult(plan, sent_back, tuple(warnings))
 
 
-async def _save_objectives(
+async def _save_rows(
     session: AsyncSession,
     plan: Plan,
-    stored: Sequence[PlanObjective],
-    inputs: Sequence[ObjectiveInput],
+    stored: Sequence[Any],
+    inputs: Sequence[Any],
     changes: _Changes,
+    *,
+    what: str,
+    model: type[Any],
+    snapshot: Callable[[Any], dict[str, Any]],
+    fill: Callable[[Any, Any], None],
 ) -> None:
-    by_id = _by_id(stored, inputs, "objective")
+    """Save one of the plan's simple lists (objectives, commitments, team) as the editor
+    sent it: rows kept in order, new ones added, missing ones removed, each change noted."""
+    by_id = _by_id(stored, inputs, what)
     kept = set()
     for position, item in enumerate(inputs):
         row = by_id.get(item.id) if item.id is not None else None
-        before = _objective_snapshot(row) if row is not None else None
+        before = snapshot(row) if row is not None else None
         if row is None:
-            row = PlanObjective(plan_id=plan.id)
+            row = model(plan_id=plan.id)
             session.add(row)
         else:
             kept.add(row.id)
-        row.position, row.objective, row.expected_result = (
-            position, item.objective, item.expected_result,
-        )  # fmt: skip
+        row.position = position
+        fill(row, item)
         await session.flush()
-        changes.add("objective", row.id, before, _objective_snapshot(row))
+        changes.add(what, row.id, before, snapshot(row))
     for row in stored:
         if row.id not in kept:
-            changes.add("objective", row.id, _objective_snapshot(row), None)
+            changes.add(what, row.id, snapshot(row), None)
             await session.delete(row)
 
 
-async def _save_commitments(
-    session: AsyncSession,
-    plan: Plan,
-    stored: Sequence[PlanCommitment],
-    inputs: Sequence[CommitmentInput],
-    changes: _Changes,
-) -> None:
-    by_id = _by_id(stored, inputs, "commitment")
-    kept = set()
-    for position, item in enumerate(inputs):
-        row = by_id.get(item.id) if item.id is not None else None
-        before = _commitment_snapshot(row) if row is not None else None
-        if row is None:
-            row = PlanCommitment(plan_id=plan.id)
-            session.add(row)
-        else:
-            kept.add(row.id)
-        row.position, row.what, row.due_on = position, item.what, item.due_on
-        await session.flush()
-        changes.add("commitment", row.id, before, _commitment_snapshot(row))
-    for row in stored:
-        if row.id not in kept:
-            changes.add("commitment", row.id, _commitment_snapshot(row), None)
-            await session.delete(row)
+def _fill_objective(row: PlanObjective, item: ObjectiveInput) -> None:
+    row.objective, row.expected_result = item.objective, item.expected_result
 
 
-async def _save_team(
-    session: AsyncSession,
-    plan: Plan,
-    stored: Sequence[PlanTeamMember],
-    inputs: Sequence[TeamInput],
-    changes: _Changes,
-) -> None:
-    by_id = _by_id(stored, inputs, "team")
-    kept = set()
-    for position, item in enumerate(inputs):
-        row = by_id.get(item.id) if item.id is not None else None
-        before = _team_snapshot(row) if row is not None else None
-        if row is None:
-            row = PlanTeamMember(plan_id=plan.id)
-            session.add(row)
-        else:
-            kept.add(row.id)
-        row.position, row.name, row.role = position, item.name or None, item.role
-        _apply_responsible(row, item.member)
-        await session.flush()
-        changes.add("team", row.id, before, _team_snapshot(row))
-    for row in stored:
-        if row.id not in kept:
-            changes.add("team", row.id, _team_snapshot(row), None)
-            await session.delete(row)
+def _fill_commitment(row: PlanCommitment, item: CommitmentInput) -> None:
+    row.what, row.due_on = item.what, item.due_on
+
+
+def _fill_member(row: PlanTeamMember, item: TeamInput) -> None:
+    row.name, row.role = item.name or None, item.role
+    _apply_responsible(row, item.member)
 
 
 async def _save_supports(
