@@ -8,28 +8,17 @@ its rules. These routes only turn form fields into calls and errors into message
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
+from dashboard import slot_picker
 from dashboard.deps import STAFF, Session, Viewer, allow, settings_of
-from dashboard.params import (
-    BAD_DAY,
-    BadDay,
-    QueryId,
-    QueryText,
-    RecordId,
-    read_day,
-    read_id,
-    read_instant,
-    storable_form,
-)
+from dashboard.params import QueryId, QueryText, RecordId, storable_form
 from dashboard.templating import render
 from shared.audit import service as audit
-from shared.booking import availability, hours
 from shared.booking import service as booking
 from shared.booking.errors import BookingError
 from shared.cases import access
@@ -50,7 +39,6 @@ from shared.intake.questionnaire import (
     step,
     summary,
 )
-from shared.limits import DAY_RANGE
 from shared.settings import Settings
 
 router = APIRouter()
@@ -64,8 +52,6 @@ CHANNEL_LABELS = {
     **dict(CHANNELS),
     Channel.TELEGRAM.value: N_("Telegram bot"),
 }
-# Free times listed at once; staff pick a day or a helpdesk to see others.
-SLOTS_SHOWN = 40
 MAX_FIELD = 600
 
 FIELD_ERRORS = {
@@ -75,16 +61,9 @@ FIELD_ERRORS = {
     ),
 }
 BOOKING_ERRORS = {
-    "slot_taken": N_("That place was just taken. Choose another time below."),
-    "slot_in_past": N_("That time has already passed. Choose another time below."),
-    "slot_too_soon": N_("That time is too close to now. Choose a later time."),
-    "slot_too_far": N_("That time is too far ahead. Choose an earlier time."),
-    "slot_not_offered": N_("The helpdesk has no slot at that time. Choose another time below."),
-    "helpdesk_not_found": N_("This helpdesk is not taking bookings. Choose another time below."),
-    "helpdesk_inactive": N_("This helpdesk is not taking bookings. Choose another time below."),
+    **slot_picker.SLOT_ERRORS,
     "already_booked": N_("The citizen already has an active booking."),
     "not_eligible": N_("Only eligible citizens can book an interview from here."),
-    "no_slot": N_("Choose a time."),
 }
 
 
@@ -248,11 +227,6 @@ def _member(viewer: Viewer) -> access.StaffMember:
     return access.StaffMember(user_id=viewer.user_id, role=viewer.role, actor=viewer.actor)
 
 
-def _day_bounds(day: date, settings: Settings) -> tuple[datetime, datetime]:
-    start = datetime.combine(day, time.min, tzinfo=settings.tz)
-    return start, datetime.combine(day + timedelta(days=1), time.min, tzinfo=settings.tz)
-
-
 async def _result_page(
     request: Request,
     session: Session,
@@ -278,37 +252,22 @@ async def _result_page(
         raise HTTPException(status_code=403) from None
     citizen = submission.citizen
     active = await booking.active_booking(session=session, citizen_id=citizen.id)
-    helpdesks = await hours.list_helpdesks(session=session, active_only=False)
+    picker = await slot_picker.pick_slot(
+        session=session,
+        settings=settings,
+        t=t,
+        helpdesk_id=helpdesk_id,
+        day=day,
+        offer=submission.may_book and active is None,
+    )
+    if picker.day_error:
+        status = 400
     duplicates = await staff_intake.find_duplicates(
         session=session,
         phone=citizen.phone,
         fiscal_code=citizen.fiscal_code,
         exclude_citizen_id=citizen.id,
     )
-    day_error = ""
-    slots: list[availability.FreeSlot] = []
-    if submission.may_book and active is None:
-        since = until = None
-        try:
-            chosen = read_day(day)
-        except BadDay as exc:
-            chosen = None
-            day_error = t(
-                N_("Write the day like 2026-03-31, or pick it from the calendar.")
-                if exc.message == BAD_DAY
-                else exc.message,
-                **DAY_RANGE,
-            )
-            status = 400
-        if chosen is not None:
-            since, until = _day_bounds(chosen, settings)
-        found = await availability.list_free_slots(
-            session=session, settings=settings, helpdesk_id=helpdesk_id, since=since, until=until
-        )
-        slots = found[:SLOTS_SHOWN]
-    days: dict[date, list[availability.FreeSlot]] = {}
-    for slot in slots:
-        days.setdefault(slot.starts_at.astimezone(settings.tz).date(), []).append(slot)
     if request.method == "GET":
         await audit.record(
             session=session,
@@ -334,13 +293,7 @@ async def _result_page(
             "channel_labels": CHANNEL_LABELS,
             "duplicates": duplicates,
             "active": active,
-            "helpdesks": {h.id: h for h in helpdesks},
-            "bookable_helpdesks": [h for h in helpdesks if h.active],
-            "days": days,
-            "more_slots": len(slots) == SLOTS_SHOWN,
-            "helpdesk_id": helpdesk_id,
-            "day_filter": day,
-            "day_error": day_error,
+            **picker.context(),
             "slot_error": slot_error,
         },
         status_code=status,
@@ -359,20 +312,11 @@ async def intake_result(
     return await _result_page(request, session, viewer, citizen_id, helpdesk_id=helpdesk, day=day)
 
 
-def _parse_slot(value: str) -> tuple[int, datetime] | None:
-    """ "3|2026-03-31T07:30:00+00:00" → (helpdesk id, aware start), or None if malformed."""
-    helpdesk, _, starts = value.partition("|")
-    helpdesk_id, starts_at = read_id(helpdesk), read_instant(starts)
-    if helpdesk_id is None or starts_at is None:
-        return None
-    return helpdesk_id, starts_at
-
-
 @router.post("/intake/{citizen_id}/booking", response_model=None)
 async def book_interview(
     request: Request, session: Session, viewer: StaffViewer, citizen_id: RecordId
 ) -> Response:
-    parsed = _parse_slot(_text(await storable_form(request), "slot"))
+    parsed = slot_picker.parse_slot(_text(await storable_form(request), "slot"))
     if parsed is None:
         code, status = "no_slot", 400
     else:
@@ -396,7 +340,7 @@ async def book_interview(
             code, status = exc.code, 409 if exc.code == "slot_taken" else 400
         else:
             return RedirectResponse(f"/intake/{citizen_id}", status_code=303)
-    message = BOOKING_ERRORS.get(code, N_("The booking was refused. Choose another time below."))
+    message = BOOKING_ERRORS.get(code, slot_picker.BOOKING_REFUSED)
     t = Translator(viewer.language)
     return await _result_page(
         request, session, viewer, citizen_id, slot_error=t(message), status=status

@@ -16,29 +16,17 @@ its code (409 for a place just taken).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import date, datetime, time, timedelta
+from datetime import date, timedelta
 from typing import Annotated, Any
 
 from babel.dates import format_date
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from dashboard import slot_picker
 from dashboard.deps import STAFF, Session, Viewer, allow, settings_of
-from dashboard.params import (
-    BAD_DAY,
-    BadDay,
-    FormText,
-    QueryId,
-    QueryText,
-    QueryWord,
-    RecordId,
-    read_day,
-    read_id,
-    read_instant,
-    storable_form,
-)
+from dashboard.params import FormText, QueryId, QueryText, QueryWord, RecordId, storable_form
 from dashboard.templating import render
-from shared.booking import availability, hours
 from shared.booking import service as booking
 from shared.booking.errors import BookingError
 from shared.cases import access
@@ -46,7 +34,6 @@ from shared.cases.models import Case
 from shared.citizens.models import Citizen
 from shared.db import utcnow
 from shared.i18n import N_, Translator
-from shared.limits import DAY_RANGE
 from shared.plans import document, listing, reviews
 from shared.plans import service as plans
 from shared.plans.errors import InvalidInput, NotAllowed, PlanError, PlanNotFound
@@ -55,27 +42,17 @@ from shared.plans.models import PlanState
 router = APIRouter()
 Staff = Annotated[Viewer, Depends(allow(*STAFF))]
 
-# Free times listed at once, as on the intake page; a day or a helpdesk shows others.
-SLOTS_SHOWN = 40
 NOTICES = {
     "recorded": N_("Review recorded. The next review date is on the plan."),
     "booked": N_("Follow-up meeting booked. A citizen who uses Telegram is told there."),
 }
 NOT_ACTIVE = N_("Only an active plan (signed, not closed) has reviews and follow-up meetings.")
 BOOKING_ERRORS = {
-    "slot_taken": N_("That place was just taken. Choose another time below."),
-    "slot_in_past": N_("That time has already passed. Choose another time below."),
-    "slot_too_soon": N_("That time is too close to now. Choose a later time."),
-    "slot_too_far": N_("That time is too far ahead. Choose an earlier time."),
-    "slot_not_offered": N_("The helpdesk has no slot at that time. Choose another time below."),
-    "helpdesk_not_found": N_("This helpdesk is not taking bookings. Choose another time below."),
-    "helpdesk_inactive": N_("This helpdesk is not taking bookings. Choose another time below."),
+    **slot_picker.SLOT_ERRORS,
     "already_booked": N_(
         "The citizen already has an active booking: move or cancel it from the agenda first."
     ),
-    "no_slot": N_("Choose a time."),
 }
-BOOKING_REFUSED = N_("The booking was refused. Choose another time below.")
 
 
 def _member(viewer: Viewer) -> access.StaffMember:
@@ -268,12 +245,6 @@ async def record_review(
 # --- follow-up meetings ------------------------------------------------------------------
 
 
-def _day_bounds(day: date, request: Request) -> tuple[datetime, datetime]:
-    tz = settings_of(request).tz
-    start = datetime.combine(day, time.min, tzinfo=tz)
-    return start, datetime.combine(day + timedelta(days=1), time.min, tzinfo=tz)
-
-
 async def _follow_up_page(
     request: Request,
     session: Session,
@@ -288,51 +259,28 @@ async def _follow_up_page(
 ) -> HTMLResponse:
     """The citizen's booking if they have one; else the free times (of `day`, a filter
     typed into the page's own form: a bad one is shown next to it)."""
-    settings = settings_of(request)
-    t = Translator(viewer.language)
     rows, case, citizen = await _plan(session, viewer, case_id)
     header = _header(rows, case, citizen)
     current = await booking.active_booking(session=session, citizen_id=citizen.id)
-    helpdesks = await hours.list_helpdesks(session=session, active_only=False)
-    day_error = ""
-    slots: list[availability.FreeSlot] = []
-    if header["active"] and current is None:
-        since = until = None
-        try:
-            chosen = read_day(day)
-        except BadDay as exc:
-            chosen = None
-            day_error = t(
-                N_("Write the day like 2026-03-31, or pick it from the calendar.")
-                if exc.message == BAD_DAY
-                else exc.message,
-                **DAY_RANGE,
-            )
-            status = 400
-        if chosen is not None:
-            since, until = _day_bounds(chosen, request)
-        found = await availability.list_free_slots(
-            session=session, settings=settings, helpdesk_id=helpdesk_id, since=since, until=until
-        )
-        slots = found[:SLOTS_SHOWN]
-    elif not header["active"] and not problem:
+    picker = await slot_picker.pick_slot(
+        session=session,
+        settings=settings_of(request),
+        t=Translator(viewer.language),
+        helpdesk_id=helpdesk_id,
+        day=day,
+        offer=header["active"] and current is None,
+    )
+    if picker.day_error:
+        status = 400
+    if not header["active"] and not problem:
         problem = NOT_ACTIVE
-    days: dict[date, list[availability.FreeSlot]] = {}
-    for slot in slots:
-        days.setdefault(slot.starts_at.astimezone(settings.tz).date(), []).append(slot)
     return render(
         request,
         "plan_reviews/follow_up.html",
         {
             **header,
             "current": current,
-            "helpdesks": {h.id: h for h in helpdesks},
-            "bookable_helpdesks": [h for h in helpdesks if h.active],
-            "days": days,
-            "more_slots": len(slots) == SLOTS_SHOWN,
-            "helpdesk_id": helpdesk_id,
-            "day_filter": day,
-            "day_error": day_error,
+            **picker.context(),
             "notice": NOTICES.get(notice, ""),
             "problem": problem,
         },
@@ -355,20 +303,11 @@ async def follow_up(
     )
 
 
-def _parse_slot(value: str) -> tuple[int, datetime] | None:
-    """ "3|2026-03-31T07:30:00+00:00" → (helpdesk id, aware start), or None if malformed."""
-    helpdesk, _, starts = value.partition("|")
-    helpdesk_id, starts_at = read_id(helpdesk), read_instant(starts)
-    if helpdesk_id is None or starts_at is None:
-        return None
-    return helpdesk_id, starts_at
-
-
 @router.post("/cases/{case_id}/plan/follow-up")
 async def book_follow_up(
     request: Request, session: Session, viewer: Staff, case_id: RecordId, slot: FormText = ""
 ) -> Response:
-    parsed = _parse_slot(slot)
+    parsed = slot_picker.parse_slot(slot)
     if parsed is None:
         code, status = "no_slot", 400
     else:
@@ -390,7 +329,5 @@ async def book_follow_up(
             return RedirectResponse(
                 f"/cases/{case_id}/plan/follow-up?notice=booked", status_code=303
             )
-    return await _follow_up_page(
-        request, session, viewer, case_id, problem=BOOKING_ERRORS.get(code, BOOKING_REFUSED),
-        status=status,
-    )  # fmt: skip
+    problem = BOOKING_ERRORS.get(code, slot_picker.BOOKING_REFUSED)
+    return await _follow_up_page(request, session, viewer, case_id, problem=problem, status=status)
