@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.booking import demo as booking_demo
 from shared.cases import demo as case_demo
 from shared.db import utcnow
+from shared.plans import demo as plan_demo
 from shared.settings import Settings
 from shared.staff import service as staff
 from shared.staff.models import Role
@@ -46,6 +47,9 @@ async def seed(*, session: AsyncSession, settings: Settings) -> tuple[DemoLogin,
             display_name=_DISPLAY_NAMES[login.username],
             actor="demo",
         )
-    await booking_demo.seed(session=session, settings=settings, now=utcnow())
-    await case_demo.seed(session=session, settings=settings, now=utcnow())
+    # One moment for every part, so the dates each part sets agree with the others'.
+    now = utcnow()
+    await booking_demo.seed(session=session, settings=settings, now=now)
+    await case_demo.seed(session=session, settings=settings, now=now)
+    await plan_demo.seed(session=session, settings=settings, now=now)
     return DEMO_LOGINS
