@@ -21,7 +21,15 @@ from fastapi import APIRouter, Depends, File, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
-from dashboard.deps import COORDINATION, STAFF, Session, Viewer, allow, settings_of
+from dashboard.deps import (
+    COORDINATION,
+    STAFF,
+    Session,
+    Viewer,
+    all_or_nothing,
+    allow,
+    settings_of,
+)
 from dashboard.params import (
     BadDay,
     FormText,
@@ -34,13 +42,14 @@ from dashboard.params import (
 from dashboard.templating import render
 from shared import money, program
 from shared.cases import access
+from shared.cases.errors import CaseNotFound, CaseNotVisible
 from shared.cases.models import Case
 from shared.citizens.models import Citizen
 from shared.db import utcnow
 from shared.funds.errors import FundError, FundExhausted
 from shared.funds.models import Fund
 from shared.i18n import N_, Translator
-from shared.plans import catalog, document, history, lifecycle, listing, scans
+from shared.plans import catalog, document, history, lifecycle, listing, scans, view
 from shared.plans import service as plans
 from shared.plans.errors import (
     CaseNotReady,
@@ -132,7 +141,7 @@ def _http(exc: PlanError) -> HTTPException:
 
 
 async def _choices(session: Session, t: Translator) -> dict[str, Any]:
-    """The options the editor offers: who can be responsible, the funds, kinds, states."""
+    """The options the editor offers, read on their own (for the printable plan)."""
     staff = (
         await session.execute(
             select(StaffUser.id, StaffUser.display_name)
@@ -146,14 +155,21 @@ async def _choices(session: Session, t: Translator) -> dict[str, Any]:
     funds = (
         await session.execute(select(Fund.id, Fund.name, Fund.active).order_by(Fund.name))
     ).all()
+    return _options([(i, name) for i, name in staff], [(i, name) for i, name, _ in funds], t)
+
+
+def _options(
+    staff: Sequence[tuple[int, str]], funds: Sequence[tuple[int, str]], t: Translator
+) -> dict[str, Any]:
+    """The options the editor offers: who can be responsible, the funds, kinds, states."""
     people = [(f"staff:{i}", name) for i, name in staff]
     organisations = [(f"org:{key}", name) for key, name in program.ORGANISATIONS]
     return {
         "responsible_options": [("", t("Choose…")), *people, *organisations],
         "member_options": [("", t("Someone without an account")), *people],
         "organisation_options": [("", t("No organisation")), *organisations],
-        "fund_options": [("", t("No fund")), *((str(i), n) for i, n, _active in funds)],
-        "fund_names": {i: n for i, n, _active in funds},
+        "fund_options": [("", t("No fund")), *((str(i), n) for i, n in funds)],
+        "fund_names": dict(funds),
         "staff_names": dict(staff),
         "kind_options": [(k.value, t(catalog.intervention(k).label)) for k in catalog.kinds()],
         "support_states": [
@@ -198,19 +214,20 @@ async def _plan_page(
     status: int = 200,
 ) -> HTMLResponse:
     t = Translator(viewer.language)
-    staff = _member(viewer)
-    case = await session.get(Case, case_id)
-    if case is None or not access.can_see(staff, case.assigned_to_id) or viewer.role is Role.ADMIN:
-        raise HTTPException(status_code=404 if case is None else 403)
-    citizen = await session.get(Citizen, case.citizen_id)
-    assert citizen is not None
     try:
-        rows: plans.PlanRows | None = await plans.get_plan(
-            session=session, case_id=case_id, staff=staff
+        shown_page = await view.get_plan_page(
+            session=session, case_id=case_id, staff=_member(viewer)
         )
-    except PlanNotFound:
-        rows = None
-    choices = await _choices(session, t)
+    except CaseNotFound:
+        raise HTTPException(status_code=404) from None
+    except (CaseNotVisible, NotAllowed):
+        raise HTTPException(status_code=403) from None
+    case, citizen, rows = shown_page.case, shown_page.citizen, shown_page.rows
+    choices = _options(
+        [(s.id, s.display_name) for s in shown_page.staff],
+        [(f.id, f.name) for f in shown_page.funds],
+        t,
+    )
     context: dict[str, Any] = {
         "case": case,
         "citizen": citizen,
@@ -260,9 +277,9 @@ async def _plan_page(
                         fund_names=choices["fund_names"],
                     ),
                 )
-                for change in await plans.plan_history(session=session, plan_id=plan.id)
+                for change in shown_page.history
             ],
-            "scans": await scans.scans_of(session=session, plan_id=plan.id),
+            "scans": shown_page.scans,
             "kind_labels": {k.value: catalog.intervention(k).label for k in catalog.kinds()},
             "euros": lambda cents: money.format_euros(cents, t.language),
             "may_scan": plan.state in scans.SCANNED_STATES,
@@ -337,9 +354,10 @@ async def start_plan(
     request: Request, session: Session, viewer: Staff, case_id: RecordId
 ) -> Response:
     try:
-        await plans.start_plan(
-            session=session, case_id=case_id, staff=_member(viewer), now=utcnow()
-        )
+        async with all_or_nothing(session):
+            await plans.start_plan(
+                session=session, case_id=case_id, staff=_member(viewer), now=utcnow()
+            )
     except CaseNotReady:
         return await _plan_page(request, session, viewer, case_id, problem=NOT_READY, status=400)
     except PlanError as exc:
@@ -371,10 +389,11 @@ async def save_plan(
         return await _plan_page(request, session, viewer, case_id, values=fields, editor=editor)
     try:
         data = parse_plan_form(fields)
-        result = await plans.save_plan(
-            session=session, case_id=case_id, data=data, staff=_member(viewer),
-            settings=settings_of(request), now=utcnow(),
-        )  # fmt: skip
+        async with all_or_nothing(session):
+            result = await plans.save_plan(
+                session=session, case_id=case_id, data=data, staff=_member(viewer),
+                settings=settings_of(request), now=utcnow(),
+            )  # fmt: skip
     except InvalidInput as exc:
         return await _plan_page(
             request, session, viewer, case_id, values=fields, editor=editor,
@@ -404,25 +423,26 @@ async def _step(
 ) -> Response:
     staff, now = _member(viewer), utcnow()
     try:
-        if action is Action.SUBMIT:
-            await plans.submit_plan(session=session, case_id=case_id, staff=staff, now=now)
-        elif action is Action.APPROVE:
-            await plans.approve_plan(session=session, case_id=case_id, staff=staff, now=now)
-        elif action is Action.RETURN:
-            await plans.return_plan(
-                session=session, case_id=case_id, comment=comment, staff=staff, now=now
-            )
-        elif action is Action.SIGN:
-            assert signed_on is not None
-            await plans.record_signature(
-                session=session, case_id=case_id, signed_on=signed_on, staff=staff,
-                settings=settings_of(request), now=now,
-            )  # fmt: skip
-        else:
-            assert closure is not None
-            await plans.close_plan(
-                session=session, case_id=case_id, closure=closure, staff=staff, now=now
-            )
+        async with all_or_nothing(session):
+            if action is Action.SUBMIT:
+                await plans.submit_plan(session=session, case_id=case_id, staff=staff, now=now)
+            elif action is Action.APPROVE:
+                await plans.approve_plan(session=session, case_id=case_id, staff=staff, now=now)
+            elif action is Action.RETURN:
+                await plans.return_plan(
+                    session=session, case_id=case_id, comment=comment, staff=staff, now=now
+                )
+            elif action is Action.SIGN:
+                assert signed_on is not None
+                await plans.record_signature(
+                    session=session, case_id=case_id, signed_on=signed_on, staff=staff,
+                    settings=settings_of(request), now=now,
+                )  # fmt: skip
+            else:
+                assert closure is not None
+                await plans.close_plan(
+                    session=session, case_id=case_id, closure=closure, staff=staff, now=now
+                )
     except InvalidInput as exc:
         return await _plan_page(
             request, session, viewer, case_id, errors=exc.errors, params=exc.params,
@@ -534,10 +554,11 @@ async def upload_scan(
     request: Request, session: Session, viewer: Staff, case_id: RecordId, scan: ScanUpload = None
 ) -> Response:
     try:
-        await scans.attach_signed_scan(
-            session=session, case_id=case_id, content=await _scan_bytes(scan),
-            staff=_member(viewer), now=utcnow(),
-        )  # fmt: skip
+        async with all_or_nothing(session):
+            await scans.attach_signed_scan(
+                session=session, case_id=case_id, content=await _scan_bytes(scan),
+                staff=_member(viewer), now=utcnow(),
+            )  # fmt: skip
     except scans.ScanRefused as exc:
         return await _plan_page(
             request, session, viewer, case_id, errors={"scan": SCAN_REFUSED[exc.reason]},
@@ -627,13 +648,7 @@ async def plan_list(
     except InvalidInput as exc:
         errors = {name: t(message) for name, message in exc.errors.items()}
         filters, page = listing.PlanFilters(), listing.PlanPage((), None)
-    owners = (
-        await session.execute(
-            select(StaffUser.id, StaffUser.display_name)
-            .where(StaffUser.role.in_([Role.OPERATORE.value, Role.COORDINATORE.value]))
-            .order_by(StaffUser.display_name)
-        )
-    ).all()
+    owners = await listing.plan_owners(session=session)
     now = utcnow()
     return render(
         request,

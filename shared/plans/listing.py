@@ -187,6 +187,17 @@ async def list_plans(
     return PlanPage(rows, _encode(last[8] or last[6], last[0]))
 
 
+async def plan_owners(*, session: AsyncSession) -> tuple[tuple[int, str], ...]:
+    """(id, name) of everyone who can own a plan (case workers and coordinators), by name:
+    the list's "case worker" filter."""
+    found = await session.execute(
+        select(StaffUser.id, StaffUser.display_name)
+        .where(StaffUser.role.in_(access.ASSIGNABLE_ROLES))
+        .order_by(StaffUser.display_name)
+    )
+    return tuple((i, name) for i, name in found.all())
+
+
 # --- reviews due -------------------------------------------------------------------------
 
 # "Due soon": within a week, as Primero's tasks are "upcoming" (PLAN-PRACTICE.md).

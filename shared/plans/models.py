@@ -90,6 +90,9 @@ class Plan(Base):
         Index("ix_plan_state_submitted", "state", "submitted_at", "id"),
         Index("ix_plan_owner_state", "owner_id", "state", "id"),
         Index("ix_plan_next_review", "next_review_on", "id"),
+        # Every other list: the most recently changed first, with or without a state.
+        Index("ix_plan_updated", "updated_at", "id"),
+        Index("ix_plan_state_updated", "state", "updated_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
