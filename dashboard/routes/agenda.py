@@ -11,7 +11,7 @@ import itertools
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from typing import Annotated
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode
 
 from babel.dates import format_date
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from dashboard.deps import STAFF, Session, Viewer, allow, settings_of
 from dashboard.limits import TOO_LONG
+from dashboard.pages import with_notice
 from dashboard.params import (
     BadDay,
     FormText,
@@ -115,13 +116,6 @@ def notice_of(key: str) -> tuple[str, str] | None:
     if key in PROBLEMS:
         return ("danger", PROBLEMS[key])
     return None
-
-
-def with_notice(url: str, key: str) -> str:
-    """`url` with `notice=key` in its query string (replacing an earlier one)."""
-    parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "notice"] + [("notice", key)]
-    return urlunsplit(("", "", parts.path, urlencode(query), ""))
 
 
 def date_labeler(viewer: Viewer, style: str = "full") -> Callable[[date], str]:

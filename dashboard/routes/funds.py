@@ -13,20 +13,20 @@ posts here, and comes back here when refused.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 
 from dashboard.deps import COORDINATION, Session, Viewer, allow
 from dashboard.limits import TOO_LONG
+from dashboard.pages import redirect_with_notice, render_form_page
 from dashboard.params import BadDay, FormText, QueryId, QueryWord, RecordId, read_day
-from dashboard.routes.agenda import date_labeler, local_today, with_notice
-from dashboard.templating import render
+from dashboard.routes.agenda import date_labeler, local_today
 from shared import money
 from shared.db import utcnow
 from shared.funds import service as funds
@@ -203,25 +203,19 @@ def _page(
     notice: str = "",
     status: int = 200,
 ) -> HTMLResponse:
-    return render(
+    return render_form_page(
         request,
         template,
         {
-            "notice": NOTICES.get(notice),
             "euros": euros_of(viewer.language),
             "date_label": date_labeler(viewer, "medium"),
             "fund_limits": FUND_LIMITS,
             "support_labels": {kind.value: entry.label for kind, entry in catalog.CATALOG.items()},
-            "errors": {},
-            "values": {},
             **context,
         },
-        status_code=status,
+        notice=NOTICES.get(notice),
+        status=status,
     )
-
-
-def _to(path: str, notice: str) -> RedirectResponse:
-    return RedirectResponse(with_notice(path, notice), status_code=303)
 
 
 # --- the funds -----------------------------------------------------------------------
@@ -279,7 +273,7 @@ async def create_fund(
         except FundError as exc:
             form.refused(exc)
         else:
-            return _to(f"/funds/{fund.id}", "fund_created")
+            return redirect_with_notice(f"/funds/{fund.id}", "fund_created")
     return await _index(
         request, session, viewer, values=form.values, errors=form.errors, status=400
     )
@@ -325,6 +319,31 @@ async def _fund_page(
     )
 
 
+async def _save_on_fund_page(
+    request: Request,
+    session: Session,
+    viewer: Viewer,
+    fund_id: int,
+    form: Form,
+    save: Callable[[], Awaitable[object]],
+    notice: str,
+) -> Response:
+    """Save a form of the fund's page when it parsed: back to the page with `notice`, or the
+    page again (400) with the refusal next to its field. A fund gone is a 404."""
+    if not form.errors:
+        try:
+            await save()
+        except FundNotFound:
+            raise HTTPException(status_code=404) from None
+        except FundError as exc:
+            form.refused(exc)
+        else:
+            return redirect_with_notice(f"/funds/{fund_id}", notice)
+    return await _fund_page(
+        request, session, viewer, fund_id, values=form.values, errors=form.errors, status=400
+    )
+
+
 @router.get("/funds/{fund_id}")
 async def fund_page(
     request: Request,
@@ -352,21 +371,14 @@ async def update_fund(
     form.text("funder", required=True)
     if active not in ("0", "1"):
         form.errors["active"] = form.t(CHOOSE)
-    if not form.errors:
-        try:
-            await funds.update_fund(
-                session=session, fund_id=fund_id, name=name, funder=funder,
-                active=active == "1", actor=viewer.actor,
-            )  # fmt: skip
-        except FundNotFound:
-            raise HTTPException(status_code=404) from None
-        except FundError as exc:
-            form.refused(exc)
-        else:
-            return _to(f"/funds/{fund_id}", "fund_saved")
-    return await _fund_page(
-        request, session, viewer, fund_id, values=form.values, errors=form.errors, status=400
-    )
+
+    async def save() -> None:
+        await funds.update_fund(
+            session=session, fund_id=fund_id, name=name, funder=funder,
+            active=active == "1", actor=viewer.actor,
+        )  # fmt: skip
+
+    return await _save_on_fund_page(request, session, viewer, fund_id, form, save, "fund_saved")
 
 
 @router.post("/funds/{fund_id}/deposits")
@@ -380,21 +392,13 @@ async def deposit(
 ) -> Response:
     form = Form({"amount": amount, "note": note}, Translator(viewer.language))
     cents = form.cents("amount")
-    if not form.errors:
-        try:
-            await funds.deposit(
-                session=session, fund_id=fund_id, amount_cents=cents, note=note,
-                actor=viewer.actor,
-            )  # fmt: skip
-        except FundNotFound:
-            raise HTTPException(status_code=404) from None
-        except FundError as exc:
-            form.refused(exc)
-        else:
-            return _to(f"/funds/{fund_id}", "deposit")
-    return await _fund_page(
-        request, session, viewer, fund_id, values=form.values, errors=form.errors, status=400
-    )
+
+    async def save() -> None:
+        await funds.deposit(
+            session=session, fund_id=fund_id, amount_cents=cents, note=note, actor=viewer.actor
+        )
+
+    return await _save_on_fund_page(request, session, viewer, fund_id, form, save, "deposit")
 
 
 # --- payments of one intervention ----------------------------------------------------
@@ -469,7 +473,7 @@ async def record_payment(
             fund_name = await _fund_name(session, exc)
             form.refused(exc, fund_name)
         else:
-            return _to(f"/cases/{case_id}/plan", "payment")
+            return redirect_with_notice(f"/cases/{case_id}/plan", "payment")
     return await _payments_page(
         request, session, viewer, support_id, values=form.values, errors=form.errors, status=400
     )

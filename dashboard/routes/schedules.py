@@ -16,15 +16,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from dashboard.deps import COORDINATION, Session, Viewer, allow, settings_of
 from dashboard.limits import TOO_LONG
+from dashboard.pages import redirect_with_notice, render_form_page
 from dashboard.params import BadDay, FormText, QueryWord, RecordId, read_day
 from dashboard.routes.agenda import (
     STATE_LABELS,
     date_labeler,
     local_today,
     notice_of,
-    with_notice,
 )
-from dashboard.templating import render
 from shared.booking import hours
 from shared.booking.agenda import AgendaEntry
 from shared.booking.errors import (
@@ -174,26 +173,20 @@ def _page(
     notice: str = "",
     status: int = 200,
 ) -> HTMLResponse:
-    return render(
+    return render_form_page(
         request,
         template,
         {
-            "notice": NOTICES.get(notice) or notice_of(notice),
             "date_label": date_labeler(viewer),
             "short_date": date_labeler(viewer, "medium"),
             "today": local_today(request),
             "weekdays": _weekdays(viewer),
             "states": STATE_LABELS,
-            "errors": {},
-            "values": {},
             **context,
         },
-        status_code=status,
+        notice=NOTICES.get(notice) or notice_of(notice),
+        status=status,
     )
-
-
-def _to(path: str, notice: str) -> RedirectResponse:
-    return RedirectResponse(with_notice(path, notice), status_code=303)
 
 
 def _hub(helpdesk_id: int, part: str = "") -> str:
@@ -254,7 +247,7 @@ async def create_helpdesk(
         except BookingError as exc:
             form.refused(exc)
         else:
-            return _to(_hub(helpdesk.id), "helpdesk_created")
+            return redirect_with_notice(_hub(helpdesk.id), "helpdesk_created")
     return await _index(
         request, session, viewer, values=form.values, errors=form.errors, status=400
     )
@@ -326,7 +319,7 @@ async def update_helpdesk(
         except BookingError as exc:
             form.refused(exc)
         else:
-            return _to(_hub(helpdesk_id), "helpdesk_saved")
+            return redirect_with_notice(_hub(helpdesk_id), "helpdesk_saved")
     return _helpdesk_page(
         request, viewer, helpdesk, values=form.values, errors=form.errors, status=400
     )
@@ -342,7 +335,7 @@ async def set_active(
     await hours.set_helpdesk_active(
         session=session, helpdesk_id=helpdesk_id, active=active == "1", actor=viewer.actor
     )
-    return _to(_hub(helpdesk_id), "activated" if active == "1" else "deactivated")
+    return redirect_with_notice(_hub(helpdesk_id), "activated" if active == "1" else "deactivated")
 
 
 # --- weekly hours --------------------------------------------------------------------
@@ -430,7 +423,7 @@ async def add_hours(
         except BookingError as exc:
             form.refused(exc)
         else:
-            return _to(_hub(helpdesk_id, "/hours"), "rule_added")
+            return redirect_with_notice(_hub(helpdesk_id, "/hours"), "rule_added")
     return await _hours_page(
         request, session, viewer, helpdesk, values=form.values, errors=form.errors, status=400
     )
@@ -444,8 +437,8 @@ async def _after_removal(
         session=session, settings=settings_of(request), helpdesk_id=helpdesk_id
     )
     if stranded:
-        return _to(_hub(helpdesk_id, "/stranded"), "stranded")
-    return _to(page, notice)
+        return redirect_with_notice(_hub(helpdesk_id, "/stranded"), "stranded")
+    return redirect_with_notice(page, notice)
 
 
 @router.post("/schedules/rules/{rule_id}/end")
@@ -583,8 +576,8 @@ async def add_closure(
             form.refused(exc)
         else:
             if affected:
-                return _to(f"/schedules/closures/{closure.id}", "closure_affects")
-            return _to(_hub(helpdesk_id, "/closures"), "closure_added")
+                return redirect_with_notice(f"/schedules/closures/{closure.id}", "closure_affects")
+            return redirect_with_notice(_hub(helpdesk_id, "/closures"), "closure_added")
     return await _closures_page(
         request, session, viewer, helpdesk, values=form.values, errors=form.errors, status=400
     )
@@ -626,7 +619,7 @@ async def add_extra_opening(
         except BookingError as exc:
             form.refused(exc)
         else:
-            return _to(_hub(helpdesk_id, "/closures"), "extra_added")
+            return redirect_with_notice(_hub(helpdesk_id, "/closures"), "extra_added")
     return await _closures_page(
         request, session, viewer, helpdesk, values=form.values, errors=form.errors, status=400
     )
@@ -640,7 +633,7 @@ async def delete_closure(session: Session, viewer: Coordinator, closure_id: Reco
         )
     except ScheduleItemNotFound:
         raise HTTPException(status_code=404) from None
-    return _to(_hub(helpdesk_id, "/closures"), "closure_deleted")
+    return redirect_with_notice(_hub(helpdesk_id, "/closures"), "closure_deleted")
 
 
 @router.post("/schedules/extra-openings/{opening_id}/delete")
