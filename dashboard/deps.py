@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from fastapi import Depends, HTTPException, Request
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
 
 from shared.db import Database, utcnow
 from shared.i18n import N_
@@ -70,6 +70,18 @@ async def unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
     database: Database = request.app.state.database
     async with database.transaction() as session:
         yield session
+
+
+def all_or_nothing(session: AsyncSession) -> AsyncSessionTransaction:
+    """A savepoint around one change: if the service raises, what it had written is undone.
+
+    The request's unit of work commits whenever the route returns, also when it answers a
+    refused change with the form and "nothing was changed": a service may have written
+    part of its work before refusing (a plan's state before the check of its funds, the
+    first support's money before the second's didn't fit). Routes that turn a domain
+    error into a page make the call inside this, so the page tells the truth.
+    """
+    return session.begin_nested()
 
 
 # Function scope: the transaction ends when the route returns, before the response is sent

@@ -16,7 +16,15 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from dashboard.deps import COORDINATION, STAFF, Session, Viewer, allow, settings_of
+from dashboard.deps import (
+    COORDINATION,
+    STAFF,
+    Session,
+    Viewer,
+    all_or_nothing,
+    allow,
+    settings_of,
+)
 from dashboard.params import FormText, QueryText, QueryWord, RecordId, read_id, storable_form
 from dashboard.templating import render
 from shared.booking import hours
@@ -241,7 +249,8 @@ async def _change(
 ) -> Response:
     """Run a change of the case page; errors re-render the page with the input kept."""
     try:
-        await action()
+        async with all_or_nothing(session):
+            await action()
     except InvalidInput as exc:
         return await _detail_page(
             request, session, viewer, case_id,
@@ -422,9 +431,11 @@ async def save_interview(
 ) -> Response:
     fields = await _interview_fields(request)
     try:
-        await cases.save_interview(
-            session=session, case_id=case_id, fields=fields, staff=_member(viewer), now=utcnow()
-        )
+        async with all_or_nothing(session):
+            await cases.save_interview(
+                session=session, case_id=case_id, fields=fields, staff=_member(viewer),
+                now=utcnow(),
+            )  # fmt: skip
     except InvalidInput as exc:
         return await _interview_page(
             request, session, viewer, case_id,
@@ -452,17 +463,18 @@ async def record_outcome(
     fields = await _interview_fields(request)
     kept = {"outcome": outcome, "reason": reason, "referred_to": referred_to}
     try:
-        await cases.record_outcome(
-            session=session,
-            case_id=case_id,
-            outcome=outcome,
-            reason=reason,
-            referred_to=referred_to,
-            # Only a page's own form carries the interview: never wipe a draft with nothing.
-            fields=fields or None,
-            staff=_member(viewer),
-            now=utcnow(),
-        )
+        async with all_or_nothing(session):
+            await cases.record_outcome(
+                session=session,
+                case_id=case_id,
+                outcome=outcome,
+                reason=reason,
+                referred_to=referred_to,
+                # Only a page's own form carries the interview: never wipe a draft with nothing.
+                fields=fields or None,
+                staff=_member(viewer),
+                now=utcnow(),
+            )
     except InvalidInput as exc:
         return await _interview_page(
             request, session, viewer, case_id, values=fields or None, errors=exc.errors,

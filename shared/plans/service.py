@@ -592,8 +592,9 @@ async def submit_plan(
     case = await case_for_plan(session, case_id, staff, lock=True)
     plan = await plan_of(session, case, lock=True)
     before = plan.state
-    plan.state = require(Action.SUBMIT, plan.state, staff.role).value
+    leads_to = require(Action.SUBMIT, plan.state, staff.role)
     check_complete(await plan_rows(session, plan))
+    plan.state = leads_to.value
     plan.submitted_at = plan.updated_at = now
     session.add(_record_step(plan, staff.actor, now, before))
     await session.flush()
@@ -606,17 +607,20 @@ async def approve_plan(
 ) -> Plan:
     """Approve a submitted plan and commit its supports' money against their funds.
 
-    `FundExhausted` when a fund can't cover a support: the caller rolls back, so no
-    commitment of this approval is kept (whatever the concurrency: the guarded update
-    of `funds.commit_funds` decides which of two racing approvals gets the last euros).
+    `FundExhausted` when a fund can't cover a support: the caller rolls back (the
+    dashboard with `all_or_nothing`), so no commitment of this approval is kept
+    (whatever the concurrency: the guarded update of `funds.commit_funds` decides which
+    of two racing approvals gets the last euros).
     """
     case = await case_for_plan(session, case_id, staff, lock=True)
     plan = await plan_of(session, case, lock=True)
     before = plan.state
-    plan.state = require(Action.APPROVE, plan.state, staff.role).value
+    leads_to = require(Action.APPROVE, plan.state, staff.role)
     rows = await plan_rows(session, plan)
     check_complete(rows)
-    for support in rows.supports:
+    # Funds in id order: two approvals drawing on the same funds lock them in one order,
+    # so they can't deadlock (PostgreSQL).
+    for support in sorted(rows.supports, key=lambda s: (s.fund_id or 0, s.id)):
         if support.fund_id is None or support.state == SupportState.CANCELLED.value:
             continue
         outstanding = await funds.outstanding_for_support(session=session, support_id=support.id)
@@ -627,6 +631,7 @@ async def approve_plan(
                 session=session, fund_id=support.fund_id, support_id=support.id,
                 plan_id=plan.id, amount_cents=needed, actor=staff.actor, now=now,
             )  # fmt: skip
+    plan.state = leads_to.value
     if plan.approved_at is not None:
         plan.version += 1
     plan.approved_at = plan.decided_at = plan.updated_at = now

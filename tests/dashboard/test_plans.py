@@ -167,6 +167,14 @@ async def test_a_plan_that_does_not_fit_its_fund_names_it(
     await login(client, "operatore")
     page = await client.get(f"/cases/{case_id}/plan")
     await client.post(f"/cases/{case_id}/plan/start", data={"csrf_token": csrf_from(page.text)})
+    # Submitting the empty draft is refused, and it stays a draft.
+    refused = await client.post(
+        f"/cases/{case_id}/plan/submit", data={"csrf_token": csrf_from(page.text)}
+    )
+    assert refused.status_code == 400
+    async with database.transaction() as session:
+        draft = await session.scalar(select(Plan).where(Plan.case_id == case_id))
+        assert draft is not None and (draft.state, draft.submitted_at) == ("draft", None)
     page = await client.get(f"/cases/{case_id}/plan")
     page = await client.post(
         f"/cases/{case_id}/plan",
@@ -192,6 +200,12 @@ async def test_a_plan_that_does_not_fit_its_fund_names_it(
     )
     assert refused.status_code == 409
     assert "Il fondo “Banco dell&#39;energia” ha 100,00\xa0€" in refused.text
+    # "Nothing was changed" holds: the refused approval kept nothing it had begun.
+    async with database.transaction() as session:
+        plan = await session.scalar(select(Plan).where(Plan.case_id == case_id))
+        assert plan is not None
+        assert (plan.state, plan.approved_at) == ("submitted", None)
+        assert all(b.committed_cents == 0 for b in await funds.balances(session=session))
     assert fund_id
 
 
