@@ -109,6 +109,19 @@ async def sign(database: Database, settings: Settings, story: Story) -> None:
         )  # fmt: skip
 
 
+async def signed_plan(
+    database: Database,
+    settings: Settings,
+    *,
+    language: str = "it",
+    commitments: tuple[CommitmentInput, ...] | None = None,
+) -> Story:
+    """The plan of `approved_plan`, signed at `LATER` too: the citizen's plan is active."""
+    story = await approved_plan(database, settings, language=language, commitments=commitments)
+    await sign(database, settings, story)
+    return story
+
+
 async def approve(database: Database, story: Story) -> None:
     async with database.transaction() as session:
         await plans.approve_plan(
@@ -316,8 +329,7 @@ async def test_the_signed_plan_arrives_as_a_summary_and_the_tap_is_recorded_once
     bot_settings: Settings,
     language: str,
 ) -> None:
-    story = await approved_plan(database, bot_settings, language=language)
-    await sign(database, bot_settings, story)
+    story = await signed_plan(database, bot_settings, language=language)
     # The invitation no longer applies (the plan is signed): only the summary goes.
     [summary] = await deliver(bot_app, fake, database, bot_settings, story)
     for expected in SUMMARY[language]:
@@ -350,8 +362,7 @@ async def test_a_tap_on_a_summary_of_a_plan_that_changed_is_refused_kindly(
     database: Database,
     bot_settings: Settings,
 ) -> None:
-    story = await approved_plan(database, bot_settings)
-    await sign(database, bot_settings, story)
+    story = await signed_plan(database, bot_settings)
     [summary] = await deliver(bot_app, fake, database, bot_settings, story)
     [(_label, old_button)] = summary.buttons
     user = TelegramUser(bot_app, fake, story.chat_id)
@@ -423,8 +434,7 @@ async def test_a_long_plan_fits_in_one_telegram_message(
         CommitmentInput(None, f"{n}. " + "Partecipare al laboratorio <CV> " * 14, date(2027, 2, n))
         for n in range(1, 13)
     )
-    story = await approved_plan(database, bot_settings, commitments=many)
-    await sign(database, bot_settings, story)
+    story = await signed_plan(database, bot_settings, commitments=many)
     [summary] = await deliver(bot_app, fake, database, bot_settings, story)
     assert len(summary.text) < 4096
     assert "8. Partecipare al laboratorio &lt;CV&gt;" in summary.text
@@ -456,8 +466,7 @@ async def test_the_review_reminder_goes_three_days_before(
     bot_settings: Settings,
     language: str,
 ) -> None:
-    story = await approved_plan(database, bot_settings, language=language)
-    await sign(database, bot_settings, story)
+    story = await signed_plan(database, bot_settings, language=language)
     await deliver(bot_app, fake, database, bot_settings, story)  # the summary
     assert (
         await deliver(
@@ -491,8 +500,7 @@ async def test_the_closure_is_told_kindly_and_the_review_reminder_never_goes(
     bot_settings: Settings,
     language: str,
 ) -> None:
-    story = await approved_plan(database, bot_settings, language=language)
-    await sign(database, bot_settings, story)
+    story = await signed_plan(database, bot_settings, language=language)
     await deliver(bot_app, fake, database, bot_settings, story)  # the summary
     await close(database, story)
     [closed] = await deliver(bot_app, fake, database, bot_settings, story)
@@ -511,8 +519,7 @@ async def test_messages_about_a_version_that_is_no_longer_current_are_withdrawn(
     database: Database,
     bot_settings: Settings,
 ) -> None:
-    story = await approved_plan(database, bot_settings)
-    await sign(database, bot_settings, story)
+    story = await signed_plan(database, bot_settings)
     # Before anything went out, a material change sent the plan back to the coordinators.
     await raise_the_amount(database, bot_settings, story)
     assert await deliver(bot_app, fake, database, bot_settings, story) == []
@@ -536,8 +543,7 @@ async def test_a_review_reminder_for_a_date_that_moved_is_withdrawn(
     database: Database,
     bot_settings: Settings,
 ) -> None:
-    story = await approved_plan(database, bot_settings)
-    await sign(database, bot_settings, story)
+    story = await signed_plan(database, bot_settings)
     await deliver(bot_app, fake, database, bot_settings, story)
     # A date changed by a path that didn't queue again (the reminder can't know how).
     async with database.transaction() as session:

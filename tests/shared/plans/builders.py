@@ -26,12 +26,27 @@ from shared.plans.form import (
 )
 from shared.plans.models import Plan, SupportState
 from shared.settings import Settings
+from shared.staff.models import Role
 from tests.factories import make_helpdesk
-from tests.shared.cases.builders import NOW, checked_in
+from tests.shared.cases.builders import NOW, checked_in, make_staff, member
 
 STARTS = date(2027, 1, 4)
 _helpdesks = itertools.count(1)
 ENDS = date(2027, 3, 31)
+
+
+@dataclasses.dataclass(frozen=True)
+class People:
+    """The case worker who writes the plan and the coordinator who approves it."""
+
+    worker: access.StaffMember
+    boss: access.StaffMember
+
+
+async def make_people(session: AsyncSession) -> People:
+    worker = await make_staff(session, "giulia")
+    boss = await make_staff(session, "carla", Role.COORDINATORE)
+    return People(member(worker), member(boss))
 
 
 async def admitted_case(

@@ -14,7 +14,6 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.cases.access import StaffMember
 from shared.cases.models import Case
 from shared.outbox.models import MessageState, OutboxMessage
 from shared.plans import acknowledgements
@@ -26,16 +25,17 @@ from shared.plans.form import CommitmentInput
 from shared.plans.messages import MessageKind, review_notice_at
 from shared.plans.models import Plan, PlanAcknowledgement, SupportState
 from shared.settings import Settings
-from shared.staff.models import Role
 from tests.factories import rome
-from tests.shared.cases.builders import NOW, make_staff, member
+from tests.shared.cases.builders import NOW
 from tests.shared.plans.builders import (
+    People,
     admitted_case,
     as_input,
     complete_input,
     emergency,
     job_search,
     make_fund,
+    make_people,
     plan_with,
 )
 
@@ -48,17 +48,9 @@ _telegram_ids = itertools.count(810_000)
 _funds = itertools.count(1)
 
 
-@dataclasses.dataclass(frozen=True)
-class People:
-    worker: StaffMember
-    boss: StaffMember
-
-
 @pytest.fixture
 async def people(session: AsyncSession) -> People:
-    worker = await make_staff(session, "giulia")
-    boss = await make_staff(session, "carla", Role.COORDINATORE)
-    return People(member(worker), member(boss))
+    return await make_people(session)
 
 
 async def _approved(

@@ -9,7 +9,6 @@ import pytest
 from sqlalchemy import event, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.cases.access import StaffMember
 from shared.db import Database
 from shared.funds import service as funds
 from shared.funds.models import Payee, PaymentMethod
@@ -21,29 +20,23 @@ from shared.settings import Settings
 from shared.staff.models import Role
 from tests.shared.cases.builders import NOW, make_staff, member
 from tests.shared.plans.builders import (
+    People,
     admitted_case,
     as_input,
     complete_input,
     emergency,
     job_search,
     make_fund,
+    make_people,
     plan_with,
 )
 
 LATER = NOW + timedelta(days=2)
 
 
-@dataclasses.dataclass
-class People:
-    worker: StaffMember
-    boss: StaffMember
-
-
 @pytest.fixture
 async def people(session: AsyncSession) -> People:
-    worker = await make_staff(session, "giulia")
-    boss = await make_staff(session, "carla", Role.COORDINATORE)
-    return People(member(worker), member(boss))
+    return await make_people(session)
 
 
 async def _plan(
