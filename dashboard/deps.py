@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
 
+from shared.cases import access
 from shared.db import Database, utcnow
 from shared.i18n import N_
 from shared.settings import Settings
@@ -58,6 +59,11 @@ class Viewer:
     @property
     def actor(self) -> str:
         return f"staff:{self.username}"
+
+    @property
+    def member(self) -> access.StaffMember:
+        """Who is acting, as the case and plan services take it."""
+        return access.StaffMember(user_id=self.user_id, role=self.role, actor=self.actor)
 
 
 def settings_of(request: Request) -> Settings:

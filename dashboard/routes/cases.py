@@ -28,8 +28,8 @@ from dashboard.deps import (
 from dashboard.params import FormText, QueryText, QueryWord, RecordId, read_id, storable_form
 from dashboard.templating import render
 from shared.booking import hours
-from shared.cases import access, labels, listing, view
 from shared.cases import interview as interview_form
+from shared.cases import labels, listing, view
 from shared.cases import service as cases
 from shared.cases.errors import (
     CaseError,
@@ -64,10 +64,6 @@ ELIGIBILITY_DECISIONS = {
     "questionnaire": (None, N_("As the questionnaire says (remove the decision)")),
 }
 FILTER_FIELDS = ("q", "state", "urgent", "helpdesk", "from", "to", "assigned")
-
-
-def _member(viewer: Viewer) -> access.StaffMember:
-    return access.StaffMember(user_id=viewer.user_id, role=viewer.role, actor=viewer.actor)
 
 
 def _not_found_or_forbidden(exc: CaseError) -> HTTPException:
@@ -137,7 +133,7 @@ async def case_list(
         page = await listing.list_cases(
             session=session,
             settings=settings_of(request),
-            staff=_member(viewer),
+            staff=viewer.member,
             filters=filters,
             after=after or None,
             before=before or None,
@@ -159,7 +155,7 @@ async def case_list(
             },
             "page": page,
             "filtered": filters.active,
-            "sees_all": _member(viewer).sees_all,
+            "sees_all": viewer.member.sees_all,
             "state_options": [("", t("Any"))]
             + [(value, t(label)) for value, label in labels.CASE_STATES.items()],
             "urgent_options": [(value, t(label)) for value, label in URGENT_FILTERS],
@@ -192,7 +188,7 @@ async def _detail_page(
 ) -> HTMLResponse:
     try:
         detail = await view.get_case_detail(
-            session=session, case_id=case_id, staff=_member(viewer), now=utcnow()
+            session=session, case_id=case_id, staff=viewer.member, now=utcnow()
         )
     except CaseError as exc:
         raise _not_found_or_forbidden(exc) from None
@@ -289,7 +285,7 @@ async def assign(
             session=session,
             case_id=case_id,
             assignee_id=int(assignee) if assignee else None,
-            staff=_member(viewer),
+            staff=viewer.member,
             now=utcnow(),
         ),
         notice="assigned",
@@ -322,7 +318,7 @@ async def eligibility(
             case_id=case_id,
             eligible=ELIGIBILITY_DECISIONS[decision][0],
             reason=reason,
-            staff=_member(viewer),
+            staff=viewer.member,
             now=utcnow(),
         ),
         notice="eligibility",
@@ -347,7 +343,7 @@ async def close(
             session=session,
             case_id=case_id,
             reason=close_reason,
-            staff=_member(viewer),
+            staff=viewer.member,
             now=utcnow(),
         ),
         notice="closed",
@@ -374,7 +370,7 @@ async def _interview_page(
 ) -> HTMLResponse:
     try:
         page = await view.get_interview(
-            session=session, case_id=case_id, staff=_member(viewer), now=utcnow()
+            session=session, case_id=case_id, staff=viewer.member, now=utcnow()
         )
     except CaseError as exc:
         raise _not_found_or_forbidden(exc) from None
@@ -433,7 +429,7 @@ async def save_interview(
     try:
         async with all_or_nothing(session):
             await cases.save_interview(
-                session=session, case_id=case_id, fields=fields, staff=_member(viewer),
+                session=session, case_id=case_id, fields=fields, staff=viewer.member,
                 now=utcnow(),
             )  # fmt: skip
     except InvalidInput as exc:
@@ -472,7 +468,7 @@ async def record_outcome(
                 referred_to=referred_to,
                 # Only a page's own form carries the interview: never wipe a draft with nothing.
                 fields=fields or None,
-                staff=_member(viewer),
+                staff=viewer.member,
                 now=utcnow(),
             )
     except InvalidInput as exc:

@@ -21,7 +21,6 @@ from dashboard.templating import render
 from shared.audit import service as audit
 from shared.booking import service as booking
 from shared.booking.errors import BookingError
-from shared.cases import access
 from shared.cases.errors import CaseNotVisible
 from shared.citizens.models import Channel
 from shared.db import utcnow
@@ -223,10 +222,6 @@ async def submit_intake(request: Request, session: Session, viewer: StaffViewer)
     return RedirectResponse(f"/intake/{submission.citizen.id}", status_code=303)
 
 
-def _member(viewer: Viewer) -> access.StaffMember:
-    return access.StaffMember(user_id=viewer.user_id, role=viewer.role, actor=viewer.actor)
-
-
 async def _result_page(
     request: Request,
     session: Session,
@@ -244,7 +239,7 @@ async def _result_page(
     t = Translator(viewer.language)
     try:
         submission = await staff_intake.get_submission(
-            session=session, settings=settings, citizen_id=citizen_id, staff=_member(viewer)
+            session=session, settings=settings, citizen_id=citizen_id, staff=viewer.member
         )
     except IntakeNotFound:
         raise HTTPException(status_code=404) from None
@@ -328,7 +323,7 @@ async def book_interview(
                 citizen_id=citizen_id,
                 helpdesk_id=helpdesk_id,
                 starts_at=starts_at,
-                staff=_member(viewer),
+                staff=viewer.member,
             )
         except IntakeNotFound:
             raise HTTPException(status_code=404) from None

@@ -29,7 +29,6 @@ from dashboard.params import FormText, QueryId, QueryText, QueryWord, RecordId, 
 from dashboard.templating import render
 from shared.booking import service as booking
 from shared.booking.errors import BookingError
-from shared.cases import access
 from shared.cases.models import Case
 from shared.citizens.models import Citizen
 from shared.db import utcnow
@@ -55,10 +54,6 @@ BOOKING_ERRORS = {
 }
 
 
-def _member(viewer: Viewer) -> access.StaffMember:
-    return access.StaffMember(user_id=viewer.user_id, role=viewer.role, actor=viewer.actor)
-
-
 def _http(exc: PlanError) -> HTTPException:
     if isinstance(exc, PlanNotFound):
         return HTTPException(status_code=404)
@@ -82,7 +77,7 @@ async def _plan(
 ) -> tuple[plans.PlanRows, Case, Citizen]:
     """The case's plan as the viewer may see it (the read is in the audit log)."""
     try:
-        rows = await plans.get_plan(session=session, case_id=case_id, staff=_member(viewer))
+        rows = await plans.get_plan(session=session, case_id=case_id, staff=viewer.member)
     except PlanError as exc:
         raise _http(exc) from None
     case = await session.get(Case, case_id)
@@ -108,14 +103,14 @@ def _header(rows: plans.PlanRows, case: Case, citizen: Citizen) -> dict[str, Any
 @router.get("/plans/reviews")
 async def reviews_due(request: Request, session: Session, viewer: Staff) -> HTMLResponse:
     today = _today(request)
-    due = await listing.plans_due_for_review(session=session, staff=_member(viewer), today=today)
+    due = await listing.plans_due_for_review(session=session, staff=viewer.member, today=today)
     return render(
         request,
         "plan_reviews/due.html",
         {
             "due": due,
             "within": listing.REVIEW_SOON_DAYS,
-            "everyone": _member(viewer).sees_all,
+            "everyone": viewer.member.sees_all,
             "date_label": _date_label(viewer),
         },
     )
@@ -226,7 +221,7 @@ async def record_review(
         )  # fmt: skip
         review = await reviews.record_review(
             session=session, case_id=case_id, held_on=data.held_on, progress=data.progress,
-            notes=data.notes, next_review_on=data.next_review_on, staff=_member(viewer),
+            notes=data.notes, next_review_on=data.next_review_on, staff=viewer.member,
             settings=settings_of(request), now=utcnow(),
         )  # fmt: skip
     except InvalidInput as exc:
@@ -315,7 +310,7 @@ async def book_follow_up(
         try:
             await reviews.book_follow_up(
                 session=session, settings=settings_of(request), case_id=case_id,
-                helpdesk_id=helpdesk_id, starts_at=starts_at, staff=_member(viewer),
+                helpdesk_id=helpdesk_id, starts_at=starts_at, staff=viewer.member,
             )  # fmt: skip
         except reviews.PlanNotActive:
             return await _follow_up_page(

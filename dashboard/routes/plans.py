@@ -41,7 +41,6 @@ from dashboard.params import (
 )
 from dashboard.templating import render
 from shared import money, program
-from shared.cases import access
 from shared.cases.errors import CaseNotFound, CaseNotVisible
 from shared.cases.models import Case
 from shared.citizens.models import Citizen
@@ -128,10 +127,6 @@ BASELINES = (
 )
 
 
-def _member(viewer: Viewer) -> access.StaffMember:
-    return access.StaffMember(user_id=viewer.user_id, role=viewer.role, actor=viewer.actor)
-
-
 def _http(exc: PlanError) -> HTTPException:
     if isinstance(exc, PlanNotFound):
         return HTTPException(status_code=404)
@@ -215,9 +210,7 @@ async def _plan_page(
 ) -> HTMLResponse:
     t = Translator(viewer.language)
     try:
-        shown_page = await view.get_plan_page(
-            session=session, case_id=case_id, staff=_member(viewer)
-        )
+        shown_page = await view.get_plan_page(session=session, case_id=case_id, staff=viewer.member)
     except CaseNotFound:
         raise HTTPException(status_code=404) from None
     except (CaseNotVisible, NotAllowed):
@@ -323,7 +316,7 @@ async def plan_pdf(
     if case is None:
         raise HTTPException(status_code=404)
     try:
-        rows = await plans.get_plan(session=session, case_id=case_id, staff=_member(viewer))
+        rows = await plans.get_plan(session=session, case_id=case_id, staff=viewer.member)
     except PlanError as exc:
         raise _http(exc) from None
     citizen = await session.get(Citizen, case.citizen_id)
@@ -356,7 +349,7 @@ async def start_plan(
     try:
         async with all_or_nothing(session):
             await plans.start_plan(
-                session=session, case_id=case_id, staff=_member(viewer), now=utcnow()
+                session=session, case_id=case_id, staff=viewer.member, now=utcnow()
             )
     except CaseNotReady:
         return await _plan_page(request, session, viewer, case_id, problem=NOT_READY, status=400)
@@ -391,7 +384,7 @@ async def save_plan(
         data = parse_plan_form(fields)
         async with all_or_nothing(session):
             result = await plans.save_plan(
-                session=session, case_id=case_id, data=data, staff=_member(viewer),
+                session=session, case_id=case_id, data=data, staff=viewer.member,
                 settings=settings_of(request), now=utcnow(),
             )  # fmt: skip
     except InvalidInput as exc:
@@ -421,7 +414,7 @@ async def _step(
     comment: str = "",
     closure: plans.Closure | None = None,
 ) -> Response:
-    staff, now = _member(viewer), utcnow()
+    staff, now = viewer.member, utcnow()
     try:
         async with all_or_nothing(session):
             if action is Action.SUBMIT:
@@ -544,7 +537,7 @@ async def sign_plan(
     )
     if content and response.status_code == 303:
         await scans.attach_signed_scan(
-            session=session, case_id=case_id, content=content, staff=_member(viewer), now=utcnow()
+            session=session, case_id=case_id, content=content, staff=viewer.member, now=utcnow()
         )
     return response
 
@@ -557,7 +550,7 @@ async def upload_scan(
         async with all_or_nothing(session):
             await scans.attach_signed_scan(
                 session=session, case_id=case_id, content=await _scan_bytes(scan),
-                staff=_member(viewer), now=utcnow(),
+                staff=viewer.member, now=utcnow(),
             )  # fmt: skip
     except scans.ScanRefused as exc:
         return await _plan_page(
@@ -579,7 +572,7 @@ async def download_scan(
 ) -> Response:
     try:
         found = await scans.get_signed_scan(
-            session=session, case_id=case_id, scan_id=scan_id, staff=_member(viewer)
+            session=session, case_id=case_id, scan_id=scan_id, staff=viewer.member
         )
     except PlanError as exc:
         raise _http(exc) from None
@@ -643,7 +636,7 @@ async def plan_list(
     try:
         filters = listing.parse_filters(raw)
         page = await listing.list_plans(
-            session=session, filters=filters, staff=_member(viewer), after=after or None
+            session=session, filters=filters, staff=viewer.member, after=after or None
         )
     except InvalidInput as exc:
         errors = {name: t(message) for name, message in exc.errors.items()}
