@@ -1,4 +1,5 @@
-// Settings read by Bootstrap Italia's bundle, which is loaded right after this file.
+// Our own settings for the vendored front-end packages (Bootstrap Italia reads them when its
+// bundle, loaded right after this file, starts).
 // A file, not an inline script, so the Content-Security-Policy can refuse inline scripts.
 
 // Where it finds its fonts.
