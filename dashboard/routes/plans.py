@@ -239,14 +239,7 @@ async def _plan_page(
         plan = rows.plan
         if values is None or editor is None:
             values, editor = stored_values(rows, t.language)
-        warnings = []
-        for n, support in enumerate(rows.supports):
-            details = catalog.load_details(support.kind, support.details)
-            warnings += catalog.warnings(
-                support.kind, details, support.starts_on, support.ends_on,
-                internship_floor_cents=settings_of(request).internship_min_allowance_euros * 100,
-                language=t.language, prefix=f"support-{n}.",
-            )  # fmt: skip
+        warnings = plans.plan_warnings(rows, settings=settings_of(request), language=t.language)
         context |= {
             "plan": plan,
             "values": values,

@@ -113,6 +113,22 @@ async def plan_rows(session: AsyncSession, plan: Plan) -> PlanRows:
     )
 
 
+def plan_warnings(
+    rows: PlanRows, *, settings: Settings, language: str = "it"
+) -> list[catalog.Warning]:
+    """What the region's guidance would question in the plan's supports (not refusals),
+    each named by the editor's field (`support-<n>.<field>`)."""
+    found: list[catalog.Warning] = []
+    for n, support in enumerate(rows.supports):
+        details = catalog.load_details(support.kind, support.details)
+        found += catalog.warnings(
+            support.kind, details, support.starts_on, support.ends_on,
+            internship_floor_cents=settings.internship_min_allowance_euros * 100,
+            language=language, prefix=f"support-{n}.",
+        )  # fmt: skip
+    return found
+
+
 async def case_for_plan(
     session: AsyncSession, case_id: int, staff: access.StaffMember, *, lock: bool
 ) -> Case:
@@ -384,7 +400,7 @@ async def save_plan(
         session, plan, current.team, data.team, changes, what="team",
         model=PlanTeamMember, snapshot=_team_snapshot, fill=_fill_member,
     )  # fmt: skip
-    warnings = await _save_supports(session, plan, current.supports, data, changes, settings)
+    await _save_supports(session, plan, current.supports, data, changes)
 
     sent_back = False
     if changes.tracked and changes.rows:
@@ -413,6 +429,7 @@ async def save_plan(
         await plan_messages.queue_review_reminder(
             session=session, settings=settings, citizen_id=case.citizen_id, plan=plan, now=now
         )
+    warnings = plan_warnings(await plan_rows(session, plan), settings=settings)
     return SaveResult(plan, sent_back, tuple(warnings))
 
 
@@ -469,11 +486,9 @@ async def _save_supports(
     stored: Sequence[PlanSupport],
     data: PlanInput,
     changes: _Changes,
-    settings: Settings,
-) -> list[catalog.Warning]:
+) -> None:
     by_id = _by_id(stored, data.supports, "support")
     errors: dict[str, str] = {}
-    found: list[catalog.Warning] = []
     kept = set()
     for position, item in enumerate(data.supports):
         prefix = f"support-{position}."
@@ -508,10 +523,6 @@ async def _save_supports(
             _support_snapshot(before_row) if before_row is not None else None,
             _support_snapshot(row), material=_is_material(before_row, row),
         )  # fmt: skip
-        found += catalog.warnings(
-            item.kind, item.details, item.starts_on, item.ends_on,
-            internship_floor_cents=settings.internship_min_allowance_euros * 100, prefix=prefix,
-        )  # fmt: skip
     for row in stored:
         if row.id in kept:
             continue
@@ -522,7 +533,6 @@ async def _save_supports(
         await session.delete(row)
     if errors:
         raise InvalidInput(errors)
-    return found
 
 
 def _support_columns(row: PlanSupport) -> dict[str, Any]:

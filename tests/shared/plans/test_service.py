@@ -18,6 +18,7 @@ from shared.funds import service as funds
 from shared.funds.errors import FundExhausted
 from shared.funds.models import Fund, FundMovement
 from shared.plans import service as plans
+from shared.plans.catalog import Kind
 from shared.plans.errors import (
     CaseNotReady,
     IllegalTransition,
@@ -37,6 +38,7 @@ from tests.shared.plans.builders import (
     admitted_case,
     as_input,
     complete_input,
+    details,
     emergency,
     job_search,
     make_fund,
@@ -505,3 +507,20 @@ async def test_closing_records_the_outcome_closes_the_case_and_releases_what_was
         "closed", "active", "approved",
     ]  # fmt: skip
     assert all(isinstance(c, PlanChange) for c in history)
+
+
+async def test_saving_names_what_the_regions_guidance_would_question(
+    session: AsyncSession, settings: Settings, people: People
+) -> None:
+    case = await admitted_case(session, settings, people["worker"])
+    await plans.start_plan(session=session, case_id=case.id, staff=people["worker"], now=NOW)
+    internship = dataclasses.replace(
+        job_search(),
+        kind=Kind.INTERNSHIP,
+        details=details(Kind.INTERNSHIP, promoter="CS&L", host="Bar", monthly_allowance="400"),
+    )
+    saved = await plans.save_plan(
+        session=session, case_id=case.id, data=complete_input(job_search(), internship),
+        staff=people["worker"], settings=settings, now=NOW,
+    )  # fmt: skip
+    assert [w.field for w in saved.warnings] == ["support-1.monthly_allowance"]
