@@ -1,10 +1,12 @@
-"""The program's own facts: who runs it and who funds it (SPEC section 0).
+"""The program's own facts: who runs it, who funds it (SPEC section 0), what to bring.
 
 Printed on the plan, offered as the responsible organisation of a support, given to the
 password check as words anyone would guess. Names are proper names: not translated.
 """
 
 from __future__ import annotations
+
+from shared.i18n import N_
 
 MUNICIPALITY = "Comune di Cernusco sul Naviglio"
 PROGRAM = "Ripartire"
@@ -23,3 +25,13 @@ FUNDERS: tuple[str, ...] = ("Fondazione Cariplo", "Banco dell'energia onlus")
 def organisation_name(key: str) -> str:
     """The name of organisation `key` (the key itself for one no longer listed)."""
     return dict(ORGANISATIONS).get(key, key)
+
+
+# What a citizen brings to the interview (SPEC J2): msgids, translated where shown (the
+# booking card on Telegram, its calendar file, the staff intake's result page).
+WHAT_TO_BRING: tuple[str, ...] = (
+    N_("an identity document"),
+    N_("your fiscal code or health card (tessera sanitaria)"),
+    N_("your ISEE, if you have one"),
+    N_("the dismissal letter, or the closure of your VAT number"),
+)

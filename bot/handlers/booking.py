@@ -60,6 +60,7 @@ from shared.booking.service import CancelledBy
 from shared.i18n import N_, Translator
 from shared.intake import service as intake_service
 from shared.intake.models import Intake, IntakeState
+from shared.program import WHAT_TO_BRING
 
 # Ids are 32-bit on PostgreSQL: a bigger forged number must not even reach a query.
 MAX_ID = 2**31 - 1
@@ -70,13 +71,6 @@ TIMES_PER_ROW = 4
 Screen = tuple[str, InlineKeyboardMarkup | None]
 Rows = list[list[tuple[str, str]]]
 
-# What to bring to the interview (SPEC J2), shown in the confirmation and in the .ics file.
-BRING = (
-    N_("an identity document"),
-    N_("your fiscal code or health card (tessera sanitaria)"),
-    N_("your ISEE, if you have one"),
-    N_("the dismissal letter, or the closure of your VAT number"),
-)
 
 WRITE_START = N_("Write /start to begin.")
 
@@ -199,7 +193,7 @@ def _place(helpdesk: Helpdesk, *, with_directions: bool = False) -> str:
 
 
 def _bring(t: Translator) -> str:
-    items = "\n".join(f"• {t(item)}" for item in BRING)
+    items = "\n".join(f"• {t(item)}" for item in WHAT_TO_BRING)
     return t("<b>Please bring:</b>") + "\n" + items
 
 
@@ -582,7 +576,7 @@ async def _confirmation(
         [
             t("Ripartire interview. Booking code: {code}", code=booking.code),
             t("Please bring:"),
-            *(f"- {t(item)}" for item in BRING),
+            *(f"- {t(item)}" for item in WHAT_TO_BRING),
         ]
     )
     ics = booking_ics(
