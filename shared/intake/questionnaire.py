@@ -267,6 +267,12 @@ QUESTIONNAIRE: tuple[Step, ...] = (
             "That number doesn't look right. Write it like this: 333 123 4567, "
             "or +44 7700 900123 for a foreign number."
         ),
+        reasks={
+            "letters": N_(
+                "A phone number has digits only, no letters. Write it like this: "
+                "333 123 4567, or +44 7700 900123 for a foreign number."
+            ),
+        },
     ),
     Step(
         key="email",

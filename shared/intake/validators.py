@@ -9,7 +9,8 @@ reason)`; the reason picks the re-ask text of the step. Reason codes:
 - month and year: `format`, `future`, `before_start`;
 - household: `format`, `members_range`, `minors_range`, `minors_exceed`;
 - name: `characters`, `too_short`, `too_long`;
-- phone and e-mail: `invalid`; fiscal code: `format`, `check_character`, `invalid`.
+- phone: `letters`, `invalid`; e-mail: `invalid`; fiscal code: `format`, `check_character`,
+  `invalid`.
 
 Pass `""` for a message that has no text (sticker, photo, voice): it gets the re-ask.
 """
@@ -278,8 +279,14 @@ def _valid_number(value: str, region: str | None) -> phonenumbers.PhoneNumber | 
 
 
 def validate_phone(raw: str, *, step_key: str = "phone", region: str = DEFAULT_PHONE_REGION) -> str:
-    """A possible and valid number, Italian unless it has a prefix, in E.164: "+393316938049"."""
+    """A possible and valid number, Italian unless it has a prefix, in E.164: "+393316938049".
+
+    A number with letters is refused: phonenumbers would read them as a keypad's digits
+    ("333-abc-defg" → +39 333 222 3334), and an "I" typed for a "1" would be kept wrong.
+    """
     value = _bounded(raw, step_key, MAX_SHORT_INPUT)
+    if any(char.isalpha() for char in value):
+        raise InvalidAnswer(step_key, "letters")
     number = _valid_number(value, region)
     if number is None and value[0].isdigit():
         # Telegram shares contacts' numbers with the country code but without the "+".

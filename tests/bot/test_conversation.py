@@ -561,7 +561,12 @@ BAD_TEXT: dict[str, list[tuple[str, str, str]]] = {
         ("html", "<b>Maria</b>", "characters"),
         ("short", "M", "too_short"),
     ],
-    "phone": [("short", "123", "invalid"), ("letters", "tre tre uno", "invalid")],
+    "phone": [
+        ("short", "123", "invalid"),
+        ("words", "tre tre uno", "letters"),
+        # phonenumbers would read the letters as a keypad's digits: +39 333 222 3334.
+        ("vanity", "333-abc-defg", "letters"),
+    ],
     "email": [("no_domain", "maria@", "invalid"), ("spaces", "maria rossi", "invalid")],
     "fiscal_code": [
         ("short", "RSSMRA85", "format"),
@@ -588,7 +593,7 @@ def _cases() -> list[Any]:
             *BAD_TEXT[key],
             ("emoji", EMOJI, SHAPE_REASON.get(key, "unknown_option")),
             ("4096", LONG, "too_long"),
-            ("rtl", RTL, SHAPE_REASON.get(key, "unknown_option")),
+            ("rtl", RTL, "letters" if key == "phone" else SHAPE_REASON.get(key, "unknown_option")),
         ]
         for kind, text, reason in inputs:
             cases.append(pytest.param(key, {"text": text}, reason, id=f"{key}-{kind}"))

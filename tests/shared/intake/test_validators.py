@@ -6,13 +6,18 @@ from datetime import date
 import pytest
 from codicefiscale import codicefiscale
 
+from shared.intake import staff
 from shared.intake import validators as v
 from shared.intake.errors import InvalidAnswer
-from shared.intake.questionnaire import step
+from shared.intake.questionnaire import reask_text, step
+from shared.settings import Settings
 
 TODAY = date(2024, 5, 10)
 PROGRAM_START = date(2020, 2, 1)
 HUGE = "x" * 4096
+SETTINGS = Settings(  # type: ignore[call-arg]
+    database_url="sqlite+aiosqlite://", secret_key="x" * 40, _env_file=None
+)
 
 # Letters that replace digits in the fiscal codes of people whose codes would collide.
 _OMOCODIA = str.maketrans("0123456789", "LMNPQRSTUV")
@@ -118,7 +123,12 @@ def test_valid_phones(raw: str, expected: str) -> None:
     [
         ("", "empty"),
         ("123", "invalid"),
-        ("abc", "invalid"),
+        # Letters are never read as digits (phonenumbers' vanity mapping: "abc" → 222).
+        ("abc", "letters"),
+        ("333-abc-defg", "letters"),
+        ("+39 33I 693 8049", "letters"),
+        ("Tel. 3316938049", "letters"),
+        ("331 693 8049 interno 2", "letters"),
         ("+39 331", "invalid"),
         ("+39 331 693 8049 1234567", "invalid"),
         ("😀", "invalid"),
@@ -129,6 +139,15 @@ def test_valid_phones(raw: str, expected: str) -> None:
 def test_invalid_phones(raw: str, reason: str) -> None:
     with refused(reason):
         v.validate_phone(raw)
+
+
+def test_a_phone_with_letters_is_reasked_in_the_staff_form_too() -> None:
+    raw = {"residence": "yes", "situation": "other", "household": "1", "phone": "333-abc-defg"}
+    with pytest.raises(staff.InvalidSubmission) as refusal:
+        staff.validate_answers(raw, today=TODAY, settings=SETTINGS)
+    assert refusal.value.errors["phone"] == "letters"
+    reask = reask_text(step("phone"), "letters", "it", settings=SETTINGS)
+    assert "solo cifre" in reask
 
 
 # --- e-mail ------------------------------------------------------------------------------
