@@ -36,7 +36,6 @@ already answered) is withdrawn, not failed: nothing went wrong with its delivery
 from __future__ import annotations
 
 import asyncio
-import html
 import io
 import logging
 from collections.abc import Awaitable, Callable
@@ -47,18 +46,17 @@ from typing import Any
 
 import telegram
 from aiolimiter import AsyncLimiter
-from babel.dates import format_date
 from sqlalchemy.ext.asyncio import AsyncSession
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile
+from telegram import InlineKeyboardMarkup, InputFile
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
-from bot import faults, texts
-from bot.callbacks import Cb, encode
+from bot import faults
 from bot.flood import retry_after_seconds
-from shared import money
+from bot.screens import outbox as screens
+from bot.screens.card import CardEvent, booking_card
+from bot.screens.common import Screen, View
 from shared.booking import service as booking_service
-from shared.booking.calendar import booking_ics
 from shared.booking.messages import MessageKind
 from shared.booking.models import (
     Booking,
@@ -70,15 +68,12 @@ from shared.booking.models import (
 )
 from shared.citizens.models import Citizen
 from shared.db import Database, utcnow
-from shared.i18n import N_, Translator
+from shared.i18n import Translator
 from shared.intake import service as intake
 from shared.intake.models import UNFINISHED
 from shared.outbox import service as outbox
 from shared.outbox.models import MessageState, OutboxMessage
-from shared.plans import catalog
 from shared.plans import messages as plan_messages
-from shared.plans.acknowledgements import shown_hash
-from shared.plans.messages import PlanSummary
 from shared.plans.models import Plan, PlanState
 from shared.settings import Settings
 
@@ -93,12 +88,6 @@ LEASE_MARGIN = timedelta(minutes=1)
 # When pending messages are due but none could be claimed (another dispatcher holds
 # them), wait at least this long instead of spinning.
 MIN_PAUSE_SECONDS = 0.05
-# Telegram refuses texts over 4096 characters; the rest of a message is far shorter.
-MAX_DIRECTIONS_CHARS = 600
-# The same limit for the plan's summary: the rest is in the citizen's paper copy.
-MAX_SUMMARY_ITEMS = 8
-MAX_COMMITMENT_CHARS = 160
-MAX_PROVIDER_CHARS = 80
 
 
 # --- what a message becomes ----------------------------------------------------------
@@ -108,6 +97,7 @@ MAX_PROVIDER_CHARS = 80
 class Attachment:
     filename: str
     data: bytes
+    caption: str | None = None
 
 
 @dataclass(frozen=True)
@@ -176,125 +166,7 @@ class Claimed:
         return cls(message.id, message.kind, message.citizen_id, dict(message.payload or {}))
 
 
-# --- texts (msgids in English; Italian in shared/i18n/locale/it/LC_MESSAGES/delivery.po) ---
-
-WHEN = N_("📅 <b>{day}</b> at <b>{time}</b>")
-BOOKING_CODE = N_("🔖 Booking code: <b>{code}</b>")
-WHAT_TO_BRING = N_(
-    "Please bring an identity document, your fiscal code, your ISEE if you have one, and "
-    "the letter of dismissal or the closure of your VAT number."
-)
-
-REMINDER_TOMORROW = N_("⏰ <b>Reminder:</b> your Ripartire interview is tomorrow.")
-REMINDER_TODAY = N_("⏰ <b>Reminder:</b> your Ripartire interview is today.")
-REMINDER_SOON = N_("⏰ <b>Reminder:</b> your Ripartire interview is coming up.")
-REMINDER_ASK = N_(
-    "Will you come? Tell us with a button. If you can't make it, move or cancel the "
-    "appointment, so the place goes to someone else."
-)
-BUTTON_ATTENDING = N_("✅ I'll be there")
-BUTTON_MOVE = N_("🔁 Move")
-BUTTON_CANCEL = N_("❌ Cancel")
-
-CONFIRMED = N_(
-    "✅ <b>Your Ripartire interview is booked.</b> The helpdesk staff booked it for you:"
-)
-MOVED = N_(
-    "🔁 <b>Your Ripartire interview has been moved</b> by the helpdesk staff. The new appointment:"
-)
-MOVED_SORRY = N_("Sorry for the change. If the new time doesn't suit you, move it.")
-CALENDAR_HINT = N_(
-    "The file below adds it to your phone's calendar. To see, move or cancel the "
-    "appointment: /prenotazione"
-)
-ICS_SUMMARY = N_("Ripartire interview")
-ICS_CODE = N_("Booking code: {code}")
-
-CANCELLED = N_(
-    "❌ <b>We are sorry:</b> the helpdesk had to cancel your Ripartire interview "
-    "planned for {day} at {time}."
-)
-CANCEL_REASON = N_("Reason: {reason}")
-BOOK_AGAIN = N_("You can book a new appointment whenever you like: write /prenotazione.")
-QUESTIONS = N_("Questions? You can reach us here:")
-
-NO_SHOW = N_(
-    "We missed you at your Ripartire interview planned for {day} at {time}. It can happen!"
-)
-NO_SHOW_OFFER = N_(
-    "If you still want our help, book a new appointment: write /prenotazione (or /start)."
-)
-
-OFFER = N_("🎉 <b>A place has freed up</b> for your Ripartire interview:")
-OFFER_HELD_TODAY = N_("We are holding it for you until <b>{time}</b>. Do you want it?")
-OFFER_HELD = N_("We are holding it for you until <b>{day} at {time}</b>. Do you want it?")
-BUTTON_ACCEPT = N_("✅ Book it")
-BUTTON_DECLINE = N_("✖️ No, thanks")
-
-OFFER_EXPIRED = N_(
-    "⌛ The place of {day} at {time} that we were holding for you has gone to the next "
-    "person in line, because we didn't hear from you in time."
-)
-OFFER_EXPIRED_NEXT = N_("To look for another appointment, write /prenotazione.")
-
-INTAKE_REMINDER = N_(
-    "📝 You started the Ripartire questionnaire but haven't finished it. If you don't "
-    "continue, your answers will be deleted on {day}."
-)
-INTAKE_CONTINUE = N_("Write /start to pick up where you left off: it takes a few minutes.")
-
-PLAN_READY = N_(
-    "📝 <b>Your Ripartire plan is ready.</b> It has been approved: now it only needs your "
-    "signature."
-)
-PLAN_UPDATED = N_(
-    "📝 <b>Your Ripartire plan has been updated</b> (version {version}) and approved again: "
-    "it needs your signature once more."
-)
-SIGN_AT_APPOINTMENT = N_("Come and sign it at your appointment, where we'll read it together:")
-SIGN_BOOK = N_(
-    "Come to the helpdesk to read it together and sign it. To choose a day, write "
-    "/prenotazione, or get in touch with us:"
-)
-BRING_ID = N_("Please bring an identity document.")
-
-PLAN_STARTED = N_(
-    "✅ <b>Your Ripartire plan has started.</b> Thank you for signing it! Here it is in short."
-)
-YOUR_COMMITMENTS = N_("<b>What you'll do</b>")
-# Not "by {date}": the printed plan's, whose date has no weekday ("entro il 20 gennaio").
-COMMITMENT_BY = N_("by {day}")
-OUR_SUPPORTS = N_("<b>How we'll help you</b>")
-SUPPORT_TOTAL = N_("{amount} in total")
-SUPPORT_WITH = N_("with {provider}")
-MORE_IN_COPY = N_("… and the rest is in your copy of the plan.")
-NEXT_REVIEW = N_(
-    "📅 The next review of your plan is on <b>{date}</b>: we'll look together at how it's going."
-)
-READ_ASK = N_(
-    "Read it calmly. When you have, tap the button below: it lets us know you've read it. "
-    "It isn't a signature."
-)
-BUTTON_READ = N_("✅ I've read it")
-
-REVIEW_COMING = N_(
-    "📅 <b>Your plan's review is coming up:</b> it's on <b>{date}</b>, and we'll look together "
-    "at how it's going."
-)
-REVIEW_APPOINTMENT = N_("Your appointment:")
-REVIEW_CONTACT = N_(
-    "We'll get in touch to agree on the time. If you prefer, you can book an appointment "
-    "yourself: write /prenotazione."
-)
-
-PLAN_CLOSED = N_(
-    "🌱 <b>Your Ripartire plan is now closed.</b> Thank you for the path we walked together, "
-    "and for everything you put into it."
-)
-IF_YOU_NEED_US = N_("If you need us again, we're here:")
-
-
-# --- rendering ------------------------------------------------------------------------
+# --- rendering: the data now, to the screens of bot.screens.outbox ----------------------
 
 
 class _Stale(Exception):
@@ -309,58 +181,17 @@ class _Broken(Exception):
 class _Context:
     session: AsyncSession
     settings: Settings
-    t: Translator
-    now: datetime
+    view: View
     message: Claimed
     chat_id: int
 
+    @property
+    def now(self) -> datetime:
+        return self.view.now
 
-def _day(t: Translator, settings: Settings, moment: datetime) -> str:
-    return format_date(_local_date(settings, moment), "EEEE d MMMM", locale=t.language)
-
-
-def _time(settings: Settings, moment: datetime) -> str:
-    return moment.astimezone(settings.tz).strftime("%H:%M")
-
-
-def _local_date(settings: Settings, moment: datetime) -> date:
-    return moment.astimezone(settings.tz).date()
-
-
-def _when(t: Translator, settings: Settings, moment: datetime) -> str:
-    return t(WHEN, day=_day(t, settings, moment), time=_time(settings, moment))
-
-
-def _where(helpdesk: Helpdesk) -> str:
-    lines = [f"📍 <b>{html.escape(helpdesk.name)}</b>", html.escape(helpdesk.address)]
-    directions = helpdesk.directions.strip()
-    if directions:
-        # Free text from staff: kept short so the message stays within Telegram's limit.
-        if len(directions) > MAX_DIRECTIONS_CHARS:
-            directions = directions[: MAX_DIRECTIONS_CHARS - 1].rstrip() + "…"
-        lines.append(f"🚶 {html.escape(directions)}")
-    return "\n".join(lines)
-
-
-def _booking_details(ctx: _Context, booking: Booking, helpdesk: Helpdesk) -> str:
-    return "\n".join(
-        [
-            _when(ctx.t, ctx.settings, booking.starts_at),
-            _where(helpdesk),
-            ctx.t(BOOKING_CODE, code=html.escape(booking.code)),
-        ]
-    )
-
-
-def _button(label: str, data: str) -> InlineKeyboardButton:
-    return InlineKeyboardButton(label, callback_data=data)
-
-
-def _manage_row(t: Translator, booking_id: int) -> list[InlineKeyboardButton]:
-    return [
-        _button(t(BUTTON_MOVE), encode(Cb.MOVE, booking_id)),
-        _button(t(BUTTON_CANCEL), encode(Cb.CANCEL, booking_id)),
-    ]
+    def out(self, screen: Screen | str) -> Outgoing:
+        text, keyboard = (screen, None) if isinstance(screen, str) else screen
+        return Outgoing(self.chat_id, text, keyboard)
 
 
 def _payload_id(message: Claimed, key: str) -> int:
@@ -391,79 +222,30 @@ async def _active_booking(ctx: _Context) -> tuple[Booking, Helpdesk]:
 
 
 async def _reminder(ctx: _Context) -> Outgoing:
-    booking, helpdesk = await _active_booking(ctx)
-    t = ctx.t
-    days_left = (
-        _local_date(ctx.settings, booking.starts_at) - _local_date(ctx.settings, ctx.now)
-    ).days
-    headline = {0: REMINDER_TODAY, 1: REMINDER_TOMORROW}.get(days_left, REMINDER_SOON)
-    text = "\n\n".join(
-        [t(headline), _booking_details(ctx, booking, helpdesk), t(WHAT_TO_BRING), t(REMINDER_ASK)]
-    )
-    keyboard = InlineKeyboardMarkup(
-        [
-            [_button(t(BUTTON_ATTENDING), encode(Cb.ATTENDING, booking.id))],
-            _manage_row(t, booking.id),
-        ]
-    )
-    return Outgoing(ctx.chat_id, text, keyboard)
+    return ctx.out(screens.reminder(ctx.view, *await _active_booking(ctx)))
 
 
-def _calendar_file(ctx: _Context, booking: Booking, helpdesk: Helpdesk) -> Attachment:
-    t = ctx.t
-    data = booking_ics(
-        booking=booking,
-        helpdesk=helpdesk,
-        settings=ctx.settings,
-        summary=t(ICS_SUMMARY),
-        description=f"{t(ICS_CODE, code=booking.code)}. {t(WHAT_TO_BRING)}",
-        stamp=ctx.now,
-    )
-    return Attachment(f"ripartire-{booking.code}.ics", data)
+def _card(ctx: _Context, booking: Booking, helpdesk: Helpdesk, event: CardEvent) -> Outgoing:
+    """The booking card the bot replies with, for what the staff did: the same card."""
+    card = booking_card(ctx.view, booking, helpdesk, event, by_staff=True)
+    calendar = card.calendar
+    attachment = Attachment(calendar.filename, calendar.data, calendar.caption)
+    return Outgoing(ctx.chat_id, card.text, card.keyboard, attachment)
 
 
 async def _confirmed(ctx: _Context) -> Outgoing:
-    booking, helpdesk = await _active_booking(ctx)
-    t = ctx.t
-    text = "\n\n".join(
-        [t(CONFIRMED), _booking_details(ctx, booking, helpdesk), t(WHAT_TO_BRING), t(CALENDAR_HINT)]
-    )
-    keyboard = InlineKeyboardMarkup([_manage_row(t, booking.id)])
-    return Outgoing(ctx.chat_id, text, keyboard, _calendar_file(ctx, booking, helpdesk))
+    return _card(ctx, *await _active_booking(ctx), CardEvent.BOOKED)
 
 
 async def _moved(ctx: _Context) -> Outgoing:
-    booking, helpdesk = await _active_booking(ctx)
-    t = ctx.t
-    text = "\n\n".join(
-        [
-            t(MOVED),
-            _booking_details(ctx, booking, helpdesk),
-            t(MOVED_SORRY),
-            t(CALENDAR_HINT),
-        ]
-    )
-    keyboard = InlineKeyboardMarkup([_manage_row(t, booking.id)])
-    return Outgoing(ctx.chat_id, text, keyboard, _calendar_file(ctx, booking, helpdesk))
+    return _card(ctx, *await _active_booking(ctx), CardEvent.MOVED)
 
 
 async def _cancelled(ctx: _Context) -> Outgoing:
     booking, _helpdesk = await _booking(ctx)
     if booking.state != BookingState.CANCELLED_BY_STAFF.value:
         raise _Stale(f"booking {booking.id} is {booking.state}, not cancelled by staff")
-    t, settings = ctx.t, ctx.settings
-    parts = [
-        t(
-            CANCELLED,
-            day=_day(t, settings, booking.starts_at),
-            time=_time(settings, booking.starts_at),
-        )
-    ]
-    if booking.cancel_reason:
-        parts.append(t(CANCEL_REASON, reason=html.escape(booking.cancel_reason)))
-    parts.append(t(BOOK_AGAIN))
-    parts.append(f"{t(QUESTIONS)}\n{texts.contacts(t)}")
-    return Outgoing(ctx.chat_id, "\n\n".join(parts))
+    return ctx.out(screens.cancelled_by_staff(ctx.view, booking))
 
 
 async def _rebook_after_no_show(ctx: _Context) -> Outgoing:
@@ -475,18 +257,7 @@ async def _rebook_after_no_show(ctx: _Context) -> Outgoing:
     )
     if newer is not None:
         raise _Stale(f"the citizen has booked again (booking {newer.id})")
-    t, settings = ctx.t, ctx.settings
-    text = "\n\n".join(
-        [
-            t(
-                NO_SHOW,
-                day=_day(t, settings, booking.starts_at),
-                time=_time(settings, booking.starts_at),
-            ),
-            t(NO_SHOW_OFFER),
-        ]
-    )
-    return Outgoing(ctx.chat_id, text)
+    return ctx.out(screens.rebook_after_no_show(ctx.view, booking))
 
 
 async def _offer_slot(ctx: _Context) -> tuple[WaitlistEntry, Slot, Helpdesk]:
@@ -511,40 +282,14 @@ async def _waitlist_offer(ctx: _Context) -> Outgoing:
         raise _Stale(f"waitlist entry {entry.id} is {entry.state}: the offer is closed")
     if entry.offer_expires_at <= ctx.now:
         raise _Stale(f"the offer of waitlist entry {entry.id} has expired")
-    t, settings = ctx.t, ctx.settings
-    until = entry.offer_expires_at
-    if _local_date(settings, until) == _local_date(settings, ctx.now):
-        held = t(OFFER_HELD_TODAY, time=_time(settings, until))
-    else:
-        held = t(OFFER_HELD, day=_day(t, settings, until), time=_time(settings, until))
-    text = "\n\n".join(
-        [t(OFFER), f"{_when(t, settings, slot.starts_at)}\n{_where(helpdesk)}", held]
+    return ctx.out(
+        screens.waitlist_offer(ctx.view, entry.id, slot.starts_at, entry.offer_expires_at, helpdesk)
     )
-    keyboard = InlineKeyboardMarkup(
-        [
-            [
-                _button(t(BUTTON_ACCEPT), encode(Cb.OFFER_ACCEPT, entry.id)),
-                _button(t(BUTTON_DECLINE), encode(Cb.OFFER_DECLINE, entry.id)),
-            ]
-        ]
-    )
-    return Outgoing(ctx.chat_id, text, keyboard)
 
 
 async def _waitlist_offer_expired(ctx: _Context) -> Outgoing:
     _entry, slot, _helpdesk = await _offer_slot(ctx)
-    t, settings = ctx.t, ctx.settings
-    text = "\n\n".join(
-        [
-            t(
-                OFFER_EXPIRED,
-                day=_day(t, settings, slot.starts_at),
-                time=_time(settings, slot.starts_at),
-            ),
-            t(OFFER_EXPIRED_NEXT),
-        ]
-    )
-    return Outgoing(ctx.chat_id, text)
+    return ctx.out(screens.waitlist_offer_expired(ctx.view, slot.starts_at))
 
 
 async def _intake_expiry_reminder(ctx: _Context) -> Outgoing:
@@ -560,84 +305,10 @@ async def _intake_expiry_reminder(ctx: _Context) -> Outgoing:
     found = await intake.get_intake(session=ctx.session, citizen_id=ctx.message.citizen_id)
     if found is None or found.state not in UNFINISHED:
         raise _Stale("the questionnaire is no longer unfinished")
-    t = ctx.t
-    text = "\n\n".join(
-        [t(INTAKE_REMINDER, day=_day(t, ctx.settings, expires_at)), t(INTAKE_CONTINUE)]
-    )
-    return Outgoing(ctx.chat_id, text)
+    return ctx.out(screens.intake_expiry_reminder(ctx.view, expires_at))
 
 
 # --- the plan (shared.plans.messages) ----------------------------------------------------
-
-
-def _text(text: str) -> str:
-    """Free text in an HTML message: only what Telegram would read as markup is escaped."""
-    return html.escape(text, quote=False)
-
-
-def _shorten(text: str, limit: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-def _date(t: Translator, day: date, pattern: str = "EEEE d MMMM y") -> str:
-    return format_date(day, pattern, locale=t.language)
-
-
-def _listed(t: Translator, items: list[str]) -> str:
-    """At most `MAX_SUMMARY_ITEMS` lines, then where to read the others."""
-    shown = items[:MAX_SUMMARY_ITEMS]
-    if len(items) > len(shown):
-        shown.append(t(MORE_IN_COPY))
-    return "\n".join(shown)
-
-
-def _commitment_line(t: Translator, commitment: plan_messages.SummaryCommitment) -> str:
-    line = f"• {_text(_shorten(commitment.what, MAX_COMMITMENT_CHARS))}"
-    if commitment.due_on is not None:
-        line += f" — {t(COMMITMENT_BY, day=_date(t, commitment.due_on))}"
-    return line
-
-
-def _support_line(t: Translator, support: plan_messages.SummarySupport) -> str:
-    label = t(catalog.intervention(support.kind).label)
-    bits = []
-    if support.amount_cents:
-        bits.append(t(SUPPORT_TOTAL, amount=money.format_euros(support.amount_cents, t.language)))
-    if support.starts_on is not None and support.ends_on is not None:
-        bits.append(
-            f"{_date(t, support.starts_on, 'd MMMM y')} – {_date(t, support.ends_on, 'd MMMM y')}"
-        )
-    if support.provider:
-        provider = _text(_shorten(support.provider, MAX_PROVIDER_CHARS))
-        bits.append(t(SUPPORT_WITH, provider=provider))
-    line = f"• <b>{_text(label)}</b>"
-    return f"{line}\n   {' · '.join(bits)}" if bits else line
-
-
-def plan_summary_message(
-    t: Translator, summary: PlanSummary, opening: str
-) -> tuple[str, InlineKeyboardMarkup]:
-    """The citizen's summary of their plan after `opening`, with "I've read it".
-
-    One renderer: the outbox's message when the plan starts and the bot's reply to a tap
-    on an outdated summary are this same text. The button carries the plan, the version
-    and the start of the summary's hash: what the citizen is shown is what a tap records.
-    """
-    parts = [opening]
-    if summary.commitments:
-        lines = [_commitment_line(t, c) for c in summary.commitments]
-        parts.append(f"{t(YOUR_COMMITMENTS)}\n{_listed(t, lines)}")
-    if summary.supports:
-        lines = [_support_line(t, s) for s in summary.supports]
-        parts.append(f"{t(OUR_SUPPORTS)}\n{_listed(t, lines)}")
-    if summary.review_on is not None:
-        parts.append(t(NEXT_REVIEW, date=_date(t, summary.review_on)))
-    parts.append(t(READ_ASK))
-    parts.append(f"{t(QUESTIONS)}\n{texts.contacts(t)}")
-    data = encode(Cb.PLAN_READ, summary.plan_id, summary.version, shown_hash(summary))
-    keyboard = InlineKeyboardMarkup([[_button(t(BUTTON_READ), data)]])
-    return "\n\n".join(parts), keyboard
 
 
 async def _plan(ctx: _Context) -> Plan:
@@ -675,22 +346,13 @@ async def _next_booking(ctx: _Context) -> tuple[Booking, Helpdesk] | None:
 
 async def _plan_approved(ctx: _Context) -> Outgoing:
     plan = await _plan_at(ctx, PlanState.APPROVED)
-    t = ctx.t
-    parts = [t(PLAN_READY) if plan.version == 1 else t(PLAN_UPDATED, version=plan.version)]
-    booked = await _next_booking(ctx)
-    if booked is not None:
-        parts.append(f"{t(SIGN_AT_APPOINTMENT)}\n{_booking_details(ctx, *booked)}")
-    else:
-        parts.append(f"{t(SIGN_BOOK)}\n{texts.contacts(t)}")
-    parts.append(t(BRING_ID))
-    return Outgoing(ctx.chat_id, "\n\n".join(parts))
+    return ctx.out(screens.plan_approved(ctx.view, plan.version, await _next_booking(ctx)))
 
 
 async def _plan_active(ctx: _Context) -> Outgoing:
     plan = await _plan_at(ctx, PlanState.ACTIVE)
     summary = await plan_messages.plan_summary(session=ctx.session, plan=plan)
-    text, keyboard = plan_summary_message(ctx.t, summary, ctx.t(PLAN_STARTED))
-    return Outgoing(ctx.chat_id, text, keyboard)
+    return ctx.out(screens.plan_started(ctx.view.t, summary))
 
 
 async def _plan_review_due(ctx: _Context) -> Outgoing:
@@ -704,25 +366,16 @@ async def _plan_review_due(ctx: _Context) -> Outgoing:
         raise _Stale(f"plan {plan.id} is closed")
     if plan.next_review_on != review_on:
         raise _Stale(f"the review of plan {plan.id} is no longer on {review_on}")
-    if review_on <= _local_date(ctx.settings, ctx.now):
+    if review_on <= ctx.view.today:
         raise _Stale(f"the review of plan {plan.id} is today or past")
-    t = ctx.t
-    parts = [t(REVIEW_COMING, date=_date(t, review_on, "EEEE d MMMM"))]
-    booked = await _next_booking(ctx)
-    if booked is not None:
-        parts.append(f"{t(REVIEW_APPOINTMENT)}\n{_booking_details(ctx, *booked)}")
-    else:
-        parts.append(f"{t(REVIEW_CONTACT)}\n{texts.contacts(t)}")
-    return Outgoing(ctx.chat_id, "\n\n".join(parts))
+    return ctx.out(screens.plan_review_due(ctx.view, review_on, await _next_booking(ctx)))
 
 
 async def _plan_closed(ctx: _Context) -> Outgoing:
     plan = await _plan(ctx)
     if plan.state != PlanState.CLOSED.value:
         raise _Stale(f"plan {plan.id} is {plan.state}, not closed")
-    t = ctx.t
-    text = "\n\n".join([t(PLAN_CLOSED), f"{t(IF_YOU_NEED_US)}\n{texts.contacts(t)}"])
-    return Outgoing(ctx.chat_id, text)
+    return ctx.out(screens.plan_closed(ctx.view.t))
 
 
 # Each domain has its own kinds (the outbox stores plain strings); their values don't meet.
@@ -757,9 +410,8 @@ async def render(
     renderer = _RENDERERS.get(message.kind)
     if renderer is None:
         return Undeliverable(f"unknown message kind {message.kind!r}")
-    ctx = _Context(
-        session, settings, Translator(citizen.language), now, message, citizen.telegram_chat_id
-    )
+    view = View.of(Translator(citizen.language), settings, now)
+    ctx = _Context(session, settings, view, message, citizen.telegram_chat_id)
     try:
         return await renderer(ctx)
     except _Stale as exc:
@@ -951,6 +603,7 @@ class OutboxDispatcher:
                     lambda: self.bot.send_document(
                         out.chat_id,
                         InputFile(io.BytesIO(attachment.data), filename=attachment.filename),
+                        caption=attachment.caption,
                     ),
                 )
             except TelegramError as exc:

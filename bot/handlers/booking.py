@@ -11,149 +11,75 @@ of the free slots, the booking must be the citizen's own; the final `book_slot`,
 `move_booking`, `cancel_booking`, `accept_offer` decide for good. Each of those calls
 runs in a savepoint: a refusal leaves nothing behind, and every `BookingError` becomes a
 specific, friendly reply with fresh choices where there are some.
+
+Handlers are adapters: parse the button, read or call the service, and hand the data to
+a screen of `bot.screens.booking` (pure: text and buttons); what the citizen keeps of a
+booking is the card of `bot.screens.card`, the same the outbox sends.
 """
 
 from __future__ import annotations
 
-import html
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from babel.dates import format_date
 from sqlalchemy.ext.asyncio import AsyncSession
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
-from bot import texts
-from bot.callbacks import Callback, Cb, encode, parse
+from bot.callbacks import Callback, Cb, parse
 from bot.replies import Document, Edit, Reply, Send
+from bot.screens import booking as screens
+from bot.screens.booking import (
+    ERROR_TEXTS,
+    SEE_WHERE_YOU_STAND,
+    WRITE_START,
+    Moving,
+    NotYet,
+    Places,
+)
+from bot.screens.card import CardEvent, booking_card
+from bot.screens.common import Screen, View, join
 from bot.turn import Turn, turn
 from shared.audit import service as audit
 from shared.booking import availability, hours, waitlist
 from shared.booking import service as booking_service
 from shared.booking.availability import FreeSlot
-from shared.booking.calendar import booking_ics
 from shared.booking.errors import (
     AlreadyBooked,
     AlreadyWaiting,
     BookingError,
     BookingNotFound,
-    CitizenNotFound,
     HelpdeskInactive,
     HelpdeskNotFound,
     IllegalTransition,
-    InvalidSchedule,
     NoOffer,
     OfferExpired,
-    OverlappingRules,
-    SlotInPast,
     SlotNotOffered,
     SlotsAvailable,
     SlotTaken,
-    SlotTooFar,
-    SlotTooSoon,
 )
 from shared.booking.models import Booking, BookingState, Helpdesk, WaitlistState
 from shared.booking.service import CancelledBy
-from shared.i18n import N_, Translator
 from shared.intake import service as intake_service
 from shared.intake.models import Intake, IntakeState
-from shared.program import WHAT_TO_BRING
+from shared.limits import is_record_id
 
-# Ids are 32-bit on PostgreSQL: a bigger forged number must not even reach a query.
-MAX_ID = 2**31 - 1
-DAYS_PER_PAGE = 8
-DAYS_PER_ROW = 2
-TIMES_PER_ROW = 4
-
-Screen = tuple[str, InlineKeyboardMarkup | None]
-Rows = list[list[tuple[str, str]]]
-
-
-WRITE_START = N_("Write /start to begin.")
-
-# One reply per refusal of the booking services, by `BookingError.code`.
-ERROR_TEXTS: dict[str, str] = {
-    HelpdeskNotFound.code: N_("That helpdesk is not taking bookings right now."),
-    HelpdeskInactive.code: N_("That helpdesk is not taking bookings right now."),
-    CitizenNotFound.code: WRITE_START,
-    BookingNotFound.code: N_("I can't find that appointment among yours."),
-    SlotNotOffered.code: N_("That time is not one of the free times."),
-    SlotInPast.code: N_("That time has already passed."),
-    SlotTooSoon.code: N_("That time is too close to now to be booked."),
-    SlotTooFar.code: N_("That time is too far ahead: you can book up to {days} days ahead."),
-    SlotTaken.code: N_("Sorry, that place was just taken by someone else."),
-    AlreadyBooked.code: N_("You already have an appointment."),
-    IllegalTransition.code: N_(
-        "This appointment can't be changed any more: it was cancelled, or it has already started."
-    ),
-    # Staff-side refusals (opening hours): never expected here, still never a stack trace.
-    InvalidSchedule.code: N_("Sorry, that can't be done right now."),
-    OverlappingRules.code: N_("Sorry, that can't be done right now."),
-    AlreadyWaiting.code: N_(
-        "You are already on the waitlist: we'll write to you as soon as a place frees up."
-    ),
-    SlotsAvailable.code: N_("Good news: there are free places now!"),
-    NoOffer.code: N_("This offer is no longer open."),
-    OfferExpired.code: N_(
-        "Sorry, the time to accept this place has run out: it went to the next person waiting."
-    ),
-    BookingError.code: N_("Sorry, that can't be done right now."),
-}
-
-
-def _refusal(turn_: Turn, code: str) -> str:
-    """The reply for a refusal `code` (a `BookingError.code`), in the citizen's language."""
-    message = ERROR_TEXTS.get(code, ERROR_TEXTS[BookingError.code])
-    return turn_.t(message, days=turn_.settings.booking_horizon_days)
-
-
-def _error_text(turn_: Turn, error: BookingError) -> str:
-    return _refusal(turn_, error.code)
-
+__all__ = ["ERROR_TEXTS", "after_intake", "handlers"]
 
 # --- small helpers ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Moving:
-    """The booking being moved: plain values, safe after any savepoint rollback."""
-
-    id: int
-    helpdesk_id: int
-    starts_at: datetime
-
-    @classmethod
-    def of(cls, booking: Booking) -> Moving:
-        return cls(booking.id, booking.helpdesk_id, booking.starts_at)
+def _view(turn_: Turn) -> View:
+    return View.of(turn_.t, turn_.settings, turn_.now)
 
 
-def _extra(moving: Moving | None) -> tuple[int, ...]:
-    """The trailing callback argument that keeps a move going through the steps."""
-    return () if moving is None else (moving.id,)
+def _refusal(turn_: Turn, code: str) -> str:
+    return screens.refusal(_view(turn_), code)
 
 
-def _keyboard(rows: Rows) -> InlineKeyboardMarkup | None:
-    rows = [row for row in rows if row]
-    if not rows:
-        return None
-    return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(label, callback_data=data) for label, data in row] for row in rows]
-    )
-
-
-def _chunks(items: Sequence[tuple[str, str]], size: int) -> Rows:
-    return [list(items[i : i + size]) for i in range(0, len(items), size)]
-
-
-def _join(*parts: str) -> str:
-    return "\n\n".join(part for part in parts if part)
-
-
-def _local(turn_: Turn, moment: datetime) -> datetime:
-    return moment.astimezone(turn_.settings.tz)
+def _local_day(turn_: Turn, moment: datetime) -> date:
+    return moment.astimezone(turn_.settings.tz).date()
 
 
 def _day_bounds(turn_: Turn, day: date) -> tuple[datetime, datetime]:
@@ -161,44 +87,6 @@ def _day_bounds(turn_: Turn, day: date) -> tuple[datetime, datetime]:
     start = datetime.combine(day, time.min, tzinfo=tz)
     end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=tz)
     return start, end
-
-
-def _day_label(t: Translator, day: date) -> str:
-    """A short day for a button: "mer 9 dicembre", "Wed 9 December"."""
-    return format_date(day, "EEE d MMMM", locale=t.language)
-
-
-def _long_day(t: Translator, day: date) -> str:
-    return format_date(day, "EEEE d MMMM y", locale=t.language)
-
-
-def _clock(turn_: Turn, moment: datetime) -> str:
-    return _local(turn_, moment).strftime("%H:%M")
-
-
-def _when(turn_: Turn, moment: datetime) -> str:
-    """Day and time in the program's time zone: "lunedì 7 dicembre 2026 alle 09:30"."""
-    return turn_.t(
-        "{day} at {time}",
-        day=_long_day(turn_.t, _local(turn_, moment).date()),
-        time=_clock(turn_, moment),
-    )
-
-
-def _place(helpdesk: Helpdesk, *, with_directions: bool = False) -> str:
-    lines = [f"📍 <b>{html.escape(helpdesk.name)}</b>", html.escape(helpdesk.address)]
-    if with_directions and helpdesk.directions.strip():
-        lines.append(f"🧭 {html.escape(helpdesk.directions.strip())}")
-    return "\n".join(lines)
-
-
-def _bring(t: Translator) -> str:
-    items = "\n".join(f"• {t(item)}" for item in WHAT_TO_BRING)
-    return t("<b>Please bring:</b>") + "\n" + items
-
-
-def _epoch(moment: datetime) -> int:
-    return int(moment.timestamp())
 
 
 def _from_epoch(value: int | None) -> datetime | None:
@@ -225,8 +113,9 @@ def _arg(callback: Callback, index: int) -> str:
 
 def _id(callback: Callback | None, index: int) -> int | None:
     """A database id from the callback, or None (a forged huge number included)."""
+    # Ids are 32-bit on PostgreSQL: a bigger forged number must not even reach a query.
     value = callback.int_arg(index) if callback is not None else None
-    return value if value is not None and 0 < value <= MAX_ID else None
+    return value if value is not None and is_record_id(value) else None
 
 
 def _show(turn_: Turn, screen: Screen) -> Reply:
@@ -235,10 +124,6 @@ def _show(turn_: Turn, screen: Screen) -> Reply:
     if turn_.update.callback_query is not None:
         return Edit(text, keyboard)
     return Send(text, keyboard)
-
-
-def _book_button(t: Translator) -> Rows:
-    return [[(t("📅 Book an interview"), encode(Cb.HELPDESKS))]]
 
 
 @asynccontextmanager
@@ -267,23 +152,20 @@ def _citizen_id(turn_: Turn) -> int | None:
     return citizen.id
 
 
-async def _booking_refusal(turn_: Turn, citizen_id: int) -> str | None:
-    """Why this citizen can't book (yet), or None: booking needs a completed, eligible intake."""
-    found = await intake_service.get_intake(session=turn_.session, citizen_id=citizen_id)
-    return _intake_refusal(turn_, found)
+async def _why_not_bookable(
+    turn_: Turn, citizen_id: int, intake: Intake | None = None
+) -> NotYet | None:
+    """Why this citizen can't book (yet), or None: the bot's one eligibility rule.
 
-
-def _intake_refusal(turn_: Turn, intake: Intake | None) -> str | None:
-    """`_booking_refusal` for an intake this update has already read."""
-    t = turn_.t
+    Booking needs a completed, eligible intake. `intake`: the citizen's intake, when this
+    update has already read it. (To be replaced by the citizen's standing in `shared`.)
+    """
+    if intake is None:
+        intake = await intake_service.get_intake(session=turn_.session, citizen_id=citizen_id)
     if intake is None or intake.state != IntakeState.COMPLETED:
-        return t("To book an interview, first answer a few questions: write /start.")
+        return NotYet.QUESTIONNAIRE
     if not intake.eligible:
-        return t(
-            "From your answers, Ripartire can't book an interview for you. "
-            "If you think this is a mistake, talk to us:\n{contacts}",
-            contacts=texts.contacts(t),
-        )
+        return NotYet.NOT_ELIGIBLE
     return None
 
 
@@ -300,11 +182,11 @@ async def _owned_active(turn_: Turn, citizen_id: int, booking_id: int | None) ->
     return found if found.state == BookingState.BOOKED else None
 
 
-def _not_yours(turn_: Turn) -> str:
-    return _join(
-        turn_.t("I can't find that appointment among yours, or it is no longer active."),
-        turn_.t("Write /prenotazione to see your appointment."),
-    )
+async def _helpdesk_of(turn_: Turn, booking: Booking, known: Helpdesk | None = None) -> Helpdesk:
+    """The booking's helpdesk; `known` if the update has already read it."""
+    if known is not None and known.id == booking.helpdesk_id:
+        return known
+    return await hours.get_helpdesk(session=turn_.session, helpdesk_id=booking.helpdesk_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,15 +206,15 @@ async def _flow(turn_: Turn, callback: Callback | None, index: int) -> Flow | li
     if callback is not None and _arg(callback, index):
         moved = await _owned_active(turn_, citizen_id, _id(callback, index))
         if moved is None:
-            return [_show(turn_, (_not_yours(turn_), None))]
+            return [_show(turn_, (screens.not_yours_text(_view(turn_)), None))]
         return Flow(citizen_id, Moving.of(moved))
-    refusal = await _booking_refusal(turn_, citizen_id)
-    if refusal is not None:
-        return [_show(turn_, (refusal, None))]
+    not_yet = await _why_not_bookable(turn_, citizen_id)
+    if not_yet is not None:
+        return [_show(turn_, (screens.not_yet_text(_view(turn_), not_yet), None))]
     return Flow(citizen_id, None)
 
 
-# --- the screens of the flow -------------------------------------------------------------
+# --- the data behind the screens -------------------------------------------------------
 
 
 async def _free(
@@ -361,21 +243,6 @@ async def _free(
     ]
 
 
-@dataclass(frozen=True, slots=True)
-class Places:
-    """The free slots now, of every helpdesk, and the active helpdesks that have some.
-
-    Read once per update and handed from screen to screen: the start screen, the days of
-    a helpdesk and its "another helpdesk" button all show the same availability.
-    """
-
-    slots: list[FreeSlot]
-    helpdesks: list[Helpdesk]
-
-    def of(self, helpdesk: Helpdesk) -> list[FreeSlot]:
-        return [s for s in self.slots if s.helpdesk_id == helpdesk.id]
-
-
 async def _places(turn_: Turn, moving: Moving | None) -> Places:
     slots = await _free(turn_, moving)
     if not slots:
@@ -385,248 +252,60 @@ async def _places(turn_: Turn, moving: Moving | None) -> Places:
     return Places(slots, [h for h in active if h.id in free_ids])
 
 
-async def _start_screen(
-    turn_: Turn, flow: Flow, note: str = "", places: Places | None = None
-) -> Screen:
-    """The first step: the helpdesks with free places (skipped when only one has some)."""
-    t = turn_.t
-    if places is None:
-        places = await _places(turn_, flow.moving)
-    helpdesks = places.helpdesks
-    if not helpdesks:
-        return await _nothing_free_screen(turn_, flow, note)
-    if len(helpdesks) == 1:
-        return await _days_screen(turn_, flow, helpdesks[0], 0, note, places)
-    lines = [t("Where would you like to have your interview?")]
-    for helpdesk in helpdesks:
-        lines.append(_place(helpdesk))
-    rows = [[(f"📍 {h.name}", encode(Cb.HELPDESK, h.id, *_extra(flow.moving)))] for h in helpdesks]
-    return _join(note, "\n\n".join(lines)), _keyboard(rows)
-
-
-async def _nothing_free_screen(turn_: Turn, flow: Flow, note: str) -> Screen:
-    t = turn_.t
-    days = turn_.settings.booking_horizon_days
-    if flow.moving is not None:
-        return (
-            _join(
-                note,
-                t(
-                    "There are no other free times in the next {days} days right now. "
-                    "Your appointment stays as it is.",
-                    days=days,
-                ),
-            ),
-            None,
-        )
-    return (
-        _join(
-            note,
-            t("😔 There are no free places in the next {days} days right now.", days=days),
-            t(
-                "Do you want to join the waitlist? When a place frees up we'll write to you "
-                "here, and we'll hold it for you for {minutes} minutes.",
-                minutes=turn_.settings.waitlist_hold_minutes,
-            ),
-            t("You can also call us:\n{contacts}", contacts=texts.contacts(t)),
-        ),
-        _keyboard([[(t("🔔 Yes, put me on the waitlist"), encode(Cb.WAITLIST_JOIN))]]),
-    )
+async def _start_screen(turn_: Turn, flow: Flow, note: str = "") -> Screen:
+    return screens.start_screen(_view(turn_), await _places(turn_, flow.moving), flow.moving, note)
 
 
 async def _days_screen(
-    turn_: Turn,
-    flow: Flow,
-    helpdesk: Helpdesk,
-    page: int,
-    note: str = "",
-    places: Places | None = None,
+    turn_: Turn, flow: Flow, helpdesk: Helpdesk, page: int, note: str = ""
 ) -> Screen:
-    """The days with free places at a helpdesk, a page at a time."""
-    t = turn_.t
-    extra = _extra(flow.moving)
-    if places is None:
-        places = await _places(turn_, flow.moving)
-    days = sorted({_local(turn_, s.starts_at).date() for s in places.of(helpdesk)})
-    if not days:
-        gone = t("There are no free places left at {name}.", name=html.escape(helpdesk.name))
-        return await _start_screen(turn_, flow, _join(note, gone), places)
-    pages = (len(days) + DAYS_PER_PAGE - 1) // DAYS_PER_PAGE
-    page = min(max(page, 0), pages - 1)
-    shown = days[page * DAYS_PER_PAGE : (page + 1) * DAYS_PER_PAGE]
-    rows = _chunks(
-        [
-            (_day_label(t, d), encode(Cb.DAY, helpdesk.id, d.strftime("%Y%m%d"), *extra))
-            for d in shown
-        ],
-        DAYS_PER_ROW,
-    )
-    navigation = []
-    if page > 0:
-        navigation.append((t("◀ Earlier days"), encode(Cb.DAYS, helpdesk.id, page - 1, *extra)))
-    if page < pages - 1:
-        navigation.append((t("More days ▶"), encode(Cb.DAYS, helpdesk.id, page + 1, *extra)))
-    rows.append(navigation)
-    if len(places.helpdesks) > 1:
-        rows.append([(t("↩️ Another helpdesk"), encode(Cb.HELPDESKS, *extra))])
-    text = _join(note, _place(helpdesk), t("Choose a day:"))
-    return text, _keyboard(rows)
+    places = await _places(turn_, flow.moving)
+    return screens.days_screen(_view(turn_), places, helpdesk, page, flow.moving, note)
 
 
 async def _times_screen(
     turn_: Turn, flow: Flow, helpdesk: Helpdesk, day: date, note: str = ""
 ) -> Screen:
-    """The free times of one day; if none is left, the days again."""
-    t = turn_.t
-    extra = _extra(flow.moving)
+    """The free times of one day; if it can't be booked, why, and the days that can."""
+    view = _view(turn_)
+    if day < view.today:
+        return await _days_screen(turn_, flow, helpdesk, 0, join(note, screens.past_day_note(view)))
+    _, latest = availability.booking_window(turn_.settings, turn_.now)
+    if day > _local_day(turn_, latest):
+        far = screens.beyond_horizon_note(view)
+        return await _days_screen(turn_, flow, helpdesk, 0, join(note, far))
     since, until = _day_bounds(turn_, day)
     slots = await _free(turn_, flow.moving, helpdesk_id=helpdesk.id, since=since, until=until)
     if not slots:
-        full = t("There are no free places left on {day}.", day=_long_day(t, day))
-        return await _days_screen(turn_, flow, helpdesk, 0, _join(note, full))
-    rows = _chunks(
-        [
-            (_clock(turn_, s.starts_at), encode(Cb.TIME, helpdesk.id, _epoch(s.starts_at), *extra))
-            for s in slots
-        ],
-        TIMES_PER_ROW,
-    )
-    rows.append([(t("↩️ Another day"), encode(Cb.DAYS, helpdesk.id, 0, *extra))])
-    text = _join(
-        note,
-        f"{_place(helpdesk)}\n📅 {_long_day(t, day)}",
-        t("Choose a time:"),
-    )
-    return text, _keyboard(rows)
+        full = screens.full_day_note(view, day)
+        return await _days_screen(turn_, flow, helpdesk, 0, join(note, full))
+    return screens.times_screen(view, helpdesk, day, slots, flow.moving, note)
 
 
 async def _confirm_screen(
     turn_: Turn, flow: Flow, helpdesk: Helpdesk, starts_at: datetime
 ) -> Screen:
-    t = turn_.t
-    extra = _extra(flow.moving)
-    day = _local(turn_, starts_at).strftime("%Y%m%d")
-    choice = f"📅 {_when(turn_, starts_at)}\n{_place(helpdesk)}"
-    if flow.moving is None:
-        text = _join(t("Please check, then confirm:"), choice)
-        confirm = t("✅ Confirm")
-    else:
-        old = await hours.get_helpdesk(session=turn_.session, helpdesk_id=flow.moving.helpdesk_id)
-        moved_from = t(
-            "<b>From:</b> {when}, {name}",
-            when=_when(turn_, flow.moving.starts_at),
-            name=html.escape(old.name),
+    moving_from = None
+    if flow.moving is not None:
+        moving_from = await hours.get_helpdesk(
+            session=turn_.session, helpdesk_id=flow.moving.helpdesk_id
         )
-        text = _join(t("Move your appointment?"), moved_from, t("<b>To:</b>") + "\n" + choice)
-        confirm = t("✅ Move it here")
-    rows = [
-        [(confirm, encode(Cb.BOOK, helpdesk.id, _epoch(starts_at), *extra))],
-        [(t("↩️ Another time"), encode(Cb.DAY, helpdesk.id, day, *extra))],
-    ]
-    return text, _keyboard(rows)
-
-
-# --- bookings, offers and the waitlist as messages ----------------------------------------
-
-
-async def _booking_details(
-    turn_: Turn, booking: Booking, helpdesk: Helpdesk | None = None
-) -> tuple[str, Helpdesk]:
-    """The booking's day, time, place and code; `helpdesk` if the update has already read it."""
-    if helpdesk is None or helpdesk.id != booking.helpdesk_id:
-        helpdesk = await hours.get_helpdesk(session=turn_.session, helpdesk_id=booking.helpdesk_id)
-    text = "\n".join(
-        [
-            f"📅 {_when(turn_, booking.starts_at)}",
-            _place(helpdesk, with_directions=True),
-            turn_.t("🔖 Booking code: <b>{code}</b>", code=html.escape(booking.code)),
-        ]
-    )
-    return text, helpdesk
+    return screens.confirm_screen(_view(turn_), helpdesk, starts_at, flow.moving, moving_from)
 
 
 async def _booking_screen(turn_: Turn, booking: Booking, note: str = "") -> Screen:
-    """The citizen's active booking with "Move" and "Cancel"."""
-    t = turn_.t
-    details, _ = await _booking_details(turn_, booking)
-    text = _join(note, t("<b>Your appointment</b>") + "\n" + details, _bring(t))
-    rows = [
-        [
-            (t("🔁 Move"), encode(Cb.MOVE, booking.id)),
-            (t("❌ Cancel"), encode(Cb.CANCEL, booking.id)),
-        ]
-    ]
-    return text, _keyboard(rows)
+    helpdesk = await _helpdesk_of(turn_, booking)
+    return screens.booking_screen(_view(turn_), booking, helpdesk, note)
 
 
-async def _confirmation(
-    turn_: Turn, booking: Booking, heading: str, helpdesk: Helpdesk | None = None
-) -> list[Reply]:
-    """What the citizen keeps: date, time, place, what to bring, the code and an .ics file."""
-    t = turn_.t
-    details, helpdesk = await _booking_details(turn_, booking, helpdesk)
-    text = _join(
-        heading,
-        details,
-        _bring(t),
-        t("We'll remind you the day before and a few hours before."),
-        t("To move it write /sposta, to cancel it /annulla."),
-    )
-    description = "\n".join(
-        [
-            t("Ripartire interview. Booking code: {code}", code=booking.code),
-            t("Please bring:"),
-            *(f"- {t(item)}" for item in WHAT_TO_BRING),
-        ]
-    )
-    ics = booking_ics(
-        booking=booking,
-        helpdesk=helpdesk,
-        settings=turn_.settings,
-        summary=t("Ripartire interview"),
-        description=description,
-        stamp=turn_.now,
-    )
+def _card(turn_: Turn, booking: Booking, helpdesk: Helpdesk, event: CardEvent) -> list[Reply]:
+    """What the citizen keeps: the booking card (the outbox's too) and its calendar file."""
+    card = booking_card(_view(turn_), booking, helpdesk, event)
+    calendar = card.calendar
     return [
-        _show(turn_, (text, None)),
-        Document(
-            f"ripartire-{booking.code}.ics",
-            ics,
-            t("📆 Add the appointment to your calendar."),
-        ),
+        _show(turn_, (card.text, card.keyboard)),
+        Document(calendar.filename, calendar.data, calendar.caption),
     ]
-
-
-def _offer_screen(turn_: Turn, held: booking_service.HeldPlace) -> Screen:
-    t = turn_.t
-    if _local(turn_, held.expires_at).date() == _local(turn_, turn_.now).date():
-        hold = t(
-            "We're holding it for you until {time}. Do you want it?",
-            time=_clock(turn_, held.expires_at),
-        )
-    else:
-        hold = t(
-            "We're holding it for you until {when}. Do you want it?",
-            when=_when(turn_, held.expires_at),
-        )
-    text = _join(
-        t("🎉 <b>A place has freed up for you!</b>"),
-        f"📅 {_when(turn_, held.starts_at)}\n{_place(held.helpdesk)}",
-        hold,
-    )
-    rows = [
-        [(t("✅ Yes, book it"), encode(Cb.OFFER_ACCEPT, held.entry_id))],
-        [(t("❌ No, thanks"), encode(Cb.OFFER_DECLINE, held.entry_id))],
-    ]
-    return text, _keyboard(rows)
-
-
-def _waiting_text(turn_: Turn) -> str:
-    return turn_.t(
-        "🔔 You are on the waitlist: we'll write to you here as soon as a place frees up. "
-        "We'll hold it for you for {minutes} minutes, so answer as soon as you can.",
-        minutes=turn_.settings.waitlist_hold_minutes,
-    )
 
 
 async def _where_you_stand(turn_: Turn, citizen_id: int, note: str = "") -> Screen | None:
@@ -640,14 +319,13 @@ async def _where_you_stand(turn_: Turn, citizen_id: int, note: str = "") -> Scre
     )
     if found is None:
         return None
+    view = _view(turn_)
     if found.held is not None:
-        text, keyboard = _offer_screen(turn_, found.held)
-        return _join(note, text), keyboard
+        text, keyboard = screens.offer_screen(view, found.held)
+        return join(note, text), keyboard
     if found.entry.state == WaitlistState.WAITING:
-        return _join(note, _waiting_text(turn_)), None
-    # An offer whose hold lapsed a moment ago: the housekeeping job is passing it on.
-    lapsed = turn_.t("Write /prenotazione again in a minute to look for another time.")
-    return _join(note, _refusal(turn_, OfferExpired.code), lapsed), None
+        return join(note, screens.waiting_text(view)), None
+    return join(note, screens.lapsed_offer_text(view)), None
 
 
 async def _next_step(
@@ -660,10 +338,15 @@ async def _next_step(
     found = await _where_you_stand(turn_, citizen_id, note)
     if found is not None:
         return found
-    refusal = None if may_book else await _booking_refusal(turn_, citizen_id)
-    if refusal is not None:
-        return _join(note, refusal), None
+    not_yet = None if may_book else await _why_not_bookable(turn_, citizen_id)
+    if not_yet is not None:
+        return join(note, screens.not_yet_text(_view(turn_), not_yet)), None
     return await _start_screen(turn_, Flow(citizen_id, None), note)
+
+
+async def _nothing_booked(turn_: Turn, citizen_id: int, opening: str) -> Screen:
+    not_yet = await _why_not_bookable(turn_, citizen_id)
+    return screens.nothing_booked_screen(_view(turn_), opening, not_yet)
 
 
 # --- entry point from the questionnaire ------------------------------------------------
@@ -677,23 +360,14 @@ async def after_intake(turn_: Turn, *, intake: Intake | None = None) -> list[Rep
     citizen_id = _citizen_id(turn_)
     if citizen_id is None:
         return [Send(turn_.t(WRITE_START))]
-    if intake is None:
-        intake = await intake_service.get_intake(session=turn_.session, citizen_id=citizen_id)
-    refusal = _intake_refusal(turn_, intake)
-    if refusal is not None:
-        return [Send(refusal)]
+    not_yet = await _why_not_bookable(turn_, citizen_id, intake)
+    if not_yet is not None:
+        return [Send(screens.not_yet_text(_view(turn_), not_yet))]
     text, keyboard = await _next_step(turn_, citizen_id, may_book=True)
     return [Send(text, keyboard)]
 
 
 # --- commands --------------------------------------------------------------------------
-
-
-async def _nothing_booked(turn_: Turn, citizen_id: int, opening: str) -> Screen:
-    refusal = await _booking_refusal(turn_, citizen_id)
-    if refusal is not None:
-        return _join(opening, refusal), None
-    return opening, _keyboard(_book_button(turn_.t))
 
 
 @turn
@@ -724,8 +398,7 @@ async def on_move_command(turn_: Turn) -> list[Reply]:
 
 
 async def _move_start(turn_: Turn, citizen_id: int, active: Booking) -> Screen:
-    details, _ = await _booking_details(turn_, active)
-    note = turn_.t("<b>Your appointment now</b>") + "\n" + details
+    note = screens.moving_note(_view(turn_), active, await _helpdesk_of(turn_, active))
     return await _start_screen(turn_, Flow(citizen_id, Moving.of(active)), note)
 
 
@@ -745,13 +418,7 @@ async def on_cancel_command(turn_: Turn) -> list[Reply]:
 
 
 async def _cancel_question(turn_: Turn, active: Booking) -> Screen:
-    t = turn_.t
-    details, _ = await _booking_details(turn_, active)
-    rows = [
-        [(t("Yes, cancel it"), encode(Cb.CANCEL_CONFIRM, active.id))],
-        [(t("No, keep my appointment"), encode(Cb.NOOP))],
-    ]
-    return _join(t("Do you really want to cancel this appointment?"), details), _keyboard(rows)
+    return screens.cancel_question(_view(turn_), active, await _helpdesk_of(turn_, active))
 
 
 # --- buttons of the booking flow -------------------------------------------------------
@@ -828,7 +495,7 @@ async def on_day(turn_: Turn) -> list[Reply]:
         return await _unknown_helpdesk(turn_, flow)
     day = _parse_day(_arg(callback, 1))
     if day is None:
-        note = turn_.t("That day is not available. Choose another one:")
+        note = screens.unknown_day_note(_view(turn_))
         return [_show(turn_, await _days_screen(turn_, flow, helpdesk, 0, note))]
     return [_show(turn_, await _times_screen(turn_, flow, helpdesk, day))]
 
@@ -848,7 +515,7 @@ async def on_time(turn_: Turn) -> list[Reply]:
     if starts_at is None:
         note = _refusal(turn_, SlotNotOffered.code)
         return [_show(turn_, await _days_screen(turn_, flow, helpdesk, 0, note))]
-    day = _local(turn_, starts_at).date()
+    day = _local_day(turn_, starts_at)
     since, until = _day_bounds(turn_, day)
     free = await _free(turn_, flow.moving, helpdesk_id=helpdesk.id, since=since, until=until)
     if not any(s.starts_at == starts_at for s in free):
@@ -872,7 +539,7 @@ async def on_book(turn_: Turn) -> list[Reply]:
     actor = f"citizen:{flow.citizen_id}"
     session = turn_.session
     # Read here and kept referenced, so that `book_slot` finds it in the session (whose
-    # identity map forgets what nothing references) and the confirmation shows it.
+    # identity map forgets what nothing references) and the card shows it.
     helpdesk = await _bookable_helpdesk(turn_, helpdesk_id)
     try:
         async with _all_or_nothing(session):
@@ -902,37 +569,36 @@ async def on_book(turn_: Turn) -> list[Reply]:
         return [
             _show(turn_, await _after_refused_booking(turn_, flow, helpdesk_id, starts_at, error))
         ]
-    heading = (
-        turn_.t("✅ <b>Done: your appointment is booked.</b>")
-        if flow.moving is None
-        else turn_.t("✅ <b>Done: your appointment has been moved.</b>")
-    )
-    return await _confirmation(turn_, booked, heading, helpdesk)
+    event = CardEvent.BOOKED if flow.moving is None else CardEvent.MOVED
+    return _card(turn_, booked, await _helpdesk_of(turn_, booked, helpdesk), event)
 
 
 async def _after_refused_booking(
     turn_: Turn, flow: Flow, helpdesk_id: int, starts_at: datetime, error: BookingError
 ) -> Screen:
-    """Say why the slot could not be had, and offer fresh choices where they make sense."""
-    note = _error_text(turn_, error)
+    """Say why the slot could not be had, and offer fresh choices where they make sense.
+
+    The one place that maps a refusal of `book_slot` / `move_booking` to what comes next
+    (its text is `screens.ERROR_TEXTS[error.code]`).
+    """
+    note = _refusal(turn_, error.code)
     if isinstance(error, AlreadyBooked):
         return await _next_step(turn_, flow.citizen_id, note)
     if isinstance(error, BookingNotFound):
-        return _not_yours(turn_), None
+        return screens.not_yours_text(_view(turn_)), None
     if isinstance(error, IllegalTransition) or (
         flow.moving is not None
         and await _owned_active(turn_, flow.citizen_id, flow.moving.id) is None
     ):
         # The booking being moved was cancelled or has started meanwhile: nothing to move.
-        return _join(note, turn_.t("Write /prenotazione to see where you stand.")), None
+        return join(note, turn_.t(SEE_WHERE_YOU_STAND)), None
     if isinstance(error, HelpdeskNotFound | HelpdeskInactive):
         return await _start_screen(turn_, flow, note)
     helpdesk = await _bookable_helpdesk(turn_, helpdesk_id)
     if helpdesk is None:
         return await _start_screen(turn_, flow, note)
     if isinstance(error, SlotTaken):
-        day = _local(turn_, starts_at).date()
-        return await _times_screen(turn_, flow, helpdesk, day, note)
+        return await _times_screen(turn_, flow, helpdesk, _local_day(turn_, starts_at), note)
     return await _days_screen(turn_, flow, helpdesk, 0, note)
 
 
@@ -947,7 +613,7 @@ async def _own_booking_from_button(turn_: Turn) -> tuple[int, Booking] | list[Re
     booking_id = _id(parse(turn_.callback_data), 0)
     found = await _owned_active(turn_, citizen_id, booking_id)
     if found is None:
-        return [Send(_not_yours(turn_))]
+        return [Send(screens.not_yours_text(_view(turn_)))]
     return citizen_id, found
 
 
@@ -979,7 +645,7 @@ async def on_cancel_confirmed(turn_: Turn) -> list[Reply]:
         return [Edit(t(WRITE_START))]
     booking_id = _id(parse(turn_.callback_data), 0)
     if booking_id is None:
-        return [Edit(_not_yours(turn_))]
+        return [Edit(screens.not_yours_text(_view(turn_)))]
     try:
         async with _all_or_nothing(turn_.session):
             await booking_service.cancel_booking(
@@ -992,18 +658,10 @@ async def on_cancel_confirmed(turn_: Turn) -> list[Reply]:
                 now=turn_.now,
             )
     except BookingNotFound:
-        return [Edit(_not_yours(turn_))]
+        return [Edit(screens.not_yours_text(_view(turn_)))]
     except BookingError as error:
-        return [
-            Edit(_join(_error_text(turn_, error), t("Write /prenotazione to see where you stand.")))
-        ]
-    done = t(
-        "Your appointment is cancelled. Thank you for letting us know: "
-        "the place is free again for someone else."
-    )
-    text, keyboard = await _nothing_booked(
-        turn_, citizen_id, _join(done, t("If you want, you can book a new one."))
-    )
+        return [Edit(join(_refusal(turn_, error.code), t(SEE_WHERE_YOU_STAND)))]
+    text, keyboard = await _nothing_booked(turn_, citizen_id, screens.cancelled_text(_view(turn_)))
     return [Edit(text, keyboard)]
 
 
@@ -1021,8 +679,8 @@ async def on_attending(turn_: Turn) -> list[Reply]:
         object_type="booking",
         object_id=str(active.id),
     )
-    details, _ = await _booking_details(turn_, active)
-    return [Send(_join(turn_.t("🙏 Thank you! We're expecting you:"), details))]
+    helpdesk = await _helpdesk_of(turn_, active)
+    return [Send(screens.attending_text(_view(turn_), active, helpdesk))]
 
 
 # --- the waitlist and its offers ---------------------------------------------------------
@@ -1043,12 +701,12 @@ async def on_join_waitlist(turn_: Turn) -> list[Reply]:
                 now=turn_.now,
             )
     except SlotsAvailable as error:
-        return [Edit(*await _start_screen(turn_, flow, _error_text(turn_, error)))]
+        return [Edit(*await _start_screen(turn_, flow, _refusal(turn_, error.code)))]
     except (AlreadyBooked, AlreadyWaiting) as error:
-        return [Edit(*await _next_step(turn_, flow.citizen_id, _error_text(turn_, error)))]
+        return [Edit(*await _next_step(turn_, flow.citizen_id, _refusal(turn_, error.code)))]
     except BookingError as error:
-        return [Edit(_error_text(turn_, error))]
-    return [Edit(_waiting_text(turn_))]
+        return [Edit(_refusal(turn_, error.code))]
+    return [Edit(screens.waiting_text(_view(turn_)))]
 
 
 @turn
@@ -1070,21 +728,18 @@ async def on_accept_offer(turn_: Turn) -> list[Reply]:
                 now=turn_.now,
             )
     except (NoOffer, OfferExpired, AlreadyBooked) as error:
-        return [Edit(*await _next_step(turn_, citizen_id, _error_text(turn_, error)))]
+        return [Edit(*await _next_step(turn_, citizen_id, _refusal(turn_, error.code)))]
     except BookingError as error:
-        return [Edit(_error_text(turn_, error))]
-    return await _confirmation(
-        turn_, booked, turn_.t("✅ <b>Done: your appointment is booked.</b>")
-    )
+        return [Edit(_refusal(turn_, error.code))]
+    return _card(turn_, booked, await _helpdesk_of(turn_, booked), CardEvent.BOOKED)
 
 
 @turn
 async def on_decline_offer(turn_: Turn) -> list[Reply]:
     """`od:<entry>`: the place goes to the next person waiting."""
-    t = turn_.t
     citizen_id = _citizen_id(turn_)
     if citizen_id is None:
-        return [Edit(t(WRITE_START))]
+        return [Edit(turn_.t(WRITE_START))]
     entry_id = _id(parse(turn_.callback_data), 0)
     try:
         if entry_id is None:
@@ -1098,14 +753,10 @@ async def on_decline_offer(turn_: Turn) -> list[Reply]:
                 now=turn_.now,
             )
     except (NoOffer, OfferExpired) as error:
-        return [Edit(*await _next_step(turn_, citizen_id, _error_text(turn_, error)))]
+        return [Edit(*await _next_step(turn_, citizen_id, _refusal(turn_, error.code)))]
     except BookingError as error:
-        return [Edit(_error_text(turn_, error))]
-    text, keyboard = await _nothing_booked(
-        turn_,
-        citizen_id,
-        t("All right: the place goes to the next person waiting, and you are off the waitlist."),
-    )
+        return [Edit(_refusal(turn_, error.code))]
+    text, keyboard = await _nothing_booked(turn_, citizen_id, screens.declined_text(_view(turn_)))
     return [Edit(text, keyboard)]
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from telegram.ext import BaseHandler, CallbackQueryHandler
 
 from bot.callbacks import Callback, Cb, parse
-from bot.delivery import plan_summary_message
 from bot.replies import Reply, Send, Toast
+from bot.screens.outbox import plan_summary_message
 from bot.turn import Turn, turn
 from shared.i18n import N_
 from shared.limits import MAX_ID

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 
 from icalendar import Calendar, Event, Timezone
 
@@ -23,6 +23,26 @@ def booking_ics(
     stamp: datetime,
 ) -> bytes:
     """The booking as an iCalendar file in the program's time zone (with its VTIMEZONE)."""
+    return event_ics(
+        booking=booking,
+        helpdesk=helpdesk,
+        tz=settings.tz,
+        summary=summary,
+        description=description,
+        stamp=stamp,
+    )
+
+
+def event_ics(
+    *,
+    booking: Booking,
+    helpdesk: Helpdesk,
+    tz: tzinfo,
+    summary: str,
+    description: str,
+    stamp: datetime,
+) -> bytes:
+    """The booking as an iCalendar file in time zone `tz` (with its VTIMEZONE)."""
     calendar = Calendar()
     calendar.add("prodid", PRODID)
     calendar.add("version", "2.0")
@@ -30,8 +50,8 @@ def booking_ics(
     event = Event()
     event.add("uid", f"booking-{booking.code}@ripartire")
     event.add("dtstamp", stamp)
-    event.add("dtstart", booking.starts_at.astimezone(settings.tz))
-    event.add("dtend", booking.ends_at.astimezone(settings.tz))
+    event.add("dtstart", booking.starts_at.astimezone(tz))
+    event.add("dtend", booking.ends_at.astimezone(tz))
     event.add("summary", summary)
     event.add("location", f"{helpdesk.name}, {helpdesk.address}")
     event.add("description", description)

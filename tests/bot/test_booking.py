@@ -197,7 +197,7 @@ async def test_book_see_move_and_cancel(
     [booked] = await bookings_of(database, citizen_id)
     assert (booked.helpdesk_id, booked.starts_at, booked.state) == (comune, starts_at, "booked")
     text = texts(calls)
-    assert "Fatto: il tuo appuntamento è prenotato" in text
+    assert "Il tuo colloquio Ripartire è prenotato" in text
     assert booked.code in text
     assert "Via Roma 1, Cernusco sul Naviglio" in text
     assert "Secondo piano &lt;scala B&gt; &amp; ascensore" in text
@@ -399,7 +399,7 @@ async def test_slot_taken_between_time_and_confirm(
     else:
         confirm = await choose_slot(maria, calls)
     calls = await maria.press(data(confirm, "bk:")[0])
-    assert "Fatto" in texts(calls)
+    assert "è prenotato" in texts(calls)
     assert len(await bookings_of(database, maria_id)) == 1
     # A second booking is refused: the existing one is shown instead.
     async with database.transaction(read_only=True) as session:
@@ -493,7 +493,7 @@ async def test_waitlist_then_offer_accepted(
     calls = await maria.press(f"oa:{entry.id}")
     [booked] = await bookings_of(database, maria_id)
     assert (booked.starts_at, booked.state) == (only_slot, "booked")
-    assert "Fatto: il tuo appuntamento è prenotato" in texts(calls)
+    assert "Il tuo colloquio Ripartire è prenotato" in texts(calls)
     assert booked.code in texts(calls)
     [document] = [c for c in calls if c.method == "sendDocument"]
     event = Calendar.from_ical(next(iter(document.files.values()))).walk("VEVENT")[0]

@@ -1,0 +1,429 @@
+"""The screens of booking on Telegram (J2, J3): choose a helpdesk, a day, a time; confirm;
+see, move or cancel the appointment; the waitlist and its offers.
+
+Pure: the handlers in `bot.handlers.booking` read the free places, the booking or the
+offer, and these functions turn them into text and buttons. The choices made so far
+travel in the buttons' data (see the handlers' docstring); while a booking is being
+moved, its id rides along as one extra last argument.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+
+from bot import texts
+from bot.callbacks import Cb, encode
+from bot.screens.card import booking_details, manage_row, place, what_to_bring
+from bot.screens.common import (
+    Rows,
+    Screen,
+    View,
+    chunks,
+    clock,
+    day_label,
+    join,
+    keyboard,
+    long_day,
+    when,
+)
+from shared.booking.availability import FreeSlot
+from shared.booking.errors import (
+    AlreadyBooked,
+    AlreadyWaiting,
+    BookingError,
+    BookingNotFound,
+    CitizenNotFound,
+    HelpdeskInactive,
+    HelpdeskNotFound,
+    IllegalTransition,
+    InvalidSchedule,
+    NoOffer,
+    OfferExpired,
+    OverlappingRules,
+    SlotInPast,
+    SlotNotOffered,
+    SlotsAvailable,
+    SlotTaken,
+    SlotTooFar,
+    SlotTooSoon,
+)
+from shared.booking.models import Booking, Helpdesk
+from shared.booking.service import HeldPlace
+from shared.i18n import N_, Translator
+
+DAYS_PER_PAGE = 8
+DAYS_PER_ROW = 2
+TIMES_PER_ROW = 4
+
+WRITE_START = N_("Write /start to begin.")
+SEE_WHERE_YOU_STAND = N_("Write /prenotazione to see where you stand.")
+
+# One reply per refusal of the booking services, by `BookingError.code`. A new refusal
+# (say, a citizen who may not book) gets its reply here, and its fresh choices, if any,
+# in `bot.handlers.booking._after_refused_booking`.
+ERROR_TEXTS: dict[str, str] = {
+    HelpdeskNotFound.code: N_("That helpdesk is not taking bookings right now."),
+    HelpdeskInactive.code: N_("That helpdesk is not taking bookings right now."),
+    CitizenNotFound.code: WRITE_START,
+    BookingNotFound.code: N_("I can't find that appointment among yours."),
+    SlotNotOffered.code: N_("That time is not one of the free times."),
+    SlotInPast.code: N_("That time has already passed."),
+    SlotTooSoon.code: N_("That time is too close to now to be booked."),
+    SlotTooFar.code: N_("That time is too far ahead: you can book up to {days} days ahead."),
+    SlotTaken.code: N_("Sorry, that place was just taken by someone else."),
+    AlreadyBooked.code: N_("You already have an appointment."),
+    IllegalTransition.code: N_(
+        "This appointment can't be changed any more: it was cancelled, or it has already started."
+    ),
+    # Staff-side refusals (opening hours): never expected here, still never a stack trace.
+    InvalidSchedule.code: N_("Sorry, that can't be done right now."),
+    OverlappingRules.code: N_("Sorry, that can't be done right now."),
+    AlreadyWaiting.code: N_(
+        "You are already on the waitlist: we'll write to you as soon as a place frees up."
+    ),
+    SlotsAvailable.code: N_("Good news: there are free places now!"),
+    NoOffer.code: N_("This offer is no longer open."),
+    OfferExpired.code: N_(
+        "Sorry, the time to accept this place has run out: it went to the next person waiting."
+    ),
+    BookingError.code: N_("Sorry, that can't be done right now."),
+}
+
+
+def refusal(view: View, code: str) -> str:
+    """The reply for a refusal `code` (a `BookingError.code`), in the citizen's language."""
+    message = ERROR_TEXTS.get(code, ERROR_TEXTS[BookingError.code])
+    return view.t(message, days=view.horizon_days)
+
+
+class NotYet(StrEnum):
+    """Why a citizen can't book (yet)."""
+
+    QUESTIONNAIRE = "questionnaire"
+    NOT_ELIGIBLE = "not_eligible"
+
+
+def not_yet_text(view: View, reason: NotYet) -> str:
+    t = view.t
+    if reason is NotYet.QUESTIONNAIRE:
+        return t("To book an interview, first answer a few questions: write /start.")
+    return t(
+        "From your answers, Ripartire can't book an interview for you. "
+        "If you think this is a mistake, talk to us:\n{contacts}",
+        contacts=texts.contacts(t),
+    )
+
+
+# --- what the steps carry ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Moving:
+    """The booking being moved: plain values, safe after any savepoint rollback."""
+
+    id: int
+    helpdesk_id: int
+    starts_at: datetime
+
+    @classmethod
+    def of(cls, booking: Booking) -> Moving:
+        return cls(booking.id, booking.helpdesk_id, booking.starts_at)
+
+
+@dataclass(frozen=True, slots=True)
+class Places:
+    """The free slots now, of every helpdesk, and the active helpdesks that have some.
+
+    Read once per update and handed from screen to screen: the start screen, the days of
+    a helpdesk and its "another helpdesk" button all show the same availability.
+    """
+
+    slots: list[FreeSlot]
+    helpdesks: list[Helpdesk]
+
+    def of(self, helpdesk: Helpdesk) -> list[FreeSlot]:
+        return [s for s in self.slots if s.helpdesk_id == helpdesk.id]
+
+
+def _extra(moving: Moving | None) -> tuple[int, ...]:
+    """The trailing callback argument that keeps a move going through the steps."""
+    return () if moving is None else (moving.id,)
+
+
+def _epoch(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+def book_button(t: Translator) -> Rows:
+    return [[(t("📅 Book an interview"), encode(Cb.HELPDESKS))]]
+
+
+# --- the steps of the flow ---------------------------------------------------------------
+
+
+def start_screen(view: View, places: Places, moving: Moving | None, note: str = "") -> Screen:
+    """The first step: the helpdesks with free places (skipped when only one has some)."""
+    t = view.t
+    helpdesks = places.helpdesks
+    if not helpdesks:
+        return nothing_free_screen(view, moving, note)
+    if len(helpdesks) == 1:
+        return days_screen(view, places, helpdesks[0], 0, moving, note)
+    lines = [t("Where would you like to have your interview?")]
+    lines.extend(place(helpdesk, t) for helpdesk in helpdesks)
+    rows = [[(f"📍 {h.name}", encode(Cb.HELPDESK, h.id, *_extra(moving)))] for h in helpdesks]
+    return join(note, "\n\n".join(lines)), keyboard(rows)
+
+
+def nothing_free_screen(view: View, moving: Moving | None, note: str = "") -> Screen:
+    t = view.t
+    days = view.horizon_days
+    if moving is not None:
+        stays = t(
+            "There are no other free times in the next {days} days right now. "
+            "Your appointment stays as it is.",
+            days=days,
+        )
+        return join(note, stays), None
+    return (
+        join(
+            note,
+            t("😔 There are no free places in the next {days} days right now.", days=days),
+            t(
+                "Do you want to join the waitlist? When a place frees up we'll write to you "
+                "here, and we'll hold it for you for {minutes} minutes.",
+                minutes=view.hold_minutes,
+            ),
+            t("You can also call us:\n{contacts}", contacts=texts.contacts(t)),
+        ),
+        keyboard([[(t("🔔 Yes, put me on the waitlist"), encode(Cb.WAITLIST_JOIN))]]),
+    )
+
+
+def days_screen(
+    view: View,
+    places: Places,
+    helpdesk: Helpdesk,
+    page: int,
+    moving: Moving | None,
+    note: str = "",
+) -> Screen:
+    """The days with free places at a helpdesk, a page at a time; asked for a page past the
+    last, the last one, saying there is nothing bookable further ahead."""
+    t = view.t
+    extra = _extra(moving)
+    days = sorted({view.local(s.starts_at).date() for s in places.of(helpdesk)})
+    if not days:
+        gone = t("There are no free places left at {name}.", name=html.escape(helpdesk.name))
+        return start_screen(view, places, moving, join(note, gone))
+    pages = (len(days) + DAYS_PER_PAGE - 1) // DAYS_PER_PAGE
+    if page >= pages:
+        note = join(note, no_later_days_note(view))
+    page = min(max(page, 0), pages - 1)
+    shown = days[page * DAYS_PER_PAGE : (page + 1) * DAYS_PER_PAGE]
+    rows = chunks(
+        [
+            (day_label(t, d), encode(Cb.DAY, helpdesk.id, d.strftime("%Y%m%d"), *extra))
+            for d in shown
+        ],
+        DAYS_PER_ROW,
+    )
+    navigation = []
+    if page > 0:
+        navigation.append((t("◀ Earlier days"), encode(Cb.DAYS, helpdesk.id, page - 1, *extra)))
+    if page < pages - 1:
+        navigation.append((t("More days ▶"), encode(Cb.DAYS, helpdesk.id, page + 1, *extra)))
+    rows.append(navigation)
+    if len(places.helpdesks) > 1:
+        rows.append([(t("↩️ Another helpdesk"), encode(Cb.HELPDESKS, *extra))])
+    return join(note, place(helpdesk, t), t("Choose a day:")), keyboard(rows)
+
+
+def beyond_horizon_note(view: View) -> str:
+    """A day further ahead than bookings are taken (not a day without places)."""
+    return view.t(
+        "That day is too far ahead: appointments can be booked up to {days} days ahead. "
+        "These are the days you can choose from:",
+        days=view.horizon_days,
+    )
+
+
+def no_later_days_note(view: View) -> str:
+    """Paging past the last day that can be booked."""
+    return view.t(
+        "There are no later days to choose from: appointments can be booked up to {days} "
+        "days ahead.",
+        days=view.horizon_days,
+    )
+
+
+def past_day_note(view: View) -> str:
+    return view.t("That day has already passed. These are the days you can choose from:")
+
+
+def unknown_day_note(view: View) -> str:
+    return view.t("That day is not available. Choose another one:")
+
+
+def full_day_note(view: View, day: date) -> str:
+    return view.t("There are no free places left on {day}.", day=long_day(view.t, day))
+
+
+def times_screen(
+    view: View,
+    helpdesk: Helpdesk,
+    day: date,
+    slots: list[FreeSlot],
+    moving: Moving | None,
+    note: str = "",
+) -> Screen:
+    """The free times of one day (`slots`, not empty)."""
+    t = view.t
+    extra = _extra(moving)
+    rows = chunks(
+        [
+            (clock(view, s.starts_at), encode(Cb.TIME, helpdesk.id, _epoch(s.starts_at), *extra))
+            for s in slots
+        ],
+        TIMES_PER_ROW,
+    )
+    rows.append([(t("↩️ Another day"), encode(Cb.DAYS, helpdesk.id, 0, *extra))])
+    text = join(note, f"{place(helpdesk, t)}\n📅 {long_day(t, day)}", t("Choose a time:"))
+    return text, keyboard(rows)
+
+
+def confirm_screen(
+    view: View,
+    helpdesk: Helpdesk,
+    starts_at: datetime,
+    moving: Moving | None,
+    moving_from: Helpdesk | None = None,
+) -> Screen:
+    """Book (or move to) this time? `moving_from`: the helpdesk of the booking moved."""
+    t = view.t
+    extra = _extra(moving)
+    day = view.local(starts_at).strftime("%Y%m%d")
+    choice = f"📅 {when(view, starts_at)}\n{place(helpdesk, t)}"
+    if moving is None:
+        text = join(t("Please check, then confirm:"), choice)
+        confirm = t("✅ Confirm")
+    else:
+        assert moving_from is not None  # the helpdesk of the booking being moved
+        moved_from = t(
+            "<b>From:</b> {when}, {name}",
+            when=when(view, moving.starts_at),
+            name=html.escape(moving_from.name),
+        )
+        text = join(t("Move your appointment?"), moved_from, t("<b>To:</b>") + "\n" + choice)
+        confirm = t("✅ Move it here")
+    rows = [
+        [(confirm, encode(Cb.BOOK, helpdesk.id, _epoch(starts_at), *extra))],
+        [(t("↩️ Another time"), encode(Cb.DAY, helpdesk.id, day, *extra))],
+    ]
+    return text, keyboard(rows)
+
+
+# --- an appointment, an offer, the waitlist ----------------------------------------------
+
+
+def booking_screen(view: View, booking: Booking, helpdesk: Helpdesk, note: str = "") -> Screen:
+    """The citizen's active booking with "Move" and "Cancel"."""
+    t = view.t
+    details = booking_details(view, booking, helpdesk)
+    text = join(note, t("<b>Your appointment</b>") + "\n" + details, what_to_bring(t))
+    return text, keyboard([manage_row(t, booking.id)])
+
+
+def moving_note(view: View, booking: Booking, helpdesk: Helpdesk) -> str:
+    """Above the choices while moving: the appointment as it is now."""
+    return view.t("<b>Your appointment now</b>") + "\n" + booking_details(view, booking, helpdesk)
+
+
+def cancel_question(view: View, booking: Booking, helpdesk: Helpdesk) -> Screen:
+    t = view.t
+    rows = [
+        [(t("Yes, cancel it"), encode(Cb.CANCEL_CONFIRM, booking.id))],
+        [(t("No, keep my appointment"), encode(Cb.NOOP))],
+    ]
+    text = join(
+        t("Do you really want to cancel this appointment?"),
+        booking_details(view, booking, helpdesk),
+    )
+    return text, keyboard(rows)
+
+
+def cancelled_text(view: View) -> str:
+    t = view.t
+    return join(
+        t(
+            "Your appointment is cancelled. Thank you for letting us know: "
+            "the place is free again for someone else."
+        ),
+        t("If you want, you can book a new one."),
+    )
+
+
+def attending_text(view: View, booking: Booking, helpdesk: Helpdesk) -> str:
+    details = booking_details(view, booking, helpdesk)
+    return join(view.t("🙏 Thank you! We're expecting you:"), details)
+
+
+def offer_screen(view: View, held: HeldPlace) -> Screen:
+    t = view.t
+    if view.local(held.expires_at).date() == view.today:
+        hold = t(
+            "We're holding it for you until {time}. Do you want it?",
+            time=clock(view, held.expires_at),
+        )
+    else:
+        hold = t(
+            "We're holding it for you until {when}. Do you want it?",
+            when=when(view, held.expires_at),
+        )
+    text = join(
+        t("🎉 <b>A place has freed up for you!</b>"),
+        f"📅 {when(view, held.starts_at)}\n{place(held.helpdesk, t)}",
+        hold,
+    )
+    rows = [
+        [(t("✅ Yes, book it"), encode(Cb.OFFER_ACCEPT, held.entry_id))],
+        [(t("❌ No, thanks"), encode(Cb.OFFER_DECLINE, held.entry_id))],
+    ]
+    return text, keyboard(rows)
+
+
+def waiting_text(view: View) -> str:
+    return view.t(
+        "🔔 You are on the waitlist: we'll write to you here as soon as a place frees up. "
+        "We'll hold it for you for {minutes} minutes, so answer as soon as you can.",
+        minutes=view.hold_minutes,
+    )
+
+
+def lapsed_offer_text(view: View) -> str:
+    """An offer whose hold lapsed a moment ago: the housekeeping job is passing it on."""
+    lapsed = view.t("Write /prenotazione again in a minute to look for another time.")
+    return join(refusal(view, OfferExpired.code), lapsed)
+
+
+def declined_text(view: View) -> str:
+    return view.t(
+        "All right: the place goes to the next person waiting, and you are off the waitlist."
+    )
+
+
+def not_yours_text(view: View) -> str:
+    return join(
+        view.t("I can't find that appointment among yours, or it is no longer active."),
+        view.t("Write /prenotazione to see your appointment."),
+    )
+
+
+def nothing_booked_screen(view: View, opening: str, not_yet: NotYet | None) -> Screen:
+    """No appointment, offer or waitlist: how to book, or why they can't (yet)."""
+    if not_yet is not None:
+        return join(opening, not_yet_text(view, not_yet)), None
+    return opening, keyboard(book_button(view.t))
