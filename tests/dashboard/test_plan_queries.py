@@ -81,7 +81,7 @@ async def _active_plan(database: Database, settings: Settings) -> tuple[int, int
         await plans.submit_plan(session=session, case_id=case.id, staff=staff, now=now)
         await plans.approve_plan(session=session, case_id=case.id, staff=coordinator, now=now)
         await plans.record_signature(
-            session=session, case_id=case.id, signed_on=now.date(), staff=staff,
+            session=session, case_id=case.id, signed_on=now.astimezone(settings.tz).date(), staff=staff,
             settings=settings, now=now,
         )  # fmt: skip
         await scans.attach_signed_scan(
