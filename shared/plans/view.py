@@ -28,6 +28,7 @@ from sqlalchemy import (
     select,
     union_all,
 )
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeEngine
@@ -36,7 +37,7 @@ from shared.cases import access
 from shared.cases.errors import CaseNotFound, CaseNotVisible
 from shared.cases.models import Case
 from shared.citizens.models import Citizen
-from shared.db import UTCDateTime
+from shared.db import Base, UTCDateTime, for_reading
 from shared.funds.models import Fund
 from shared.plans.errors import NotAllowed
 from shared.plans.models import (
@@ -84,13 +85,33 @@ class PlanPage:
 
 
 @functools.cache
+def _keys(model: type[Base]) -> tuple[str, ...]:
+    """The attribute keys of a model's mapped columns, in the mapper's order."""
+    return tuple(a.key for a in sa_inspect(model, raiseerr=True).column_attrs)
+
+
+@functools.cache
 def _case_statement() -> Any:
-    """The case with its citizen and (outer) its plan: one row, built once."""
+    """The case with its citizen and (outer) its plan: one row of plain columns, built once."""
+    columns = [getattr(model, key) for model in (Case, Citizen, Plan) for key in _keys(model)]
     return (
-        select(Case, Citizen, Plan)
+        select(*columns)
         .join(Citizen, Citizen.id == Case.citizen_id)
         .outerjoin(Plan, Plan.case_id == Case.id)
         .where(Case.id == bindparam("case_id"))
+    )
+
+
+def _head(row: Sequence[Any]) -> tuple[Case, Citizen, Plan | None]:
+    """The case, citizen and plan of `_case_statement`'s row, for reading only."""
+    values = iter(row)
+    case, citizen, plan = (
+        {key: next(values) for key in _keys(model)} for model in (Case, Citizen, Plan)
+    )
+    return (
+        for_reading(Case, case),
+        for_reading(Citizen, citizen),
+        None if plan["id"] is None else for_reading(Plan, plan),
     )
 
 
@@ -244,7 +265,7 @@ async def get_plan_page(
     row = (await session.execute(_case_statement(), {"case_id": case_id})).first()
     if row is None:
         raise CaseNotFound(f"No case {case_id}.")
-    case, citizen, plan = row
+    case, citizen, plan = _head(row)
     if staff.role is Role.ADMIN:
         raise NotAllowed("administrators don't work on plans")
     if not access.can_see(staff, case.assigned_to_id):
@@ -257,48 +278,52 @@ async def get_plan_page(
     funds = tuple(FundOption(r.id, r.t1, bool(r.flag)) for r in _in_order(parts["fund"]))
     if plan is None:
         return PlanPage(case, citizen, None, (), (), page_staff, funds)
-    # Rows for reading only: transient objects that the session neither holds nor flushes.
+    # Rows for reading only (`for_reading`): objects no session holds or flushes.
     rows = PlanRows(
         plan,
         tuple(
-            PlanObjective(
-                id=r.id, plan_id=plan.id, position=r.position, objective=r.t1,
-                expected_result=r.t2,
-            )
+            for_reading(PlanObjective, {
+                "id": r.id, "plan_id": plan.id, "position": r.position, "objective": r.t1,
+                "expected_result": r.t2,
+            })
             for r in _in_order(parts["objective"])
         ),
         tuple(
-            PlanCommitment(id=r.id, plan_id=plan.id, position=r.position, what=r.t1, due_on=r.d1)
+            for_reading(PlanCommitment, {
+                "id": r.id, "plan_id": plan.id, "position": r.position, "what": r.t1,
+                "due_on": r.d1,
+            })
             for r in _in_order(parts["commitment"])
         ),
         tuple(
-            PlanSupport(
-                id=r.id, plan_id=plan.id, position=r.position, kind=r.t1,
-                details=dict(r.j1 or {}), responsible_id=r.n1, organisation=r.t2,
-                starts_on=r.d1, ends_on=r.d2, state=r.t3, fund_id=r.n2, amount_cents=r.n3,
-            )
+            for_reading(PlanSupport, {
+                "id": r.id, "plan_id": plan.id, "position": r.position, "kind": r.t1,
+                "details": dict(r.j1 or {}), "responsible_id": r.n1, "organisation": r.t2,
+                "starts_on": r.d1, "ends_on": r.d2, "state": r.t3, "fund_id": r.n2,
+                "amount_cents": r.n3,
+            })
             for r in _in_order(parts["support"])
         ),
         tuple(
-            PlanTeamMember(
-                id=r.id, plan_id=plan.id, position=r.position, staff_id=r.n1, name=r.t1,
-                organisation=r.t2, role=r.t3,
-            )
+            for_reading(PlanTeamMember, {
+                "id": r.id, "plan_id": plan.id, "position": r.position, "staff_id": r.n1,
+                "name": r.t1, "organisation": r.t2, "role": r.t3,
+            })
             for r in _in_order(parts["team"])
         ),
     )  # fmt: skip
     history = tuple(
-        PlanChange(
-            id=r.id, plan_id=plan.id, at=r.at, actor=r.t1, what=r.t2, item_id=r.n1,
-            before=r.j1, after=r.j2, material=bool(r.flag),
-        )
+        for_reading(PlanChange, {
+            "id": r.id, "plan_id": plan.id, "at": r.at, "actor": r.t1, "what": r.t2,
+            "item_id": r.n1, "before": r.j1, "after": r.j2, "material": bool(r.flag),
+        })
         for r in sorted(parts["change"], key=lambda r: r.id, reverse=True)
     )  # fmt: skip
     scans = tuple(
-        SignedScan(
-            id=r.id, plan_id=plan.id, version=r.n1, media_type=r.t1, size_bytes=r.n2,
-            sha256=r.t2, uploaded_at=r.at, uploaded_by=r.t3,
-        )
+        for_reading(SignedScan, {
+            "id": r.id, "plan_id": plan.id, "version": r.n1, "media_type": r.t1,
+            "size_bytes": r.n2, "sha256": r.t2, "uploaded_at": r.at, "uploaded_by": r.t3,
+        })
         for r in sorted(parts["scan"], key=lambda r: r.id, reverse=True)
     )  # fmt: skip
     await access.record(session, staff.actor, "plan.read", case, {"plan_id": plan.id})
