@@ -7,17 +7,20 @@ staff move or cancel each one with the agenda's actions, so none is dropped sile
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, time
 from typing import Annotated, Any
 
+from babel import Locale
 from babel.dates import get_day_names
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.datastructures import FormData
 
 from dashboard.deps import COORDINATION, Session, Viewer, allow, settings_of
 from dashboard.limits import TOO_LONG
 from dashboard.pages import redirect_with_notice, render_form_page
-from dashboard.params import BadDay, FormText, QueryWord, RecordId, read_day
+from dashboard.params import BadDay, FormText, QueryWord, RecordId, read_day, storable_form
 from dashboard.routes.agenda import (
     STATE_LABELS,
     date_labeler,
@@ -32,8 +35,8 @@ from shared.booking.errors import (
     ScheduleItemNotFound,
     TextTooLong,
 )
-from shared.booking.models import Helpdesk
-from shared.i18n import N_, Translator
+from shared.booking.models import Directions, Helpdesk
+from shared.i18n import DEFAULT_LANGUAGE, N_, Translator, available_languages
 from shared.limits import DAY_RANGE
 
 router = APIRouter()
@@ -84,6 +87,14 @@ REQUIRED = N_("This field is required.")
 BAD_TIME = N_("Write a time like 09:30.")
 BAD_NUMBER = N_("Write a whole number.")
 BAD_WEEKDAY = N_("Choose a day of the week.")
+ITALIAN_DIRECTIONS_NEEDED = N_(
+    "Write the directions in Italian too: citizens whose language has none get the Italian ones."
+)
+HOW_TO_GET_THERE = N_("How to get there, floor, door, what to ask for at the entrance.")
+OPTIONAL_DIRECTIONS = N_(
+    "Optional: if left empty, citizens reading {language} get the directions in {fallback}, "
+    "with a note saying so."
+)
 
 
 class Fields:
@@ -144,12 +155,69 @@ class Fields:
 
     def refused(self, exc: BookingError) -> None:
         """Put the domain's message next to the field it is about (or above the form)."""
+        if isinstance(exc, hours.DirectionsTooLong):
+            self._fail(directions_field(exc.language), TOO_LONG, max_length=exc.max_length)
+            return
+        if isinstance(exc, hours.ItalianDirectionsMissing):
+            self._fail(directions_field(exc.language), ITALIAN_DIRECTIONS_NEEDED)
+            return
         if isinstance(exc, TextTooLong):
             self._fail(self.prefix + exc.field, TOO_LONG, max_length=exc.max_length)
             return
         message = str(exc)
         field = FIELD_OF.get(message)
         self._fail(self.prefix + field if field else "form", message)
+
+
+def directions_field(language: str) -> str:
+    """The form field of the directions in `language`: `directions_it`, `directions_en`."""
+    return f"directions_{language}"
+
+
+def _directions_typed(submitted: FormData) -> dict[str, str]:
+    """The directions as typed in the form, by language (the program's languages only)."""
+    typed = {}
+    for language in available_languages():
+        value = submitted.get(directions_field(language))
+        typed[language] = value if isinstance(value, str) else ""
+    return typed
+
+
+def _directions_values(directions: dict[str, str]) -> dict[str, str]:
+    return {directions_field(language): text for language, text in directions.items()}
+
+
+@dataclass(frozen=True)
+class DirectionsField:
+    """One language's directions box on a helpdesk form."""
+
+    name: str
+    label: str
+    help: str
+
+
+def _language_names(viewer: Viewer) -> dict[str, str]:
+    """The program's languages named in the viewer's language (italiano, English)."""
+    names = Locale.parse(Translator(viewer.language).language).languages
+    return {language: names.get(language, language) for language in available_languages()}
+
+
+def _capitalised(name: str) -> str:
+    return name[:1].upper() + name[1:]
+
+
+def _directions_fields(viewer: Viewer) -> list[DirectionsField]:
+    """A box per language, Italian first: it is what the other languages fall back to."""
+    t = Translator(viewer.language)
+    names = _language_names(viewer)
+    fields = []
+    for language, name in names.items():
+        if language == DEFAULT_LANGUAGE:
+            help_text = t(HOW_TO_GET_THERE)
+        else:
+            help_text = t(OPTIONAL_DIRECTIONS, language=name, fallback=names[DEFAULT_LANGUAGE])
+        fields.append(DirectionsField(directions_field(language), _capitalised(name), help_text))
+    return fields
 
 
 def _weekdays(viewer: Viewer) -> list[tuple[int, str]]:
@@ -181,6 +249,10 @@ def _page(
             "short_date": date_labeler(viewer, "medium"),
             "today": local_today(request),
             "weekdays": _weekdays(viewer),
+            "directions_fields": _directions_fields(viewer),
+            "language_names": {
+                language: _capitalised(name) for language, name in _language_names(viewer).items()
+            },
             "states": STATE_LABELS,
             **context,
         },
@@ -227,10 +299,11 @@ async def create_helpdesk(
     viewer: Coordinator,
     name: FormText = "",
     address: FormText = "",
-    directions: FormText = "",
 ) -> Response:
+    directions = _directions_typed(await storable_form(request))
     form = Fields(
-        {"name": name, "address": address, "directions": directions}, Translator(viewer.language)
+        {"name": name, "address": address, **_directions_values(directions)},
+        Translator(viewer.language),
     )
     clean_name = form.text("name", required=True)
     clean_address = form.text("address", required=True)
@@ -266,13 +339,24 @@ def _helpdesk_page(
     shown = values or {
         "name": helpdesk.name,
         "address": helpdesk.address,
-        "directions": helpdesk.directions,
+        **_directions_values(helpdesk.directions_by_language),
     }
+    # What a citizen reading each language is given, the Italian fallback's note included.
+    readings: list[tuple[str, Directions | None]] = [
+        (_capitalised(name), helpdesk.directions_in(language))
+        for language, name in _language_names(viewer).items()
+    ]
     return _page(
         request,
         viewer,
         "schedules/helpdesk.html",
-        {"helpdesk": helpdesk, "tab": "details", "values": shown, "errors": errors or {}},
+        {
+            "helpdesk": helpdesk,
+            "tab": "details",
+            "values": shown,
+            "errors": errors or {},
+            "readings": readings,
+        },
         notice=notice,
         status=status,
     )
@@ -298,11 +382,12 @@ async def update_helpdesk(
     helpdesk_id: RecordId,
     name: FormText = "",
     address: FormText = "",
-    directions: FormText = "",
 ) -> Response:
     helpdesk = await _helpdesk(session, helpdesk_id)
+    directions = _directions_typed(await storable_form(request))
     form = Fields(
-        {"name": name, "address": address, "directions": directions}, Translator(viewer.language)
+        {"name": name, "address": address, **_directions_values(directions)},
+        Translator(viewer.language),
     )
     form.text("name", required=True)
     form.text("address", required=True)

@@ -47,13 +47,20 @@ def _holidays_between(first: date, last: date) -> list[tuple[date, str]]:
 
 
 async def seed(*, session: AsyncSession, settings: Settings, now: datetime) -> list[Helpdesk]:
-    """Two helpdesks with weekly hours, holiday closures and some slots already booked."""
+    """Two helpdesks with weekly hours, holiday closures and some slots already booked.
+
+    The first has its directions in English too; the second in Italian only, so an
+    English reader gets them with the note that they are in Italian.
+    """
     today = now.astimezone(settings.tz).date()
     comune = await hours.create_helpdesk(
         session=session,
         name="Sportello Ripartire – Comune",
         address="Via Tizzoni 2, 20063 Cernusco sul Naviglio (MI)",
-        directions="Piano terra, ufficio Politiche sociali. Ingresso accessibile dal cortile.",
+        directions={
+            "it": "Piano terra, ufficio Politiche sociali. Ingresso accessibile dal cortile.",
+            "en": "Ground floor, Social Policies office. Step-free entrance from the courtyard.",
+        },
         actor="demo",
     )
     farsi = await hours.create_helpdesk(

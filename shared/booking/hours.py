@@ -7,6 +7,7 @@ cancel each one and none is silently dropped. Services never commit.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -33,6 +34,7 @@ from shared.booking.models import (
 from shared.booking.schedule import DayClosure, DayHours, WeeklyHours, generate_slots
 from shared.citizens.models import Citizen
 from shared.db import utcnow
+from shared.i18n import DEFAULT_LANGUAGE, available_languages
 from shared.settings import Settings
 
 MIN_SLOT_MINUTES, MAX_SLOT_MINUTES = 5, 480
@@ -43,6 +45,26 @@ MAX_ADDRESS = 200
 MAX_DIRECTIONS = 2000
 MAX_CLOSURE_REASON = 200
 MAX_NOTE = 200
+
+
+# These two would sit in shared/booking/errors.py; they are here while that file is being
+# changed by another piece of work. Each names the language whose directions it refuses.
+class DirectionsTooLong(TextTooLong):
+    """Directions in `language` longer than MAX_DIRECTIONS (`field` stays "directions")."""
+
+    def __init__(self, language: str, max_length: int) -> None:
+        super().__init__("directions", max_length)
+        self.language = language
+
+
+class ItalianDirectionsMissing(InvalidSchedule):
+    """Directions given in another language but not in Italian, which everyone falls back to."""
+
+    code = "italian_directions_missing"
+
+    def __init__(self) -> None:
+        super().__init__("Directions in another language need the Italian ones too.")
+        self.language = DEFAULT_LANGUAGE
 
 
 async def _record(
@@ -86,26 +108,75 @@ def _bounded(field: str, text: str, max_length: int) -> str:
     return text
 
 
-def _helpdesk_texts(name: str, address: str, directions: str) -> tuple[str, str, str]:
+# Directions by language ("it" → text); a plain text is the Italian directions.
+DirectionsGiven = Mapping[str, str] | str
+
+
+def clean_directions(directions: DirectionsGiven) -> dict[str, str]:
+    """The directions without surrounding spaces nor empty languages, Italian first.
+
+    Refused: a language the program doesn't speak, a text past MAX_DIRECTIONS
+    (`DirectionsTooLong`), other languages without Italian (`ItalianDirectionsMissing`).
+    """
+    given = {DEFAULT_LANGUAGE: directions} if isinstance(directions, str) else directions
+    unknown = set(given) - set(available_languages())
+    if unknown:
+        raise InvalidSchedule("Directions can only be given in the program's languages.")
+    cleaned = {}
+    for language in available_languages():
+        text = given.get(language, "").strip()
+        if len(text) > MAX_DIRECTIONS:
+            raise DirectionsTooLong(language, MAX_DIRECTIONS)
+        if text:
+            cleaned[language] = text
+    if cleaned and DEFAULT_LANGUAGE not in cleaned:
+        raise ItalianDirectionsMissing()
+    return cleaned
+
+
+def _helpdesk_texts(
+    name: str, address: str, directions: DirectionsGiven
+) -> tuple[str, str, dict[str, str]]:
     name, address = name.strip(), address.strip()
     if not name or not address:
         raise InvalidSchedule("A helpdesk needs a name and an address.")
     return (
         _bounded("name", name, MAX_HELPDESK_NAME),
         _bounded("address", address, MAX_ADDRESS),
-        _bounded("directions", directions, MAX_DIRECTIONS),
+        clean_directions(directions),
     )
 
 
+def _set_directions(helpdesk: Helpdesk, directions: dict[str, str]) -> None:
+    others = dict(directions)
+    helpdesk.directions = others.pop(DEFAULT_LANGUAGE, "")
+    helpdesk.directions_translations = others
+
+
 async def create_helpdesk(
-    *, session: AsyncSession, name: str, address: str, directions: str = "", actor: str
+    *,
+    session: AsyncSession,
+    name: str,
+    address: str,
+    directions: DirectionsGiven = "",
+    actor: str,
 ) -> Helpdesk:
-    """Open a new helpdesk (sportello) where citizens can book interviews."""
-    name, address, directions = _helpdesk_texts(name, address, directions)
-    helpdesk = Helpdesk(name=name, address=address, directions=directions)
+    """Open a new helpdesk (sportello) where citizens can book interviews.
+
+    `directions`: by language, Italian required when there are any (a plain text is Italian).
+    """
+    name, address, by_language = _helpdesk_texts(name, address, directions)
+    helpdesk = Helpdesk(name=name, address=address)
+    _set_directions(helpdesk, by_language)
     session.add(helpdesk)
     await session.flush()
-    await _record(session, actor, "helpdesk.create", helpdesk.id, {"name": helpdesk.name})
+    await _record(
+        session,
+        actor,
+        "helpdesk.create",
+        helpdesk.id,
+        {"name": helpdesk.name, "directions": list(by_language)},
+    )
     return helpdesk
 
 
@@ -327,22 +398,35 @@ async def update_helpdesk(
     helpdesk_id: int,
     name: str,
     address: str,
-    directions: str = "",
+    directions: DirectionsGiven = "",
     actor: str,
 ) -> Helpdesk:
-    """Change a helpdesk's name, address or directions (what citizens are told)."""
+    """Change a helpdesk's name, address or directions (what citizens are told).
+
+    `directions` replaces them all: a language left out has none afterwards.
+    """
     helpdesk = await get_helpdesk(session=session, helpdesk_id=helpdesk_id)
-    name, address, directions = _helpdesk_texts(name, address, directions)
+    name, address, by_language = _helpdesk_texts(name, address, directions)
     await ensure_helpdesk_name_free(session=session, name=name, helpdesk_id=helpdesk_id)
-    before = {"name": helpdesk.name, "address": helpdesk.address}
-    helpdesk.name, helpdesk.address, helpdesk.directions = name, address, directions
+    before = {
+        "name": helpdesk.name,
+        "address": helpdesk.address,
+        "directions": list(helpdesk.directions_by_language),
+    }
+    helpdesk.name, helpdesk.address = name, address
+    _set_directions(helpdesk, by_language)
     await session.flush()
     await _record(
         session,
         actor,
         "helpdesk.update",
         helpdesk_id,
-        {"before": before, "name": helpdesk.name, "address": helpdesk.address},
+        {
+            "before": before,
+            "name": helpdesk.name,
+            "address": helpdesk.address,
+            "directions": list(by_language),
+        },
     )
     return helpdesk
 

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, time
 from enum import StrEnum
 
+from babel import Locale
 from sqlalchemy import (
+    JSON,
     CheckConstraint,
     Date,
     ForeignKey,
@@ -17,6 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import Base, UTCDateTime, utcnow
+from shared.i18n import DEFAULT_LANGUAGE, N_, Translator, normalise_language
 
 
 class BookingState(StrEnum):
@@ -36,6 +40,27 @@ class WaitlistState(StrEnum):
     LEFT = "left"
 
 
+@dataclass(frozen=True)
+class Directions:
+    """A helpdesk's directions as a citizen reading one language gets them."""
+
+    text: str
+    # The language `text` is written in.
+    language: str
+    # The reader's language has none: these are the Italian ones, and `note` says so.
+    fallback: bool
+    # "(in Italian)" in the reader's language when `fallback`, else empty.
+    note: str = ""
+
+    @property
+    def shown(self) -> str:
+        """The text with its note, as a citizen reads it."""
+        return f"{self.text} {self.note}" if self.note else self.text
+
+
+FALLBACK_NOTE = N_("(in {language})")
+
+
 class Helpdesk(Base):
     """A sportello: a place and its staff where interviews happen."""
 
@@ -44,9 +69,33 @@ class Helpdesk(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(120), unique=True)
     address: Mapped[str] = mapped_column(String(200))
+    # The Italian directions: what every citizen gets when their language has none.
     directions: Mapped[str] = mapped_column(Text, default="")
+    # Directions in the program's other languages ("en" → text), each optional.
+    directions_translations: Mapped[dict[str, str]] = mapped_column(
+        JSON, default=dict, server_default=text("'{}'")
+    )
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    @property
+    def directions_by_language(self) -> dict[str, str]:
+        """Every language that has directions, Italian first."""
+        given = {DEFAULT_LANGUAGE: self.directions, **(self.directions_translations or {})}
+        return {language: text for language, text in given.items() if text}
+
+    def directions_in(self, language: str) -> Directions | None:
+        """The directions a citizen reading `language` gets: theirs, else the Italian ones
+        with a note saying so; None when the helpdesk has no directions."""
+        reader = normalise_language(language)
+        given = self.directions_by_language
+        if reader in given:
+            return Directions(given[reader], reader, fallback=False)
+        if DEFAULT_LANGUAGE not in given:
+            return None
+        name = Locale.parse(reader).languages.get(DEFAULT_LANGUAGE, DEFAULT_LANGUAGE)
+        note = Translator(reader)(FALLBACK_NOTE, language=name)
+        return Directions(given[DEFAULT_LANGUAGE], DEFAULT_LANGUAGE, fallback=True, note=note)
 
 
 class OpeningRule(Base):

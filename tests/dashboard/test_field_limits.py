@@ -147,7 +147,8 @@ async def test_helpdesk_texts_past_their_limits_come_back_with_the_form(
     token, page = await _coordinator(client, "/schedules")
     assert attribute(page, "name", "maxlength") == "120"
     assert attribute(page, "address", "maxlength") == "200"
-    assert attribute(page, "directions", "maxlength") == "2000"
+    assert attribute(page, "directions_it", "maxlength") == "2000"
+    assert attribute(page, "directions_en", "maxlength") == "2000"
     long_name = "Sportello " + "n" * 111
     refused = await client.post(
         "/schedules/helpdesks",
@@ -155,14 +156,16 @@ async def test_helpdesk_texts_past_their_limits_come_back_with_the_form(
             "csrf_token": token,
             "name": long_name,
             "address": "Via Roma 1",
-            "directions": "Primo piano",
+            "directions_it": "Primo piano",
+            "directions_en": "First floor",
         },
     )
     assert refused.status_code == 400
     assert error(refused.text, "name") == "Il testo è troppo lungo: al massimo 120 caratteri."
     assert value(refused.text, "name") == long_name
     assert value(refused.text, "address") == "Via Roma 1"
-    assert value(refused.text, "directions") == "Primo piano"
+    assert value(refused.text, "directions_it") == "Primo piano"
+    assert value(refused.text, "directions_en") == "First floor"
     assert await _count(database, Helpdesk.id) == 0
 
     far = await client.post(
@@ -172,6 +175,26 @@ async def test_helpdesk_texts_past_their_limits_come_back_with_the_form(
     assert far.status_code == 400
     assert error(far.text, "address") == "Il testo è troppo lungo: al massimo 200 caratteri."
     assert value(far.text, "name") == "Centro"
+
+    long_english = "Second floor " + "e" * hours.MAX_DIRECTIONS
+    wordy = await client.post(
+        "/schedules/helpdesks",
+        data={
+            "csrf_token": token,
+            "name": "Centro",
+            "address": "Via Roma 1",
+            "directions_it": "Secondo piano",
+            "directions_en": long_english,
+        },
+    )
+    assert wordy.status_code == 400
+    assert error(wordy.text, "directions_en") == (
+        "Il testo è troppo lungo: al massimo 2000 caratteri."
+    )
+    assert error(wordy.text, "directions_it") == ""
+    assert value(wordy.text, "directions_en") == long_english
+    assert value(wordy.text, "directions_it") == "Secondo piano"
+    assert await _count(database, Helpdesk.id) == 0
 
 
 async def test_out_of_range_numbers_of_weekly_hours_come_back_with_the_form(

@@ -31,6 +31,7 @@ from shared.cases import interview
 from shared.cases.models import Case, CaseState
 from shared.db import Database, utcnow
 from shared.funds.models import Fund
+from shared.i18n import available_languages
 from shared.intake.models import Intake, IntakeState
 from shared.intake.questionnaire import QUESTIONNAIRE, AnswerType
 from shared.plans.models import PlanSupport, SignedScan
@@ -78,6 +79,10 @@ READ_THEMSELVES = {
         ),
     ],
     ("POST", "/intake/{citizen_id}/booking"): ["slot"],
+    ("POST", "/schedules/helpdesks"): [f"directions_{lang}" for lang in available_languages()],
+    ("POST", "/schedules/helpdesks/{helpdesk_id}"): [
+        f"directions_{lang}" for lang in available_languages()
+    ],
     ("POST", "/cases/{case_id}/interview"): [
         f"{key}.{name}" for key, _info, model in interview.sections() for name in model.model_fields
     ],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, time, timedelta
+from html import unescape
 
 import httpx
 from sqlalchemy import select
@@ -80,7 +81,7 @@ async def test_create_edit_and_deactivate_a_helpdesk(
             "csrf_token": token,
             "name": " ",
             "address": "Via Marconi 5",
-            "directions": "Primo piano",
+            "directions_it": "Primo piano",
         },
     )
     assert missing.status_code == 400
@@ -94,7 +95,7 @@ async def test_create_edit_and_deactivate_a_helpdesk(
             "csrf_token": token,
             "name": "Sportello Centro",
             "address": "Via Marconi 5",
-            "directions": "Primo piano",
+            "directions_it": "Primo piano",
         },
     )
     assert created.status_code == 303
@@ -116,7 +117,7 @@ async def test_create_edit_and_deactivate_a_helpdesk(
 
     blank = await client.post(
         f"/schedules/helpdesks/{helpdesk_id}",
-        data={"csrf_token": token, "name": "Sportello Piazza", "address": "", "directions": ""},
+        data={"csrf_token": token, "name": "Sportello Piazza", "address": "", "directions_it": ""},
     )
     assert blank.status_code == 400
     assert _error(blank.text, "address") == "Questo campo è obbligatorio."
@@ -128,7 +129,7 @@ async def test_create_edit_and_deactivate_a_helpdesk(
             "csrf_token": token,
             "name": "Sportello Piazza",
             "address": "Piazza Unità d'Italia 1",
-            "directions": "Ingresso B",
+            "directions_it": "Ingresso B",
         },
     )
     assert saved.headers["location"] == f"/schedules/helpdesks/{helpdesk_id}?notice=helpdesk_saved"
@@ -163,6 +164,103 @@ async def test_create_edit_and_deactivate_a_helpdesk(
     )
     assert bad.status_code == 400
     assert (await client.get("/schedules/helpdesks/999999")).status_code == 404
+
+
+def _textarea(page: str, field: str) -> str:
+    found = re.search(rf'<textarea id="f-{re.escape(field)}"[^>]*>([^<]*)</textarea>', page)
+    assert found, f"no field {field}"
+    return unescape(found.group(1))
+
+
+def _read(page: str) -> list[tuple[str, str]]:
+    """The "what citizens read" list of a helpdesk page: (language, what they read)."""
+    found = re.search(r'<dl id="directions-read">(.*?)</dl>', page, re.S)
+    assert found
+    pairs = re.findall(r"<dt>([^<]*)</dt>\s*<dd>(.*?)</dd>", found.group(1), re.S)
+    return [
+        (term, " ".join(unescape(re.sub(r"<[^>]+>", "", text)).split())) for term, text in pairs
+    ]
+
+
+async def test_directions_per_language_italian_first_and_the_fallback_said(
+    client: httpx.AsyncClient, database: Database
+) -> None:
+    token = await _coordinator(client)
+    home = (await client.get("/schedules")).text
+    assert home.index('id="f-directions_it"') < home.index('id="f-directions_en"')
+    assert '<label for="f-directions_it" class="active">Italiano</label>' in home
+    assert '<label for="f-directions_en" class="active">Inglese</label>' in home
+    assert "chi legge in inglese riceve quelle in italiano" in home
+
+    english_only = await client.post(
+        "/schedules/helpdesks",
+        data={
+            "csrf_token": token, "name": "Sportello Centro", "address": "Via Marconi 5",
+            "directions_it": " ", "directions_en": "First floor, door B",
+        },
+    )  # fmt: skip
+    assert english_only.status_code == 400
+    assert _error(english_only.text, "directions_it") == (
+        "Scrivi le indicazioni anche in italiano: chi non le trova nella propria lingua "
+        "riceve quelle in italiano."
+    )
+    assert _error(english_only.text, "directions_en") == ""
+    assert _textarea(english_only.text, "directions_en") == "First floor, door B"
+    assert _value(english_only.text, "name") == "Sportello Centro"
+    async with database.transaction() as session:
+        assert await session.scalar(select(Helpdesk.id)) is None
+
+    created = await client.post(
+        "/schedules/helpdesks",
+        data={
+            "csrf_token": token, "name": "Sportello Centro", "address": "Via Marconi 5",
+            "directions_it": "Primo piano, porta B", "directions_en": " First floor, door B ",
+        },
+    )  # fmt: skip
+    assert created.status_code == 303
+    helpdesk_id = await _helpdesk_id(database, "Sportello Centro")
+    page = (await client.get(f"/schedules/helpdesks/{helpdesk_id}")).text
+    assert _textarea(page, "directions_it") == "Primo piano, porta B"
+    assert _textarea(page, "directions_en") == "First floor, door B"
+    assert _read(page) == [("Italiano", "Primo piano, porta B"), ("Inglese", "First floor, door B")]
+    assert "<td>Italiano, Inglese</td>" in (await client.get("/schedules")).text
+
+    # Italian emptied, English kept: refused next to the Italian box, nothing changed.
+    emptied = await client.post(
+        f"/schedules/helpdesks/{helpdesk_id}",
+        data={
+            "csrf_token": token, "name": "Sportello Centro", "address": "Via Marconi 5",
+            "directions_it": "", "directions_en": "Ground floor",
+        },
+    )  # fmt: skip
+    assert emptied.status_code == 400
+    assert _error(emptied.text, "directions_it").startswith("Scrivi le indicazioni anche in")
+    assert _textarea(emptied.text, "directions_en") == "Ground floor"
+    async with database.transaction() as session:
+        helpdesk = await session.get(Helpdesk, helpdesk_id)
+        assert helpdesk is not None
+        assert helpdesk.directions_by_language == {
+            "it": "Primo piano, porta B",
+            "en": "First floor, door B",
+        }
+
+    saved = await client.post(
+        f"/schedules/helpdesks/{helpdesk_id}",
+        data={
+            "csrf_token": token, "name": "Sportello Centro", "address": "Via Marconi 5",
+            "directions_it": "Piano terra", "directions_en": "",
+        },
+    )  # fmt: skip
+    assert saved.status_code == 303
+    page = (await client.get(saved.headers["location"])).text
+    assert _textarea(page, "directions_en") == ""
+    # An English reader gets the Italian directions, told in English that they are Italian.
+    assert _read(page) == [("Italiano", "Piano terra"), ("Inglese", "Piano terra (in Italian)")]
+    assert "<td>Italiano</td>" in (await client.get("/schedules")).text
+    async with database.transaction() as session:
+        helpdesk = await session.get(Helpdesk, helpdesk_id)
+        assert helpdesk is not None
+        assert helpdesk.directions_by_language == {"it": "Piano terra"}
 
 
 async def test_weekly_hours_refusals_sit_next_to_their_fields(
