@@ -60,8 +60,9 @@ from shared.plans.errors import (
 )
 from shared.plans.form import EditorRows, parse_plan_form, stored_values, submitted_rows
 from shared.plans.lifecycle import Action
-from shared.plans.models import PlanOutcome, PlanState, SupportState, Trend
+from shared.plans.models import Plan, PlanOutcome, PlanState, SupportState, Trend
 from shared.plans.pdf import render_plan_pdf
+from shared.settings import Settings
 from shared.staff.models import Role, StaffUser
 
 router = APIRouter()
@@ -237,22 +238,19 @@ async def _plan_page(
     }
     if rows is not None:
         plan = rows.plan
-        if values is None or editor is None:
-            values, editor = stored_values(rows, t.language)
-        warnings = plans.plan_warnings(rows, settings=settings_of(request), language=t.language)
+        settings = settings_of(request)
+        editable = lifecycle.can(Action.EDIT, plan.state, viewer.role)
+        warnings = plans.plan_warnings(rows, settings=settings, language=t.language)
         context |= {
             "plan": plan,
-            "values": values,
-            "editor": editor,
-            "supports_view": _support_views(editor, values, context["errors"], t),
-            "editable": lifecycle.can(Action.EDIT, plan.state, viewer.role),
+            "editable": editable,
             "actions": [
                 (a.value, ACTION_LABELS[a])
                 for a in lifecycle.actions_for(plan.state, viewer.role)
                 if a is not Action.EDIT
             ],
             "state_label": document.STATE_LABELS[plan.state],
-            "shown": _document(rows, case, citizen, choices, t),
+            "version_line": document.version_line(plan.version, _dated(plan, settings), t),
             "history": [
                 (
                     change,
@@ -276,13 +274,34 @@ async def _plan_page(
             "outcome_options": [(k, t(v)) for k, v in OUTCOME_LABELS.items()],
             "trend_options": [(k, t(v)) for k, v in TREND_LABELS.items()],
             "baselines": [(k, t(v)) for k, v in BASELINES],
-            "today": utcnow().astimezone(settings_of(request).tz).date().isoformat(),
+            "today": utcnow().astimezone(settings.tz).date().isoformat(),
         }
+        # The page shows the editor or the plan as printed, never both: build only that.
+        if editable:
+            if values is None or editor is None:
+                values, editor = stored_values(rows, t.language)
+            context |= {
+                "values": values,
+                "editor": editor,
+                "supports_view": _support_views(editor, values, context["errors"], t),
+            }
+        else:
+            context["shown"] = _document(rows, case, citizen, choices, settings, t)
     return render(request, "plans/plan.html", context, status_code=status)
 
 
+def _dated(plan: Plan, settings: Settings) -> date:
+    """The plan's date as printed: the day of its last change, in the program's time zone."""
+    return plan.updated_at.astimezone(settings.tz).date()
+
+
 def _document(
-    rows: plans.PlanRows, case: Case, citizen: Citizen, choices: Mapping[str, Any], t: Translator
+    rows: plans.PlanRows,
+    case: Case,
+    citizen: Citizen,
+    choices: Mapping[str, Any],
+    settings: Settings,
+    t: Translator,
 ) -> document.PlanDocument:
     staff_names: Mapping[int, str] = choices["staff_names"]
     owner = rows.plan.owner_id
@@ -294,7 +313,7 @@ def _document(
         staff_names=staff_names,
         fund_names=choices["fund_names"],
         case_worker=staff_names.get(owner, "") if owner is not None else "",
-        dated=rows.plan.updated_at.date(),
+        dated=_dated(rows.plan, settings),
         t=t,
     )
 
@@ -314,8 +333,9 @@ async def plan_pdf(
         raise _http(exc) from None
     citizen = await session.get(Citizen, case.citizen_id)
     assert citizen is not None
-    shown = _document(rows, case, citizen, await _choices(session, t), t)
-    content = render_plan_pdf(shown, dated=rows.plan.updated_at.date())
+    settings = settings_of(request)
+    shown = _document(rows, case, citizen, await _choices(session, t), settings, t)
+    content = render_plan_pdf(shown, dated=_dated(rows.plan, settings))
     name = f"piano-caso-{case.id}-v{rows.plan.version}.pdf"
     return Response(
         content,

@@ -104,6 +104,11 @@ def _day(value: date | None, t: Translator) -> str:
     return format_date(value, "d MMMM y", locale=t.language) if value else ""
 
 
+def version_line(version: int, dated: date, t: Translator) -> str:
+    """ "Version 2 of 3 December 2026": the line under the title, also on the plan page."""
+    return t(HEADINGS["version"], version=version, date=_day(dated, t))
+
+
 def build_document(
     *,
     rows: PlanRows,
@@ -155,7 +160,7 @@ def build_document(
         municipality=program.MUNICIPALITY,
         partners=tuple(name for key, name in program.ORGANISATIONS if key != "comune"),
         funders=program.FUNDERS,
-        version_line=t(HEADINGS["version"], version=version, date=_day(dated, t)),
+        version_line=version_line(version, dated, t),
         state=t(STATE_LABELS[plan.state]),
         citizen_name=citizen_name,
         citizen_fiscal_code=citizen_fiscal_code,

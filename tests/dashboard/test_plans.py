@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import io
 import re
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 from fpdf import FPDF
 from pypdf import PdfReader
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from shared.cases import access
+from shared.cases.models import Case
 from shared.db import Database, utcnow
 from shared.funds import service as funds
 from shared.plans import scans
@@ -303,3 +305,31 @@ async def test_a_scan_is_kept_with_the_signature_and_served_only_for_its_case(
     assert more.status_code == 303
     page = await client.get(f"/cases/{case_id}/plan")
     assert len(re.findall(rf"/cases/{case_id}/plan/scans/\d+", page.text)) == 2
+
+
+async def test_the_plan_is_dated_on_the_programs_day_not_utcs(
+    client: httpx.AsyncClient, database: Database, settings: Settings
+) -> None:
+    """Changed at 00:30 in Rome on 2 December (23:30 UTC on the 1st): dated 2 December, on
+    the page (editor and printed view) and on the PDF."""
+    case_id, _fund = await _case_of(database, settings, "operatore")
+    async with database.transaction() as session:
+        user = await session.scalar(select(StaffUser).where(StaffUser.username == "operatore"))
+        assert user is not None
+        staff = access.StaffMember(user.id, Role(user.role), "staff:operatore")
+        case = await session.get(Case, case_id)
+        assert case is not None
+        plan = await plan_with(session, settings, staff, case, complete_input(job_search()))
+        late = datetime(2026, 12, 1, 23, 30, tzinfo=UTC)
+        await session.execute(update(Plan).where(Plan.id == plan.id).values(updated_at=late))
+    await login(client, "operatore")
+    page = await client.get(f"/cases/{case_id}/plan")
+    assert "Versione 1 del 2 dicembre 2026" in page.text
+    async with database.transaction() as session:
+        await session.execute(update(Plan).where(Plan.id == plan.id).values(state="submitted"))
+    page = await client.get(f"/cases/{case_id}/plan")
+    assert "Versione 1 del 2 dicembre 2026" in page.text
+    assert 'name="summary"' not in page.text  # the printed view, not the editor
+    pdf = await client.get(f"/cases/{case_id}/plan.pdf")
+    text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.content)).pages)
+    assert "2 dicembre 2026" in text and "1 dicembre 2026" not in text
