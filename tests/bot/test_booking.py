@@ -17,13 +17,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telegram.ext import Application, CommandHandler
 
 from bot.callbacks import MAX_CALLBACK_BYTES, Cb, encode
+from bot.delivery import OutboxDispatcher
 from bot.handlers import booking as booking_handlers
 from bot.turn import turn
 from shared.audit.models import AuditEvent
 from shared.booking import availability, errors, hours
+from shared.booking import messages as booking_messages
 from shared.booking import service as booking
 from shared.booking.models import Booking, BookingState, Slot, WaitlistEntry, WaitlistState
 from shared.citizens import service as citizens
+from shared.citizens.models import Citizen as CitizenRow
 from shared.db import Database, utcnow
 from shared.i18n import Translator
 from shared.intake import service as intake
@@ -653,3 +656,119 @@ def test_every_booking_error_has_a_reply(language: str) -> None:
     assert general not in replies.values()
     for error in _subclasses(errors.BookingError):
         assert t(booking_handlers.ERROR_TEXTS.get(error.code, general), days=30)
+
+
+# --- one card, whoever booked ----------------------------------------------------------
+
+
+def without_stamp(ics: bytes) -> bytes:
+    """The calendar file without DTSTAMP (when it was written)."""
+    return b"".join(line for line in ics.splitlines(keepends=True) if b"DTSTAMP" not in line)
+
+
+async def test_the_bot_and_the_outbox_send_the_same_card(
+    app: Application, fake: FakeTelegram, database: Database, bot_settings: Settings
+) -> None:  # type: ignore[type-arg]
+    await open_helpdesks(database, "Sportello Comune")
+    citizen_id = await new_citizen(database, bot_settings, 420)
+    maria = TelegramUser(app, fake, 420)
+    confirm = await choose_slot(maria, await maria.say(f"/{AFTER_INTAKE}"))
+    by_bot = await maria.press(data(confirm, "bk:")[0])
+    [booked] = await bookings_of(database, citizen_id)
+    [bot_card] = [c for c in by_bot if c.method == "editMessageText"]
+    [bot_file] = [c for c in by_bot if c.method == "sendDocument"]
+
+    # The same booking, as the outbox tells it when the helpdesk staff made it.
+    async with database.transaction() as session:
+        citizen = await session.get(CitizenRow, citizen_id)
+        assert citizen is not None
+        await booking_messages.notify_booking(
+            session=session, citizen=citizen, booking=booked,
+            kind=booking_messages.MessageKind.BOOKING_CONFIRMED, now=utcnow(),
+        )  # fmt: skip
+    fake.calls.clear()
+    sender = OutboxDispatcher(
+        bot=app.bot, database=database, settings=bot_settings, worker="card",
+        per_chat_interval=0.0, clock=lambda: booked.starts_at - timedelta(hours=1),
+    )  # fmt: skip
+    assert await sender.run_once() >= 1  # a reminder may be due as well
+    [outbox_card] = [c for c in fake.calls if c.method == "sendMessage" and "è prenotato" in c.text]
+    [outbox_file] = [c for c in fake.calls if c.method == "sendDocument"]
+
+    # The same heading, then one line saying the staff booked it; the rest is identical.
+    bot_lines, outbox_lines = bot_card.text.split("\n"), outbox_card.text.split("\n")
+    assert outbox_lines[0] == bot_lines[0] == "✅ <b>Il tuo colloquio Ripartire è prenotato.</b>"
+    assert outbox_lines[1] == "L'ha prenotato per te il personale dello sportello."
+    assert outbox_lines[2:] == bot_lines[1:]
+    assert "Secondo piano &lt;scala B&gt; &amp; ascensore" in bot_card.text
+    assert "documento d'identità" in bot_card.text and "tessera sanitaria" in bot_card.text
+    assert (
+        outbox_card.buttons
+        == bot_card.buttons
+        == [
+            ("🔁 Sposta", f"mv:{booked.id}"),
+            ("❌ Annulla", f"cx:{booked.id}"),
+        ]
+    )
+    assert outbox_file.params["caption"] == bot_file.params["caption"]
+    [bot_ics], [outbox_ics] = bot_file.files.values(), outbox_file.files.values()
+    assert without_stamp(outbox_ics) == without_stamp(bot_ics)
+    event = Calendar.from_ical(bot_ics).walk("VEVENT")[0]
+    description = str(event.get("description"))
+    assert booked.code in description
+    assert "Secondo piano" in description and "tessera sanitaria" in description
+
+
+# --- the booking horizon ---------------------------------------------------------------
+
+
+async def test_a_day_beyond_the_horizon_is_too_far_not_full(
+    app: Application, fake: FakeTelegram, database: Database, bot_settings: Settings
+) -> None:  # type: ignore[type-arg]
+    [helpdesk] = await open_helpdesks(database, "Sportello Comune")
+    await new_citizen(database, bot_settings, 418)
+    maria = TelegramUser(app, fake, 418)
+    first = datetime.strptime(  # noqa: DTZ007
+        data(await maria.say(f"/{AFTER_INTAKE}"), "day:")[0].split(":")[2], "%Y%m%d"
+    ).date()
+    horizon = bot_settings.booking_horizon_days
+
+    # A stale or forged day past the horizon: too far ahead, and the days that can be booked.
+    far = first + timedelta(days=horizon + 1)
+    calls = await maria.press(f"day:{helpdesk}:{far:%Y%m%d}")
+    said = texts(calls)
+    assert "troppo avanti" in said and f"fino a {horizon} giorni" in said
+    assert "Non ci sono più posti liberi" not in said
+    assert data(calls, "day:")[0] == f"day:{helpdesk}:{first:%Y%m%d}"
+    assert data(calls, "tm:") == []
+
+    # A day already gone says so too.
+    past = first - timedelta(days=horizon + 1)
+    calls = await maria.press(f"day:{helpdesk}:{past:%Y%m%d}")
+    assert "già passato" in texts(calls)
+    assert "Non ci sono più posti liberi" not in texts(calls)
+    assert data(calls, "day:")
+
+    # "More days" past the last page: the last page, and why there is nothing later.
+    calls = await maria.press(f"days:{helpdesk}:99")
+    assert "Non ci sono giorni più avanti" in texts(calls)
+    assert data(calls, "day:")
+    assert not [d for d in data(calls, "days:") if d.startswith(f"days:{helpdesk}:100")]
+
+
+async def test_a_full_day_within_the_horizon_is_still_full(
+    app: Application, fake: FakeTelegram, database: Database, bot_settings: Settings
+) -> None:  # type: ignore[type-arg]
+    [helpdesk] = await open_helpdesks(database, "Sportello Comune")
+    await new_citizen(database, bot_settings, 419)
+    maria = TelegramUser(app, fake, 419)
+    days = data(await maria.say(f"/{AFTER_INTAKE}"), "day:")
+    day = datetime.strptime(days[1].split(":")[2], "%Y%m%d").date()  # noqa: DTZ007
+    async with database.transaction() as session:
+        await hours.add_closure(
+            session=session, settings=bot_settings, helpdesk_id=helpdesk, day=day,
+            reason="Festa", actor="test",
+        )  # fmt: skip
+    calls = await maria.press(days[1])
+    assert "Non ci sono più posti liberi" in texts(calls)
+    assert "troppo avanti" not in texts(calls)
