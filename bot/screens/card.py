@@ -75,12 +75,18 @@ class Card:
 
 
 def directions(helpdesk: Helpdesk, t: Translator) -> str:
-    """How to find the helpdesk, as staff wrote it, for a citizen reading in `t`'s language
-    ("" if there are none): the one place the card reads them."""
-    return helpdesk.directions.strip()
+    """How to find the helpdesk, for a citizen reading in `t`'s language: theirs, else the
+    Italian ones saying so; cut to fit a message ("" if there are none). The one place
+    the card reads them."""
+    found = helpdesk.directions_in(t.language)
+    if found is None:
+        return ""
+    text = _shortened(found.text.strip())
+    return f"{text} {found.note}" if found.note else text
 
 
 def _shortened(text: str) -> str:
+    # Free text from staff: kept short so the message stays within Telegram's limit.
     if len(text) <= MAX_DIRECTIONS_CHARS:
         return text
     return text[: MAX_DIRECTIONS_CHARS - 1].rstrip() + "…"
@@ -91,8 +97,7 @@ def place(helpdesk: Helpdesk, t: Translator, *, with_directions: bool = False) -
     lines = [f"📍 <b>{html.escape(helpdesk.name)}</b>", html.escape(helpdesk.address)]
     found = directions(helpdesk, t) if with_directions else ""
     if found:
-        # Free text from staff: kept short so the message stays within Telegram's limit.
-        lines.append(f"🧭 {html.escape(_shortened(found))}")
+        lines.append(f"🧭 {html.escape(found)}")
     return "\n".join(lines)
 
 
@@ -137,7 +142,7 @@ def calendar_file(view: View, booking: Booking, helpdesk: Helpdesk) -> CalendarF
     lines = [t(ICS_CODE, code=booking.code)]
     found = directions(helpdesk, t)
     if found:
-        lines.append(_shortened(found))
+        lines.append(found)
     lines.append(t(ICS_BRING))
     lines.extend(f"- {t(item)}" for item in WHAT_TO_BRING)
     data = event_ics(

@@ -102,3 +102,16 @@ def test_long_directions_are_cut_to_fit_a_message() -> None:
     [line] = [line for line in details.split("\n") if line.startswith("🧭")]
     assert line.endswith("…")
     assert len(line) <= MAX_DIRECTIONS_CHARS + 2
+
+
+def test_directions_in_the_readers_language_else_the_italian_ones_saying_so() -> None:
+    both = helpdesk("Secondo piano")
+    both.directions_translations = {"en": "Second floor"}
+    italian_only = helpdesk("Secondo piano")
+    english = view("en")
+    assert "🧭 Second floor\n" in booking_details(english, booking(), both)
+    assert "🧭 Secondo piano (in Italian)" in booking_details(english, booking(), italian_only)
+    assert "🧭 Secondo piano\n" in booking_details(view(), booking(), both)
+    card = booking_card(english, booking(), italian_only, CardEvent.BOOKED)
+    description = str(Calendar.from_ical(card.calendar.data).walk("VEVENT")[0].get("description"))
+    assert "Secondo piano (in Italian)" in description
