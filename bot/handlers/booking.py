@@ -32,6 +32,7 @@ from bot.replies import Document, Edit, Reply, Send
 from bot.screens import booking as screens
 from bot.screens.booking import (
     ERROR_TEXTS,
+    NOT_YET_CODES,
     SEE_WHERE_YOU_STAND,
     WRITE_START,
     Moving,
@@ -582,6 +583,9 @@ async def _after_refused_booking(
     (its text is `screens.ERROR_TEXTS[error.code]`).
     """
     note = _refusal(turn_, error.code)
+    if error.code in NOT_YET_CODES:
+        # The services' standing says the citizen may not book (yet): nothing to choose.
+        return note, None
     if isinstance(error, AlreadyBooked):
         return await _next_step(turn_, flow.citizen_id, note)
     if isinstance(error, BookingNotFound):

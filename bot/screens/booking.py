@@ -61,9 +61,21 @@ TIMES_PER_ROW = 4
 WRITE_START = N_("Write /start to begin.")
 SEE_WHERE_YOU_STAND = N_("Write /prenotazione to see where you stand.")
 
-# One reply per refusal of the booking services, by `BookingError.code`. A new refusal
-# (say, a citizen who may not book) gets its reply here, and its fresh choices, if any,
-# in `bot.handlers.booking._after_refused_booking`.
+
+class NotYet(StrEnum):
+    """Why a citizen can't book (yet). The values are the codes of the citizen's standing
+    in `shared`, with which `book_slot` and `join_waitlist` refuse too."""
+
+    NOT_CONSENTED = "not_consented"
+    QUESTIONNAIRE = "questionnaire"
+    NOT_ELIGIBLE = "not_eligible"
+
+
+NOT_YET_CODES = frozenset(reason.value for reason in NotYet)
+
+# One reply per refusal of the booking services, by `BookingError.code`: a new refusal
+# gets its reply here, and its fresh choices, if any, in
+# `bot.handlers.booking._after_refused_booking`.
 ERROR_TEXTS: dict[str, str] = {
     HelpdeskNotFound.code: N_("That helpdesk is not taking bookings right now."),
     HelpdeskInactive.code: N_("That helpdesk is not taking bookings right now."),
@@ -89,6 +101,15 @@ ERROR_TEXTS: dict[str, str] = {
     OfferExpired.code: N_(
         "Sorry, the time to accept this place has run out: it went to the next person waiting."
     ),
+    # The citizen may not book (yet): what the bot decides, or the services refuse with.
+    NotYet.NOT_CONSENTED.value: WRITE_START,
+    NotYet.QUESTIONNAIRE.value: N_(
+        "To book an interview, first answer a few questions: write /start."
+    ),
+    NotYet.NOT_ELIGIBLE.value: N_(
+        "From your answers, Ripartire can't book an interview for you. "
+        "If you think this is a mistake, talk to us:\n{contacts}"
+    ),
     BookingError.code: N_("Sorry, that can't be done right now."),
 }
 
@@ -96,25 +117,11 @@ ERROR_TEXTS: dict[str, str] = {
 def refusal(view: View, code: str) -> str:
     """The reply for a refusal `code` (a `BookingError.code`), in the citizen's language."""
     message = ERROR_TEXTS.get(code, ERROR_TEXTS[BookingError.code])
-    return view.t(message, days=view.horizon_days)
-
-
-class NotYet(StrEnum):
-    """Why a citizen can't book (yet)."""
-
-    QUESTIONNAIRE = "questionnaire"
-    NOT_ELIGIBLE = "not_eligible"
+    return view.t(message, days=view.horizon_days, contacts=texts.contacts(view.t))
 
 
 def not_yet_text(view: View, reason: NotYet) -> str:
-    t = view.t
-    if reason is NotYet.QUESTIONNAIRE:
-        return t("To book an interview, first answer a few questions: write /start.")
-    return t(
-        "From your answers, Ripartire can't book an interview for you. "
-        "If you think this is a mistake, talk to us:\n{contacts}",
-        contacts=texts.contacts(t),
-    )
+    return refusal(view, reason.value)
 
 
 # --- what the steps carry ----------------------------------------------------------------

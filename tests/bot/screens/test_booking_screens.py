@@ -115,3 +115,11 @@ def test_why_a_day_cannot_be_booked_is_said_for_each_reason() -> None:
 def test_refusals_mention_the_horizon() -> None:
     assert "30 giorni" in screens.refusal(view(), SlotTooFar.code)
     assert screens.refusal(view(), "some_new_refusal") == screens.refusal(view(), "booking_error")
+
+
+def test_who_may_not_book_is_told_why_kindly_by_the_standings_code() -> None:
+    assert "/start" in screens.refusal(view(), "not_consented")
+    assert "prima rispondi a qualche domanda" in screens.refusal(view(), "questionnaire")
+    not_eligible = screens.refusal(view(), "not_eligible")
+    assert "non può prenotarti un colloquio" in not_eligible and "331 693 8049" in not_eligible
+    assert screens.not_yet_text(view(), screens.NotYet.NOT_ELIGIBLE) == not_eligible
