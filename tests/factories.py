@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import date, datetime, time
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,27 +12,72 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.booking import hours
 from shared.booking.models import Helpdesk
 from shared.citizens.models import Citizen
+from shared.citizens.service import PRIVACY_NOTICE_VERSION
+from shared.intake.models import Intake, IntakeState
 
 ROME = ZoneInfo("Europe/Rome")
 _ids = itertools.count(1000)
+CONSENTED_AT = datetime(2026, 1, 1, 9, tzinfo=ROME)
 
 
 def rome(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
     return datetime(year, month, day, hour, minute, tzinfo=ROME)
 
 
+# A completed questionnaire that meets every requirement.
+ELIGIBLE_ANSWERS: dict[str, Any] = {
+    "residence": "yes",
+    "situation": "job_loss",
+    "since": "2021-03",
+    "pandemic_related": "yes",
+    "household": {"members": 2, "minors": 0},
+    "benefits": ["none"],
+    "needs": ["job_search"],
+    "urgent": "no",
+}
+
+
 async def make_citizen(
-    session: AsyncSession, *, urgent: bool = False, telegram: bool = True, name: str = "Maria Rossi"
+    session: AsyncSession,
+    *,
+    urgent: bool = False,
+    telegram: bool = True,
+    name: str = "Maria Rossi",
+    consented: bool = True,
+    eligible: bool | None = True,
 ) -> Citizen:
+    """A citizen who may book: consented, with a completed questionnaire that found them
+    `eligible` (None: no questionnaire at all)."""
     number = next(_ids)
     citizen = Citizen(
         telegram_user_id=number if telegram else None,
         telegram_chat_id=number if telegram else None,
         name=name,
         urgent=urgent,
+        consent_version=PRIVACY_NOTICE_VERSION if consented else None,
+        consented_at=CONSENTED_AT if consented else None,
     )
     session.add(citizen)
     await session.flush()
+    if eligible is not None:
+        answers = {
+            **ELIGIBLE_ANSWERS,
+            "urgent": "yes" if urgent else "no",
+            **({} if eligible else {"residence": "no"}),
+            "name": name,
+        }
+        session.add(
+            Intake(
+                citizen_id=citizen.id,
+                state=IntakeState.COMPLETED.value,
+                answers=answers,
+                history=list(answers),
+                completed_at=CONSENTED_AT,
+                eligible=eligible,
+                urgent=urgent,
+            )
+        )
+        await session.flush()
     return citizen
 
 

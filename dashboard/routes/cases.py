@@ -315,6 +315,7 @@ async def eligibility(
         case_id,
         lambda: cases.override_eligibility(
             session=session,
+            settings=settings_of(request),
             case_id=case_id,
             eligible=ELIGIBILITY_DECISIONS[decision][0],
             reason=reason,

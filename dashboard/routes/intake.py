@@ -18,11 +18,12 @@ from dashboard import slot_picker
 from dashboard.deps import STAFF, Session, Viewer, allow, settings_of
 from dashboard.params import QueryId, QueryText, RecordId, storable_form
 from dashboard.templating import render
+from shared import program
 from shared.audit import service as audit
-from shared.booking import service as booking
 from shared.booking.errors import BookingError
 from shared.cases.errors import CaseNotVisible
 from shared.citizens.models import Channel
+from shared.citizens.standing import Booked
 from shared.db import utcnow
 from shared.i18n import N_, Translator
 from shared.intake import staff as staff_intake
@@ -62,6 +63,9 @@ FIELD_ERRORS = {
 BOOKING_ERRORS = {
     **slot_picker.SLOT_ERRORS,
     "already_booked": N_("The citizen already has an active booking."),
+    # `NotAllowedToBook`, by the citizen's standing.
+    "not_consented": N_("The citizen has not accepted the privacy notice: they can't book."),
+    "questionnaire": N_("The citizen's questionnaire is not completed: they can't book yet."),
     "not_eligible": N_("Only eligible citizens can book an interview from here."),
 }
 
@@ -239,21 +243,25 @@ async def _result_page(
     t = Translator(viewer.language)
     try:
         submission = await staff_intake.get_submission(
-            session=session, settings=settings, citizen_id=citizen_id, staff=viewer.member
+            session=session,
+            settings=settings,
+            citizen_id=citizen_id,
+            staff=viewer.member,
+            now=utcnow(),
         )
     except IntakeNotFound:
         raise HTTPException(status_code=404) from None
     except CaseNotVisible:
         raise HTTPException(status_code=403) from None
-    citizen = submission.citizen
-    active = await booking.active_booking(session=session, citizen_id=citizen.id)
+    citizen, standing = submission.citizen, submission.standing
+    assert standing is not None  # `get_submission` reads it
     picker = await slot_picker.pick_slot(
         session=session,
         settings=settings,
         t=t,
         helpdesk_id=helpdesk_id,
         day=day,
-        offer=submission.may_book and active is None,
+        offer=standing.may_book,
     )
     if picker.day_error:
         status = 400
@@ -281,13 +289,14 @@ async def _result_page(
             "case_id": submission.case_id,
             "eligibility": submission.eligibility,
             "override": submission.override,
-            "may_book": submission.may_book,
+            "standing": standing,
             "reasons": [r.text(t, settings=settings) for r in submission.eligibility.reasons],
+            "what_to_bring": [t(item) for item in program.WHAT_TO_BRING],
             "answers": summary(submission.intake.answers, t),
             "channel_label": CHANNEL_LABELS.get(citizen.channel, citizen.channel),
             "channel_labels": CHANNEL_LABELS,
             "duplicates": duplicates,
-            "active": active,
+            "active": standing if isinstance(standing, Booked) else None,
             **picker.context(),
             "slot_error": slot_error,
         },
@@ -329,8 +338,6 @@ async def book_interview(
             raise HTTPException(status_code=404) from None
         except CaseNotVisible:
             raise HTTPException(status_code=403) from None
-        except staff_intake.NotEligible:
-            code, status = "not_eligible", 400
         except BookingError as exc:
             code, status = exc.code, 409 if exc.code == "slot_taken" else 400
         else:

@@ -10,6 +10,8 @@ from shared.booking import availability, hours
 from shared.booking import service as booking
 from shared.booking.models import Helpdesk
 from shared.citizens.models import Channel, Citizen
+from shared.citizens.service import PRIVACY_NOTICE_VERSION
+from shared.intake.models import Intake, IntakeState
 from shared.settings import Settings
 
 # Fixed-date Italian public holidays (month, day, name).
@@ -34,6 +36,16 @@ _DEMO_CITIZENS = (
     ("Roberto Galli", "+393388889900", False),
     ("Chiara Villa", "+393351231231", False),
 )
+
+_ELIGIBLE_ANSWERS = {
+    "residence": "yes",
+    "situation": "job_loss",
+    "since": "2021-03",
+    "pandemic_related": "yes",
+    "household": {"members": 2, "minors": 0},
+    "benefits": ["none"],
+    "needs": ["job_search"],
+}
 
 
 def _holidays_between(first: date, last: date) -> list[tuple[date, str]]:
@@ -117,9 +129,31 @@ async def seed(*, session: AsyncSession, settings: Settings, now: datetime) -> l
     free = await availability.list_free_slots(session=session, settings=settings, now=now)
     # Book every third free slot for the demo citizens, so some days look busy.
     for (name, phone, urgent), slot in zip(_DEMO_CITIZENS, free[::3], strict=False):
-        citizen = Citizen(channel=Channel.PHONE.value, name=name, phone=phone, urgent=urgent)
+        # Registered by phone, consented and found eligible: `book_slot` asks their standing.
+        citizen = Citizen(
+            channel=Channel.PHONE.value,
+            name=name,
+            phone=phone,
+            urgent=urgent,
+            consent_version=PRIVACY_NOTICE_VERSION,
+            consented_at=now,
+        )
         session.add(citizen)
         await session.flush()
+        answers = {**_ELIGIBLE_ANSWERS, "urgent": "yes" if urgent else "no", "name": name}
+        session.add(
+            Intake(
+                citizen_id=citizen.id,
+                state=IntakeState.COMPLETED.value,
+                answers=answers,
+                history=list(answers),
+                started_at=now,
+                updated_at=now,
+                completed_at=now,
+                eligible=True,
+                urgent=urgent,
+            )
+        )
         await booking.book_slot(
             session=session,
             settings=settings,

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from shared.citizens.standing import Standing
+
 
 class BookingError(Exception):
     """Base of every refusal; nothing was written when one is raised."""
@@ -57,6 +62,21 @@ class AlreadyBooked(BookingError):
     """The citizen already holds an active booking."""
 
     code = "already_booked"
+
+
+class NotAllowedToBook(BookingError):
+    """The citizen may not book (or wait) yet: `code` is their standing's, `standing` it whole.
+
+    "not_consented", "questionnaire" (not completed) or "not_eligible" (its reasons, or a
+    coordinator's decision, in `standing`); see `shared.citizens.standing`.
+    """
+
+    code = "not_allowed_to_book"
+
+    def __init__(self, standing: Standing) -> None:
+        super().__init__(f"The citizen may not book: {standing.code}.")
+        self.code = standing.code.value
+        self.standing = standing
 
 
 class IllegalTransition(BookingError):

@@ -24,6 +24,7 @@ from shared.booking.errors import (
     CitizenNotFound,
     HelpdeskInactive,
     IllegalTransition,
+    NotAllowedToBook,
     SlotInPast,
     SlotNotOffered,
     SlotTooFar,
@@ -40,7 +41,16 @@ from shared.booking.models import (
 )
 from shared.booking.schedule import SlotTime
 from shared.cases import service as cases
+from shared.citizens import errors as citizen_errors
 from shared.citizens.models import Citizen
+from shared.citizens.standing import (
+    Booked,
+    NotConsented,
+    NotEligible,
+    QuestionnaireToFinish,
+    Standing,
+    citizen_standing,
+)
 from shared.db import utcnow
 from shared.outbox import service as outbox
 from shared.settings import Settings
@@ -81,6 +91,27 @@ async def _citizen(session: AsyncSession, citizen_id: int) -> Citizen:
     return citizen
 
 
+async def standing_to_book(
+    *, session: AsyncSession, settings: Settings, citizen_id: int, now: datetime
+) -> Standing:
+    """The citizen's standing, if it lets them book at all; `NotAllowedToBook` otherwise.
+
+    Not consented, questionnaire not completed, not eligible (the coordinator's decision
+    first): refused. What they already hold (a booking, a place on the waitlist) is for
+    the caller to judge.
+    """
+    try:
+        standing = await citizen_standing(
+            session=session, settings=settings, citizen_id=citizen_id, now=now
+        )
+    except citizen_errors.CitizenNotFound:
+        raise CitizenNotFound(f"No citizen {citizen_id}.") from None
+    match standing:
+        case NotConsented() | QuestionnaireToFinish() | NotEligible():
+            raise NotAllowedToBook(standing)
+    return standing
+
+
 async def active_booking(*, session: AsyncSession, citizen_id: int) -> Booking | None:
     """The citizen's current booking, if any."""
     return await session.scalar(
@@ -104,13 +135,19 @@ async def book_slot(
 ) -> Booking:
     """Book one place of a slot for a citizen; raises `SlotTaken` if someone was faster.
 
+    Only a citizen whose standing allows it (`standing_to_book`), and who holds no other
+    booking; a place they wait for on the waitlist is given up.
+
     `confirm_by_message` queues a confirmation for the citizen's chat: for bookings made
     by staff on their behalf (the bot confirms its own bookings in the conversation).
     """
     now = now or utcnow()
-    citizen = await _citizen(session, citizen_id)
+    standing = await standing_to_book(
+        session=session, settings=settings, citizen_id=citizen_id, now=now
+    )
+    citizen = await _citizen(session, citizen_id)  # read with the standing: no statement
     offered = await _bookable_slot(session, settings, helpdesk_id, starts_at, now)
-    if moved_from_id is None and await active_booking(session=session, citizen_id=citizen_id):
+    if isinstance(standing, Booked):
         raise AlreadyBooked("You already have an active booking.")
     booking = await places.book_place(
         session=session,

@@ -15,7 +15,6 @@ from shared.booking import service as booking_service
 from shared.booking.errors import (
     AlreadyBooked,
     AlreadyWaiting,
-    CitizenNotFound,
     NoOffer,
     OfferExpired,
     SlotsAvailable,
@@ -23,6 +22,7 @@ from shared.booking.errors import (
 from shared.booking.models import Booking, Helpdesk, Slot, WaitlistEntry, WaitlistState
 from shared.cases import service as cases
 from shared.citizens.models import Citizen
+from shared.citizens.standing import Booked, Offered, Waiting
 from shared.db import utcnow
 from shared.outbox import service as outbox
 from shared.settings import Settings
@@ -84,16 +84,22 @@ async def join_waitlist(
     helpdesk_id: int | None = None,
     now: datetime | None = None,
 ) -> WaitlistEntry:
-    """Put a citizen on the waitlist; only when no slot is free within the horizon."""
+    """Put a citizen on the waitlist; only when no slot is free within the horizon.
+
+    Only a citizen whose standing allows booking (`booking.standing_to_book`), who holds
+    no booking and doesn't wait already.
+    """
     now = now or utcnow()
-    citizen = await session.get(Citizen, citizen_id)
-    if citizen is None:
-        raise CitizenNotFound(f"No citizen {citizen_id}.")
+    standing = await booking_service.standing_to_book(
+        session=session, settings=settings, citizen_id=citizen_id, now=now
+    )
+    citizen = await session.get(Citizen, citizen_id)  # read with the standing
+    assert citizen is not None
     if helpdesk_id is not None:
         await hours.get_helpdesk(session=session, helpdesk_id=helpdesk_id)
-    if await booking_service.active_booking(session=session, citizen_id=citizen_id):
+    if isinstance(standing, Booked):
         raise AlreadyBooked("You already have an active booking.")
-    if await open_entry(session=session, citizen_id=citizen_id):
+    if isinstance(standing, Offered | Waiting):
         raise AlreadyWaiting("You are already on the waitlist.")
     free = await availability.list_free_slots(
         session=session, settings=settings, now=now, helpdesk_id=helpdesk_id
@@ -174,6 +180,10 @@ async def accept_offer(
 ) -> Booking:
     """Turn the place held for a waiting citizen into their booking."""
     now = now or utcnow()
+    # Ruled out since the offer was made (a coordinator's decision): not theirs to take.
+    await booking_service.standing_to_book(
+        session=session, settings=settings, citizen_id=citizen_id, now=now
+    )
     entry = await _offered_entry(session, entry_id, citizen_id, now)
     slot = await session.get(Slot, entry.offered_slot_id)
     assert slot is not None  # a foreign key, and slots are never deleted

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.booking.models import Booking, BookingState
-from shared.cases import access
+from shared.cases import access, messages
 from shared.cases import interview as interview_form
 from shared.cases.errors import (
     CaseNotFound,
@@ -33,10 +34,14 @@ from shared.cases.errors import (
 )
 from shared.cases.models import DRAFT_STATES, Case, CaseState, Interview, Outcome
 from shared.cases.search import index_names
+from shared.citizens import standing
 from shared.citizens.models import Citizen
 from shared.i18n import N_
 from shared.intake.models import Intake, IntakeState
 from shared.staff.models import Role, StaffUser
+
+if TYPE_CHECKING:
+    from shared.settings import Settings
 
 MAX_REASON = 2000
 MAX_REFERRED_TO = 200
@@ -426,6 +431,7 @@ async def record_outcome(
 async def override_eligibility(
     *,
     session: AsyncSession,
+    settings: Settings,
     case_id: int,
     eligible: bool | None,
     reason: str,
@@ -435,6 +441,8 @@ async def override_eligibility(
     """A coordinator decides eligibility over the questionnaire's outcome (None: no override).
 
     The reason is required when deciding; the questionnaire's own outcome stays visible.
+    A citizen who could not book and now may is told on Telegram (`messages`); taking
+    the decision back withdraws that message while it waits.
     """
     if staff.role is not Role.COORDINATORE:
         raise NotAllowed("Only coordinators decide eligibility.")
@@ -450,6 +458,11 @@ async def override_eligibility(
     if case.state == CaseState.CLOSED.value:
         raise IllegalTransition(N_("The case is closed."), state=case.state)
     before = case.eligibility_override
+    # The case read here is the one changed below: the standing after needs no statement.
+    facts = await standing.read_facts(session=session, citizen_id=case.citizen_id)
+    could_not_book = isinstance(
+        standing.decide(facts, settings=settings, now=now), standing.NotEligible
+    )
     deciding = eligible is not None
     case.eligibility_override = eligible
     case.override_reason = reason if deciding else None
@@ -469,6 +482,13 @@ async def override_eligibility(
             "questionnaire": case.eligible,
         },
     )
+    if eligible and could_not_book:
+        if isinstance(standing.decide(facts, settings=settings, now=now), standing.MayBook):
+            await messages.queue_may_book(
+                session=session, citizen=facts.citizen, case=case, now=now
+            )
+    elif before and not eligible:
+        await messages.withdraw_may_book(session=session, case=case)
     return case
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.audit import service as audit
@@ -24,9 +24,12 @@ from shared.booking.models import Booking
 from shared.cases import access
 from shared.cases import service as cases
 from shared.cases.errors import CaseNotVisible
-from shared.cases.models import Case, CaseState
+from shared.citizens import standing
+from shared.citizens.errors import CitizenNotFound
 from shared.citizens.models import Channel, Citizen
 from shared.citizens.service import PRIVACY_NOTICE_VERSION
+from shared.citizens.standing import Standing
+from shared.db import utcnow
 from shared.intake.errors import IntakeError, IntakeNotFound, InvalidAnswer
 from shared.intake.models import Intake, IntakeState
 from shared.intake.questionnaire import QUESTIONNAIRE, Answer, Eligibility, assess
@@ -73,14 +76,6 @@ class DuplicatesFound(IntakeError):
         self.duplicates = duplicates
 
 
-class NotEligible(IntakeError):
-    """Only citizens found eligible (or declared so by a coordinator) book from the intake."""
-
-    def __init__(self, citizen_id: int) -> None:
-        super().__init__(f"citizen {citizen_id} is not eligible")
-        self.citizen_id = citizen_id
-
-
 @dataclass(frozen=True)
 class Submission:
     """A citizen registered by staff, their completed questionnaire and its outcome."""
@@ -92,11 +87,14 @@ class Submission:
     case_id: int | None
     # A coordinator's decision over the questionnaire's outcome, on the case (None: none).
     override: bool | None = None
+    # Where the citizen stands (None right after `submit_intake`: read it with
+    # `get_submission`): whether they may book, why not, or what they hold.
+    standing: Standing | None = None
 
     @property
     def may_book(self) -> bool:
-        """Eligible, by the questionnaire or by a coordinator's decision."""
-        return self.override if self.override is not None else self.eligibility.eligible
+        """Their standing lets them book (eligible, by the questionnaire or a coordinator)."""
+        return self.standing is not None and self.standing.may_book
 
 
 def household_input(members: str, minors: str) -> str:
@@ -266,36 +264,42 @@ async def submit_intake(
 
 
 async def get_submission(
-    *, session: AsyncSession, settings: Settings, citizen_id: int, staff: access.StaffMember
+    *,
+    session: AsyncSession,
+    settings: Settings,
+    citizen_id: int,
+    staff: access.StaffMember,
+    now: datetime | None = None,
 ) -> Submission:
     """A questionnaire completed through staff, with its outcome; `IntakeNotFound` otherwise.
 
     The same visibility as the case (SPEC section 6): `CaseNotVisible` when the citizen's
-    open case is assigned to another case worker.
+    open case is assigned to another case worker. One statement, the standing's.
     """
-    row = (
-        await session.execute(
-            select(Citizen, Intake, Case.id, Case.assigned_to_id, Case.eligibility_override)
-            .join(Intake, Intake.citizen_id == Citizen.id)
-            .outerjoin(
-                Case, and_(Case.citizen_id == Citizen.id, Case.state != CaseState.CLOSED.value)
-            )
-            .where(
-                Citizen.id == citizen_id,
-                Citizen.channel.in_(STAFF_CHANNELS),
-                Intake.state == IntakeState.COMPLETED.value,
-            )
-        )
-    ).first()
-    if row is None:
+    try:
+        facts = await standing.read_facts(session=session, citizen_id=citizen_id)
+    except CitizenNotFound:
+        raise IntakeNotFound(citizen_id) from None
+    citizen, intake, case = facts.citizen, facts.intake, facts.case
+    if (
+        citizen.channel not in STAFF_CHANNELS
+        or intake is None
+        or intake.state != IntakeState.COMPLETED.value
+    ):
         raise IntakeNotFound(citizen_id)
-    citizen, intake, case_id, assigned_to_id, override = row
-    if case_id is not None and not access.can_see(staff, assigned_to_id):
-        raise CaseNotVisible(f"Case {case_id} is not visible to {staff.actor}.")
+    if case is not None and not access.can_see(staff, case.assigned_to_id):
+        raise CaseNotVisible(f"Case {case.id} is not visible to {staff.actor}.")
     # The recorded outcome stands; the reasons are read again from the rules.
     reasons = () if intake.eligible else assess(intake.answers, settings).reasons
     eligibility = Eligibility(eligible=bool(intake.eligible), urgent=intake.urgent, reasons=reasons)
-    return Submission(citizen, intake, eligibility, case_id, override)
+    return Submission(
+        citizen,
+        intake,
+        eligibility,
+        case.id if case is not None else None,
+        case.eligibility_override if case is not None else None,
+        standing.decide(facts, settings=settings, now=now or utcnow()),
+    )
 
 
 async def book_after_intake(
@@ -308,12 +312,11 @@ async def book_after_intake(
     staff: access.StaffMember,
     now: datetime | None = None,
 ) -> Booking:
-    """Book the interview of an eligible citizen registered by staff (same rules as the bot)."""
-    submission = await get_submission(
-        session=session, settings=settings, citizen_id=citizen_id, staff=staff
+    """Book the interview of a citizen registered by staff (same rules as the bot: the
+    booking service refuses one whose standing doesn't allow it)."""
+    await get_submission(
+        session=session, settings=settings, citizen_id=citizen_id, staff=staff, now=now
     )
-    if not submission.may_book:
-        raise NotEligible(citizen_id)
     return await booking.book_slot(
         session=session,
         settings=settings,

@@ -13,6 +13,7 @@ from shared.cases import access
 from shared.cases import service as cases
 from shared.cases.models import Case
 from shared.citizens.models import Channel, Citizen
+from shared.citizens.service import PRIVACY_NOTICE_VERSION
 from shared.intake.models import Intake, IntakeState
 from shared.settings import Settings
 from shared.staff.models import Role, StaffUser
@@ -79,6 +80,8 @@ async def make_candidate(
         phone=phone,
         fiscal_code=fiscal_code,
         urgent=urgent,
+        consent_version=PRIVACY_NOTICE_VERSION,
+        consented_at=now,
         created_at=now,
     )
     session.add(citizen)

@@ -148,15 +148,16 @@ async def test_a_no_show_brings_the_case_back_to_new_and_is_counted(
     assert (case.state, case.no_shows, case.booking_id) == ("new", 1, made.id)
 
 
-async def test_a_booking_without_questionnaire_opens_a_case(
+async def test_a_booking_of_a_citizen_without_a_case_opens_one(
     session: AsyncSession, settings: Settings
 ) -> None:
     helpdesk = await make_helpdesk(session)
+    # Eligible by a questionnaire whose case was never opened (as before cases existed).
     citizen = await make_citizen(session, urgent=True)
     made = await book(session, settings, citizen, helpdesk)
     (case,) = await _open_cases(session, citizen.id)
     assert (case.state, case.eligible, case.urgent, case.booking_id) == (
-        "booked", None, True, made.id,
+        "booked", True, True, made.id,
     )  # fmt: skip
 
 
@@ -397,28 +398,46 @@ async def test_visibility_and_assignment(session: AsyncSession) -> None:
 
 
 async def test_only_coordinators_override_eligibility_with_a_reason(
-    session: AsyncSession,
+    session: AsyncSession, settings: Settings
 ) -> None:
     luca = member(await make_staff(session, "luca"))
     anna = member(await make_staff(session, "anna", Role.COORDINATORE))
     _c, case = await make_candidate(session, eligible=False)
     with pytest.raises(NotAllowed):
         await cases.override_eligibility(
-            session=session, case_id=case.id, eligible=True, reason="ok", staff=luca, now=NOW
+            session=session,
+            settings=settings,
+            case_id=case.id,
+            eligible=True,
+            reason="ok",
+            staff=luca,
+            now=NOW,
         )
     with pytest.raises(InvalidInput) as caught:
         await cases.override_eligibility(
-            session=session, case_id=case.id, eligible=True, reason=" ", staff=anna, now=NOW
+            session=session,
+            settings=settings,
+            case_id=case.id,
+            eligible=True,
+            reason=" ",
+            staff=anna,
+            now=NOW,
         )
     assert set(caught.value.errors) == {"reason"}
     await cases.override_eligibility(
-        session=session, case_id=case.id, eligible=True, staff=anna, now=NOW,
+        session=session, settings=settings, case_id=case.id, eligible=True, staff=anna, now=NOW,
         reason="Residente da gennaio, certificato in arrivo",
     )  # fmt: skip
     assert (case.eligible, case.eligibility_override, case.is_eligible) == (False, True, True)
     assert (case.override_by, case.override_at) == ("staff:anna", NOW)
     await cases.override_eligibility(
-        session=session, case_id=case.id, eligible=None, reason="", staff=anna, now=NOW
+        session=session,
+        settings=settings,
+        case_id=case.id,
+        eligible=None,
+        reason="",
+        staff=anna,
+        now=NOW,
     )
     assert (case.eligibility_override, case.override_reason, case.is_eligible) == (
         None, None, False,

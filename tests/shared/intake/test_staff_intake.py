@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.audit.models import AuditEvent
-from shared.booking.errors import AlreadyBooked, SlotInPast
+from shared.booking.errors import AlreadyBooked, NotAllowedToBook, SlotInPast
 from shared.booking.models import Booking
 from shared.cases import access
 from shared.cases.errors import CaseNotVisible
@@ -285,11 +285,12 @@ async def test_ineligible_citizens_do_not_book_from_the_intake(
 ) -> None:
     helpdesk = await make_helpdesk(session)
     done = await submit(session, settings, {**RAW, "residence": "no"})
-    with pytest.raises(staff_intake.NotEligible):
+    with pytest.raises(NotAllowedToBook) as refused:
         await staff_intake.book_after_intake(
             session=session, settings=settings, citizen_id=done.citizen.id,
             helpdesk_id=helpdesk.id, starts_at=rome(2026, 5, 5, 9), staff=WORKER, now=NOW,
         )  # fmt: skip
+    assert refused.value.code == "not_eligible"
     assert await count(session, Booking) == 0
 
 
