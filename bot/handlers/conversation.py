@@ -15,6 +15,13 @@ this module checks that a button fits that step (its kind, its option, its selec
   the questionnaire; a bare `back` goes back from the step being asked);
 - `ok` confirms the summary, `chg` lists the answers, `chg:<step>` changes one, `sum`
   shows the summary again, `restart` asks before `restart:yes` starts again.
+
+A button of a step that is no longer the one asked (a double tap, an old message) gets a
+toast and nothing else: the question it would have led to is already in the chat. Typing
+the usual words for "back" ("indietro", "annulla", "back"…) does what the Back button does.
+
+An answer that rules the citizen out is followed at once by the reasons, the contacts and
+the offer to leave a name and phone for a case worker (`questionnaire.CONTACT_OFFER`).
 """
 
 from __future__ import annotations
@@ -50,6 +57,7 @@ from shared.intake.errors import (
 )
 from shared.intake.models import UNFINISHED, Intake, IntakeState
 from shared.intake.questionnaire import QUESTIONNAIRE, AnswerType, Step
+from shared.intake.validators import asks_to_go_back
 
 BUTTON_ANSWERS = (AnswerType.YES_NO, AnswerType.CHOICE)
 BUTTON_STEPS = (*BUTTON_ANSWERS, AnswerType.MULTI_CHOICE)
@@ -74,12 +82,19 @@ def _changing(found: Intake, step: Step) -> bool:
 
 def _question_text(turn_: Turn, found: Intake, step: Step) -> str:
     t = turn_.t
-    # The step being asked always applies, so it is among the steps asked.
-    asked = [s.key for s in QUESTIONNAIRE if s.applies(found.answers)]
-    position = asked.index(step.key) + 1
-    text = f"<i>{position}/{len(asked)}</i>\n" + _e(
-        q.question_text(step, t, settings=turn_.settings)
-    )
+    text = _e(q.question_text(step, t, settings=turn_.settings))
+    if step is q.CONTACT_OFFER:
+        # Not a question about them: no number, and why it is asked comes first.
+        reasons = q.assess(found.answers, turn_.settings).reasons
+        return (
+            _not_for_you(turn_, reasons)
+            + "\n\n"
+            + t(TALK_TO_A_PERSON, contacts=texts.contacts(t))
+            + f"\n\n<b>{text}</b>"
+        )
+    # The step being asked is always among the steps asked.
+    asked = [s.key for s in q.asked_steps(found.answers) if s is not q.CONTACT_OFFER]
+    text = f"<i>{asked.index(step.key) + 1}/{len(asked)}</i>\n" + text
     if _changing(found, step):
         now = q.labels(step.key, found.answers[step.key], t)
         text += "\n\n" + t("Your answer now: {answer}", answer=f"<b>{_e(now)}</b>")
@@ -159,14 +174,22 @@ def _summary(turn_: Turn, found: Intake) -> tuple[str, InlineKeyboardMarkup]:
     return _summary_text(turn_, found), keyboard
 
 
-def _ineligible(turn_: Turn, reasons: tuple[q.Reason, ...]) -> Send:
+def _not_for_you(turn_: Turn, reasons: tuple[q.Reason, ...]) -> str:
+    """Thanks, and why Ripartire doesn't seem to fit: kind, in the rules' own words."""
     t = turn_.t
     text = t("Thank you for your answers. 🙏") + "\n\n"
-    if reasons:
-        text += t("From what you told us, Ripartire doesn't seem to fit your situation:") + "\n"
-        text += "\n".join("• " + _e(reason.text(t, settings=turn_.settings)) for reason in reasons)
-    else:
-        text += t("From what you told us, Ripartire doesn't seem to fit your situation.")
+    if not reasons:
+        return text + t("From what you told us, Ripartire doesn't seem to fit your situation.")
+    text += t("From what you told us, Ripartire doesn't seem to fit your situation:") + "\n"
+    return text + "\n".join(
+        "• " + _e(reason.text(t, settings=turn_.settings)) for reason in reasons
+    )
+
+
+def _ineligible(turn_: Turn, reasons: tuple[q.Reason, ...]) -> Send:
+    """The outcome of a questionnaire confirmed from the summary as not eligible."""
+    t = turn_.t
+    text = _not_for_you(turn_, reasons)
     text += "\n\n" + t(
         "The program's staff will still read your answers and can review this outcome. "
         "If you think something is wrong, or you would like advice, talk to a person:\n"
@@ -186,6 +209,10 @@ async def _where(turn_: Turn, found: Intake | None) -> list[Reply]:
     if found.state == IntakeState.COMPLETED:
         if found.eligible:
             return await booking.after_intake(turn_, intake=found)
+        offer = found.answers.get(q.CONTACT_OFFER.key)
+        if offer is not None:
+            closing = WILL_CALL if offer == "yes" else NOTHING_MORE
+            return [Send(t(closing, contacts=texts.contacts(t)))]
         return [_ineligible(turn_, q.assess(found.answers, turn_.settings).reasons)]
     step = intake.current_step(found)
     if step is not None:
@@ -247,12 +274,20 @@ def _refused(turn_: Turn) -> list[Reply]:
     return [Toast(turn_.t("This button is not valid."), alert=True)]
 
 
-async def _stale(turn_: Turn, found: Intake | None) -> list[Reply]:
-    """A button of a question that is no longer asked: say so, and show where things are."""
+async def _stale(turn_: Turn, found: Intake | None, step_key: str | None = None) -> list[Reply]:
+    """Input for a question that is no longer asked (`step_key`, when a button names it).
+
+    A button gets a toast only: a double tap, or a tap on an older message, must not send
+    the current question again. A message gets a notice and where things are.
+    """
     t = turn_.t
     if found is not None and found.state == IntakeState.COMPLETED:
         return [_notice(turn_, t("You have already confirmed your answers."), alert=True)]
-    notice = _notice(turn_, t("This question is not the current one: here is where you are."))
+    if turn_.update.callback_query is not None:
+        if found is not None and step_key is not None and step_key in found.answers:
+            return [Toast(t("You have already answered this question."))]
+        return [Toast(t(OLD_BUTTON))]
+    notice = Send(t("This question is not the current one: here is where you are."))
     return [notice, *await _where(turn_, found)]
 
 
@@ -292,7 +327,7 @@ async def _failed(turn_: Turn, exc: IntakeError, found: Intake | None) -> list[R
     if isinstance(exc, UnknownCitizen):
         return [_notice(turn_, t("Write /start to begin."), alert=True)]
     # NotCurrentStep, WrongState, IntakeNotFound, IncompleteAnswers: out of date.
-    return await _stale(turn_, found)
+    return await _stale(turn_, found, getattr(exc, "step_key", None))
 
 
 # --- handlers ----------------------------------------------------------------------------
@@ -339,6 +374,8 @@ async def on_message(turn_: Turn) -> list[Reply]:
     if step.answer is AnswerType.PHONE and message.contact is not None:
         return await _shared_contact(turn_, found, step, message)
     raw = message.text
+    if raw is not None and asks_to_go_back(raw):
+        return await _back(turn_, found, step)
     # Multiple choices are made with the buttons only: their typed form is internal.
     if raw is None or step.answer is AnswerType.MULTI_CHOICE:
         return _reask(turn_, found, step, "empty")
@@ -386,7 +423,7 @@ async def on_answer(turn_: Turn) -> list[Reply]:
     step_key, option = callback.args
     found, step = await _asked(turn_, step_key, for_update=True)
     if step is None or found is None:
-        return await _stale(turn_, found)
+        return await _stale(turn_, found, step_key)
     if step.answer not in BUTTON_ANSWERS or option not in step.option_keys:
         return _refused(turn_)
     return await _record_button(turn_, found, step, option, q.option_label(step, option, turn_.t))
@@ -432,7 +469,7 @@ async def _multi_choice(
         return _refused(turn_)
     found, step = await _asked(turn_, callback.args[0], for_update=for_update)
     if step is None or found is None:
-        return await _stale(turn_, found)
+        return await _stale(turn_, found, callback.args[0])
     mask = _mask(callback, step) if step.answer is AnswerType.MULTI_CHOICE else None
     if mask is None:
         return _refused(turn_)
@@ -487,7 +524,7 @@ async def on_skip(turn_: Turn) -> list[Reply]:
         return _refused(turn_)
     found, step = await _asked(turn_, callback.args[0], for_update=True)
     if step is None or found is None:
-        return await _stale(turn_, found)
+        return await _stale(turn_, found, callback.args[0])
     answered = _answered(turn_, found, step, turn_.t("Skipped"))
     try:
         updated = await intake.skip_step(
@@ -514,8 +551,16 @@ async def on_back(turn_: Turn) -> list[Reply]:
     found = await _load(turn_, for_update=True)
     step = intake.current_step(found) if found is not None else None
     if found is None or (callback.args and (step is None or step.key != callback.args[0])):
-        return await _stale(turn_, found)
-    shown = [Edit(_question_text(turn_, found, step))] if step is not None else []
+        return await _stale(turn_, found, callback.args[0] if callback.args else None)
+    return await _back(turn_, found, step)
+
+
+async def _back(turn_: Turn, found: Intake, step: Step | None) -> list[Reply]:
+    """Go back from `step` (the Back button, or a message saying "back")."""
+    assert turn_.citizen is not None
+    # After a button, its question stays in the chat without the buttons.
+    pressed = turn_.update.callback_query is not None
+    shown = [Edit(_question_text(turn_, found, step))] if step is not None and pressed else []
     try:
         updated = await intake.go_back(
             session=turn_.session, citizen_id=turn_.citizen.id, now=turn_.now, intake=found
@@ -635,6 +680,22 @@ async def on_restart(turn_: Turn) -> list[Reply]:
     return [Edit(t("🔄 OK, let's start again.")), *await _where(turn_, started)]
 
 
+TALK_TO_A_PERSON = N_(
+    "If you think something is wrong, or you would like advice, you can talk to a person:\n"
+    "{contacts}"
+)
+WILL_CALL = N_(
+    "Thank you: a case worker will look at your situation and call you at the number you "
+    "gave us. If you need to talk to someone sooner:\n{contacts}"
+)
+NOTHING_MORE = N_(
+    "All right: we won't ask you anything else. If you change your mind, or would like "
+    "advice, you can reach us here:\n{contacts}"
+)
+OLD_BUTTON = N_(
+    "This button is out of date: nothing changed. Answer the latest question, or write "
+    "/start to see it again."
+)
 SHARE_HINT = N_("Tap “📱 Share my number” below, or write your number.")
 NOT_YOUR_CONTACT = N_(
     "That is not your own number. Tap “📱 Share my number” to share yours, or write it."

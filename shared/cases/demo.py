@@ -35,6 +35,7 @@ from shared.citizens.models import Channel, Citizen
 from shared.citizens.service import PRIVACY_NOTICE_VERSION
 from shared.intake import service as intake
 from shared.intake import staff as desk_intake
+from shared.intake.models import IntakeState
 from shared.settings import Settings
 from shared.staff import service as staff
 from shared.staff.models import Role
@@ -315,6 +316,9 @@ def _raw_answers(who: Candidate) -> dict[str, str | None]:
         "benefits": who.benefits,
         "needs": who.needs,
         "urgent": who.urgent,
+        # Asked instead of the rest when an answer rules the candidate out: they leave
+        # name and phone, so that staff see them and may override the outcome.
+        "contact_offer": "yes",
         "name": who.name,
         "phone": who.phone,
         "fiscal_code": who.fiscal_code,
@@ -338,7 +342,9 @@ async def _answer_questionnaire(
                 session=session, citizen_id=citizen.id, step_key=step.key, raw=answer,
                 now=now, settings=settings,
             )  # fmt: skip
-    await intake.confirm(session=session, citizen_id=citizen.id, now=now, settings=settings)
+    if state.state == IntakeState.SUMMARY:
+        # A candidate ruled out is done once they have left name and phone.
+        await intake.confirm(session=session, citizen_id=citizen.id, now=now, settings=settings)
     case = await cases.open_case_of(session=session, citizen_id=citizen.id)
     assert case is not None  # opened by the confirmation
     return case

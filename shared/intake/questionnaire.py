@@ -19,6 +19,13 @@ and `None` for a skipped optional step.
 The one condition: `since` and `pandemic_related` are asked only when `situation` is not
 "other". Both questions are about losing (part of) one's work: "since when?" has no
 meaning for someone who did not, and the pandemic question could not make them eligible.
+
+An answer that one of the eligibility rules refuses ends the questionnaire there
+(`asked_steps`): the citizen is asked instead whether they want to leave their name and
+phone (`CONTACT_OFFER`), so that a case worker can look at their situation (staff can
+override the outcome, SPEC J2); only if they say yes are `CONTACT_STEPS` asked. Nothing
+else is collected from someone the program can't take. The staff form asks every step
+(a case worker is there to hear the whole story).
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 import phonenumbers
@@ -305,7 +313,57 @@ QUESTIONNAIRE: tuple[Step, ...] = (
     ),
 )
 
-_STEPS: Mapping[str, Step] = {s.key: s for s in QUESTIONNAIRE}
+# Asked, instead of the rest, once an answer rules the citizen out (see the module docstring).
+CONTACT_OFFER = Step(
+    key="contact_offer",
+    title=N_("Asked to be called"),
+    question=N_(
+        "Would you like to leave your name and phone number, so that a case worker can "
+        "look at your situation and call you?"
+    ),
+    answer=AnswerType.YES_NO,
+    options=(Option("yes", N_("Yes, please")), Option("no", N_("No, thank you"))),
+    reask=_TAP_YES_NO,
+)
+# What a citizen ruled out is asked when they accept the offer.
+CONTACT_STEPS = ("name", "phone")
+
+# What people type to go back one question, per language: a front end treats these as its
+# Back button (which, while an answer is being changed, cancels the change). Compared as
+# `validators.asks_to_go_back` does: whole message, any case, accents and punctuation.
+BACK_WORDS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "it": (
+            "indietro",
+            "torna indietro",
+            "tornare indietro",
+            "vai indietro",
+            "un passo indietro",
+            "torna alla domanda precedente",
+            "domanda precedente",
+            "annulla",
+            "annullare",
+        ),
+        "en": (
+            "back",
+            "go back",
+            "step back",
+            "one step back",
+            "previous",
+            "previous question",
+            "undo",
+            "cancel",
+        ),
+    }
+)
+
+_STEPS: Mapping[str, Step] = {s.key: s for s in (*QUESTIONNAIRE, CONTACT_OFFER)}
+# The order answers are shown in: the offer comes where the contacts are asked.
+_SHOWN: tuple[Step, ...] = tuple(
+    shown
+    for s in QUESTIONNAIRE
+    for shown in ((CONTACT_OFFER, s) if s.key == CONTACT_STEPS[0] else (s,))
+)
 
 NOT_GIVEN = N_("not given")
 HOUSEHOLD_LABEL = N_("people at home: {members}, under 18: {minors}")
@@ -400,7 +458,7 @@ def summary(answers: Answers, reader: Reader) -> list[tuple[str, str]]:
     t = translator(reader)
     return [
         (t(s.title), labels(s.key, answers.get(s.key), t))
-        for s in QUESTIONNAIRE
+        for s in _SHOWN
         if s.applies(answers) and s.key in answers
     ]
 
@@ -472,13 +530,50 @@ class Eligibility:
 def assess(answers: Answers, settings: Settings) -> Eligibility:
     """Eligible when resident, in a covered situation, and not "no" to the pandemic question.
 
-    A rule whose step was not asked (its condition is false) does not count; a missing
-    answer to a step that was asked fails its rule. No rule reads `settings` today; the
-    explanations are rendered with them by `Reason.text`.
+    A rule whose step was not asked (its condition is false, or an earlier answer already
+    ruled the citizen out) does not count; a missing answer to a step that was asked fails
+    its rule. No rule reads `settings` today; the explanations are rendered with them by
+    `Reason.text`.
     """
+    asked = {s.key for s in asked_steps(answers)}
     failed = tuple(
         Reason(key=rule.reason, explanation=rule.explanation)
         for rule in ELIGIBILITY_RULES
-        if step(rule.step_key).applies(answers) and answers.get(rule.step_key) not in rule.accepted
+        if step(rule.step_key).applies(answers)
+        and (rule.step_key in answers or rule.step_key in asked)
+        and answers.get(rule.step_key) not in rule.accepted
     )
     return Eligibility(eligible=not failed, urgent=answers.get("urgent") == "yes", reasons=failed)
+
+
+def _refused(s: Step, answers: Answers) -> bool:
+    """An answer to `s` that an eligibility rule does not accept."""
+    return s.key in answers and any(
+        answers[s.key] not in rule.accepted for rule in ELIGIBILITY_RULES if rule.step_key == s.key
+    )
+
+
+def asked_steps(answers: Answers) -> tuple[Step, ...]:
+    """The steps asked, in order, given these answers (see the module docstring).
+
+    Every step whose condition holds, up to the first answer the rules refuse; after that
+    one, the offer and, unless it was declined, the contact steps. While the offer is
+    unanswered the contact steps count as asked, as a step whose condition waits on an
+    unanswered step does.
+    """
+    asked: list[Step] = []
+    for s in QUESTIONNAIRE:
+        if not s.applies(answers):
+            continue
+        asked.append(s)
+        if _refused(s, answers):
+            asked.append(CONTACT_OFFER)
+            if answers.get(CONTACT_OFFER.key) != "no":
+                asked += [step(key) for key in CONTACT_STEPS if step(key) not in asked]
+            break
+    return tuple(asked)
+
+
+def ruled_out(answers: Answers) -> bool:
+    """An answer has already decided that the citizen can't take part (staff may override)."""
+    return any(s is CONTACT_OFFER for s in asked_steps(answers))

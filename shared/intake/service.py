@@ -10,6 +10,10 @@ nothing. How it moves:
   the answers so far and has no answer yet; when none is left the intake is in the summary.
 - An answer or a skip is accepted only for the step being asked, so a stale button from an
   older message can't change anything.
+- An answer the eligibility rules refuse ends the questions there: the citizen is asked
+  whether they want to leave their name and phone for a case worker, and the questionnaire
+  closes (as `confirm` does) as soon as what they chose to give is given, keeping only the
+  answers asked on that way (`questionnaire.asked_steps`).
 - Going back removes the latest answer and asks that step again.
 - Changing an answer from the summary asks that step again and keeps the old answer until
   a new one arrives (going back cancels the change). Answers to steps that no longer apply
@@ -41,7 +45,17 @@ from shared.intake.errors import (
     WrongState,
 )
 from shared.intake.models import UNFINISHED, Intake, IntakeState
-from shared.intake.questionnaire import QUESTIONNAIRE, Answer, Eligibility, Step, assess, step
+from shared.intake.questionnaire import (
+    CONTACT_OFFER,
+    QUESTIONNAIRE,
+    Answer,
+    Eligibility,
+    Step,
+    asked_steps,
+    assess,
+    ruled_out,
+    step,
+)
 from shared.intake.validators import validate
 
 if TYPE_CHECKING:
@@ -50,7 +64,7 @@ if TYPE_CHECKING:
 # Answers that confirming copies onto the citizen (the step keys are the column names).
 CITIZEN_FIELDS = ("name", "phone", "email", "fiscal_code")
 
-_STEPS = {s.key: s for s in QUESTIONNAIRE}
+_STEPS = {s.key: s for s in (*QUESTIONNAIRE, CONTACT_OFFER)}
 
 
 class Outcome(NamedTuple):
@@ -92,7 +106,7 @@ def current_step(intake: Intake) -> Step | None:
     if intake.state != IntakeState.IN_PROGRESS:
         return None
     stored = _STEPS.get(intake.current_step or "")
-    if stored is not None and stored.applies(intake.answers):
+    if stored is not None and stored in asked_steps(intake.answers):
         return stored
     # The definition changed under a paused questionnaire: fall back to the rule.
     key = _next_key(intake.answers)
@@ -109,12 +123,17 @@ async def record_answer(
     settings: Settings,
     intake: Intake | None = None,
 ) -> Intake:
-    """Check and store the answer to the step being asked, then move to the next step."""
+    """Check and store the answer to the step being asked, then move to the next step.
+
+    The last answer a citizen ruled out gives closes the questionnaire, as `confirm` does.
+    """
     intake = await _require(session, citizen_id, intake)
     asked = _asked_step(intake, step_key, action="answer")
     value = validate(asked, raw, today=now.astimezone(settings.tz).date(), settings=settings)
     _store(intake, asked.key, value, now)
     await session.flush()
+    if intake.state == IntakeState.SUMMARY and ruled_out(intake.answers):
+        await _close(session, intake, now, settings)
     return intake
 
 
@@ -173,7 +192,7 @@ async def change_answer(
     if intake.state != IntakeState.SUMMARY:
         raise WrongState(intake.state, "change an answer of")
     changed = step(step_key)
-    if not changed.applies(intake.answers):
+    if changed not in asked_steps(intake.answers):
         raise StepNotAsked(changed.key)
     intake.state = IntakeState.IN_PROGRESS.value
     intake.current_step = changed.key
@@ -197,35 +216,10 @@ async def confirm(
     intake = await _require(session, citizen_id, intake)
     if intake.state != IntakeState.SUMMARY:
         raise WrongState(intake.state, "confirm")
-    missing = tuple(
-        s.key for s in QUESTIONNAIRE if s.key not in intake.answers and s.applies(intake.answers)
-    )
+    missing = tuple(s.key for s in asked_steps(intake.answers) if s.key not in intake.answers)
     if missing:
         raise IncompleteAnswers(missing)
-    eligibility = assess(intake.answers, settings)
-    intake.state = IntakeState.COMPLETED.value
-    intake.current_step = None
-    intake.completed_at = now
-    intake.updated_at = now
-    intake.eligible = eligibility.eligible
-    intake.urgent = eligibility.urgent
-    citizen = await session.get(Citizen, citizen_id)
-    if citizen is None:
-        raise UnknownCitizen(citizen_id)
-    for field in CITIZEN_FIELDS:
-        value = intake.answers.get(field)
-        if isinstance(value, str):
-            setattr(citizen, field, value)
-    citizen.urgent = eligibility.urgent
-    await session.flush()
-    await cases.on_intake_confirmed(
-        session=session,
-        citizen_id=citizen_id,
-        eligible=eligibility.eligible,
-        urgent=eligibility.urgent,
-        now=now,
-    )
-    return Outcome(intake, eligibility)
+    return await _close(session, intake, now, settings)
 
 
 async def expire_stale(*, session: AsyncSession, now: datetime, max_age: timedelta) -> list[int]:
@@ -276,6 +270,45 @@ async def due_expiry_reminders(
 # --- internals ---------------------------------------------------------------------------
 
 
+async def _close(
+    session: AsyncSession, intake: Intake, now: datetime, settings: Settings
+) -> Outcome:
+    """Record the outcome of an answered questionnaire; the citizen's case opens or is updated.
+
+    A citizen ruled out keeps only the answers asked on their way (the ones that decided,
+    the offer, and the contacts if they chose to leave them): nothing else is needed.
+    """
+    if ruled_out(intake.answers):
+        asked = {s.key for s in asked_steps(intake.answers)}
+        intake.answers = {k: v for k, v in intake.answers.items() if k in asked}
+        intake.history = [k for k in intake.history if k in asked]
+    citizen_id = intake.citizen_id
+    eligibility = assess(intake.answers, settings)
+    intake.state = IntakeState.COMPLETED.value
+    intake.current_step = None
+    intake.completed_at = now
+    intake.updated_at = now
+    intake.eligible = eligibility.eligible
+    intake.urgent = eligibility.urgent
+    citizen = await session.get(Citizen, citizen_id)
+    if citizen is None:
+        raise UnknownCitizen(citizen_id)
+    for field in CITIZEN_FIELDS:
+        value = intake.answers.get(field)
+        if isinstance(value, str):
+            setattr(citizen, field, value)
+    citizen.urgent = eligibility.urgent
+    await session.flush()
+    await cases.on_intake_confirmed(
+        session=session,
+        citizen_id=citizen_id,
+        eligible=eligibility.eligible,
+        urgent=eligibility.urgent,
+        now=now,
+    )
+    return Outcome(intake, eligibility)
+
+
 async def _require(session: AsyncSession, citizen_id: int, loaded: Intake | None) -> Intake:
     """The citizen's intake, locked: `loaded` if the caller already has it, else read now."""
     if loaded is not None:
@@ -298,16 +331,22 @@ def _asked_step(intake: Intake, step_key: str, *, action: str) -> Step:
 
 
 def _next_key(answers: dict[str, Any]) -> str | None:
-    return next((s.key for s in QUESTIONNAIRE if s.key not in answers and s.applies(answers)), None)
+    return next((s.key for s in asked_steps(answers) if s.key not in answers), None)
 
 
 def _applicable(answers: dict[str, Any]) -> dict[str, Any]:
-    """The answers without those of steps that no longer apply."""
+    """The answers without those of steps that no longer apply.
+
+    Answers past the one that ruled the citizen out are kept until the questionnaire
+    closes: going back to a mistaken "no" must not lose them.
+    """
     kept: dict[str, Any] = {}
     for s in QUESTIONNAIRE:
         # Conditions look only at earlier steps, which are already decided.
         if s.key in answers and s.applies(kept):
             kept[s.key] = answers[s.key]
+    if CONTACT_OFFER.key in answers and ruled_out(kept):
+        kept[CONTACT_OFFER.key] = answers[CONTACT_OFFER.key]
     # Answers to steps no longer in the definition stay for staff to see.
     return kept | {k: v for k, v in answers.items() if k not in _STEPS}
 

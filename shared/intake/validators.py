@@ -32,7 +32,7 @@ from codicefiscale import codicefiscale
 
 from shared.i18n import Translator, available_languages
 from shared.intake.errors import InvalidAnswer
-from shared.intake.questionnaire import Answer, AnswerType, Option, Step
+from shared.intake.questionnaire import BACK_WORDS, Answer, AnswerType, Option, Step
 
 if TYPE_CHECKING:
     from shared.settings import Settings
@@ -75,6 +75,26 @@ def _fold(value: str) -> str:
     """Case- and accent-insensitive form: "Sì" and "si" match."""
     decomposed = unicodedata.normalize("NFKD", value)
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold().strip()
+
+
+# --- words that aren't answers -----------------------------------------------------------
+
+MAX_BACK_INPUT = 60
+
+
+@functools.cache
+def _back_words() -> frozenset[str]:
+    return frozenset(_words(word) for words in BACK_WORDS.values() for word in words)
+
+
+def _words(value: str) -> str:
+    """The words of `value`, folded, without punctuation or emoji: "⬅️ Indietro!" → "indietro"."""
+    return " ".join("".join(c if c.isalnum() else " " for c in _fold(value)).split())
+
+
+def asks_to_go_back(raw: str) -> bool:
+    """The message is one of `BACK_WORDS`, in any language: "Indietro!", "Cancel"."""
+    return len(raw) <= MAX_BACK_INPUT and _words(raw) in _back_words()
 
 
 # --- yes/no and choices ------------------------------------------------------------------

@@ -30,6 +30,7 @@ from shared.citizens.models import Citizen as CitizenRow
 from shared.db import Database, utcnow
 from shared.i18n import Translator
 from shared.intake import service as intake
+from shared.intake.models import IntakeState
 from shared.outbox.models import OutboxMessage
 from shared.settings import Settings
 from tests.bot.fake_telegram import Call, FakeTelegram, buttons, texts
@@ -85,12 +86,14 @@ async def new_citizen(
         citizen = await citizens.give_consent(
             session=session, telegram_user_id=user_id, chat_id=user_id, language=language, now=now
         )
-        await intake.start_intake(session=session, citizen_id=citizen.id, now=now)
+        row = await intake.start_intake(session=session, citizen_id=citizen.id, now=now)
         for key, raw in answers:
-            await intake.record_answer(
+            row = await intake.record_answer(
                 session=session, citizen_id=citizen.id, step_key=key, raw=raw, now=now,
                 settings=settings,
             )  # fmt: skip
+        if row.state == IntakeState.COMPLETED:
+            return citizen.id  # ruled out: closed once they left name and phone
         for optional in ("email", "fiscal_code"):
             await intake.skip_step(
                 session=session, citizen_id=citizen.id, step_key=optional, now=now
@@ -301,7 +304,7 @@ async def test_only_eligible_citizens_can_book(
     calls = await unfinished.say("/prenotazione")
     assert "Non hai appuntamenti" in texts(calls) and data(calls, "hds") == []
 
-    not_resident = [("residence", "no"), *ELIGIBLE_ANSWERS[1:]]
+    not_resident = [("residence", "no"), ("contact_offer", "yes"), *ELIGIBLE_ANSWERS[-2:]]
     citizen_id = await new_citizen(database, bot_settings, 405, answers=not_resident)
     refused = TelegramUser(app, fake, 405)
     async with database.transaction(read_only=True) as session:

@@ -11,12 +11,14 @@ from sqlalchemy import select
 from telegram.ext import Application
 
 from bot.application import build_application
+from shared.cases import service as cases
 from shared.citizens.models import Citizen
-from shared.db import Database, utcnow
+from shared.db import Database
 from shared.intake import questionnaire as q
 from shared.intake import service as intake
 from shared.intake.models import Intake, IntakeState
 from shared.settings import Settings
+from tests.bot.clock import MORNING
 from tests.bot.fake_telegram import Call, FakeTelegram, buttons, texts
 from tests.bot.fake_telegram import Citizen as TelegramUser
 
@@ -114,7 +116,8 @@ async def prepare(database: Database, settings: Settings, user_id: int, upto: st
     async with database.transaction() as session:
         citizen = await session.scalar(select(Citizen).where(Citizen.telegram_user_id == user_id))
         assert citizen is not None
-        now = utcnow()
+        # The bot's clock (`clock` fixture), which these tests leave where it is.
+        now = MORNING
         for key in KEYS[: KEYS.index(upto)]:
             raw = RAW[key]
             if raw is None:
@@ -282,31 +285,110 @@ async def test_whole_questionnaire_to_an_eligible_outcome(
     assert await snapshot(database, 201) == before
 
 
-async def test_a_non_resident_is_told_why_kindly_with_the_contacts(
+async def test_a_non_resident_is_told_at_once_and_leaves_name_and_phone_if_they_want(
     bot_app: Application,  # type: ignore[type-arg]
     fake: FakeTelegram,
     database: Database,
 ) -> None:
     maria, _ = await consented(bot_app, fake, 202)
-    for key in KEYS:
-        calls = await (maria.press("ans:residence:no") if key == "residence" else give(maria, key))
-        no_apology(calls)
-    calls = await maria.press("ok")
-    outcome = texts(calls)
-    assert "Ripartire è per chi è residente a Cernusco sul Naviglio." in outcome
-    assert "331 693 8049" in outcome and "lavorint@cris.it" in outcome
-    assert "staff" in outcome
-    assert "puoi partecipare" not in outcome
+    calls = await maria.press("ans:residence:no")
+    no_apology(calls)
+    (told,) = sent(calls)
+    # Right after the answer that decides it: why, kindly, the contacts, and the offer.
+    assert "Ripartire è per chi è residente a Cernusco sul Naviglio." in told.text
+    assert "331 693 8049" in told.text and "lavorint@cris.it" in told.text
+    assert "Vuoi lasciarci nome e numero di telefono" in told.text
+    assert "/12" not in told.text and "puoi partecipare" not in told.text
+    assert told.buttons == [
+        ("Sì, grazie", "ans:contact_offer:yes"),
+        ("No, grazie", "ans:contact_offer:no"),
+        ("⬅️ Indietro", "back:contact_offer"),
+    ]
+    calls = await maria.press("ans:contact_offer:yes")
+    assert "2/3" in texts(calls) and "Come ti chiami?" in texts(calls)
+    calls = await maria.say("Maria Rossi")
+    assert "3/3" in texts(calls) and "telefono" in texts(calls)
+    calls = await maria.say("331 693 8049")
+    no_apology(calls)
+    assert any(markup(c).get("remove_keyboard") for c in sent(calls))
+    assert "ti chiamerà al numero che ci hai dato" in texts(calls)
+    assert "lavorint@cris.it" in texts(calls)
+    assert "e-mail" not in texts(calls) and "codice fiscale" not in texts(calls)
+    # Nothing else was asked or kept; staff see the intake and its case, and can override.
     citizen, found = await stored(database, 202)
     assert (found.state, found.eligible) == (IntakeState.COMPLETED, False)
-    assert citizen.name == "Maria Rossi"
+    assert found.answers == {
+        "residence": "no",
+        "contact_offer": "yes",
+        "name": "Maria Rossi",
+        "phone": "+393316938049",
+    }
+    assert (citizen.name, citizen.phone) == ("Maria Rossi", "+393316938049")
+    async with database.transaction(read_only=True) as session:
+        case = await cases.open_case_of(session=session, citizen_id=citizen.id)
+        assert case is not None and case.eligible is False
     # Coming back later gives the same kind answer, not a new questionnaire.
     again = await maria.say("/start")
-    assert "residente a Cernusco" in texts(again)
+    assert "ti chiamerà" in texts(again)
     assert (await stored(database, 202))[1].state == IntakeState.COMPLETED
 
 
-async def test_other_situation_skips_two_questions_and_is_explained(
+async def test_a_citizen_ruled_out_who_declines_is_asked_nothing_more(
+    bot_app: Application,  # type: ignore[type-arg]
+    fake: FakeTelegram,
+    database: Database,
+) -> None:
+    maria, _ = await consented(bot_app, fake, 222)
+    await maria.press("ans:residence:no")
+    calls = await maria.press("ans:contact_offer:no")
+    no_apology(calls)
+    (edit,) = edits(calls)
+    assert "👉 <b>No, grazie</b>" in edit.text and edit.buttons == []
+    (told,) = sent(calls)
+    assert "non ti chiediamo altro" in told.text and "lavorint@cris.it" in told.text
+    assert told.buttons == []
+    citizen, found = await stored(database, 222)
+    assert (found.state, found.eligible) == (IntakeState.COMPLETED, False)
+    assert found.answers == {"residence": "no", "contact_offer": "no"}
+    assert (citizen.name, citizen.phone) == (None, None)
+    assert "non ti chiediamo altro" in texts(await maria.say("/start"))
+
+
+@pytest.mark.parametrize(
+    ("answers", "explanation"),
+    [
+        (["ans:residence:no"], "residente a Cernusco"),
+        (["ans:residence:yes", "ans:situation:other"], "perso il lavoro"),
+        (
+            ["ans:residence:yes", "ans:situation:job_loss", "03/2021", "ans:pandemic_related:no"],
+            "a causa della crisi per la pandemia",
+        ),
+    ],
+    ids=["residence", "situation", "pandemic"],
+)
+async def test_any_answer_that_rules_out_is_told_at_once(
+    bot_app: Application,  # type: ignore[type-arg]
+    fake: FakeTelegram,
+    database: Database,
+    answers: list[str],
+    explanation: str,
+) -> None:
+    maria, _ = await consented(bot_app, fake, 223)
+    for given in answers:
+        calls = await (maria.press(given) if given.startswith("ans:") else maria.say(given))
+    told = sent(calls)[-1]
+    assert explanation in told.text
+    assert "Vuoi lasciarci nome e numero" in told.text
+    assert "Quante persone" not in texts(calls)
+    # "Back" undoes a mistaken tap: the deciding question comes again.
+    calls = await maria.press("back:contact_offer")
+    deciding = answers[-1].split(":")[1]
+    assert f"ans:{deciding}:" in " ".join(data for _, data in buttons(calls))
+    _, found = await stored(database, 223)
+    assert found.current_step == deciding
+
+
+async def test_other_situation_is_explained_before_more_questions(
     bot_app: Application,  # type: ignore[type-arg]
     fake: FakeTelegram,
     database: Database,
@@ -314,14 +396,11 @@ async def test_other_situation_skips_two_questions_and_is_explained(
     maria, _ = await consented(bot_app, fake, 203)
     await maria.press("ans:residence:yes")
     calls = await maria.press("ans:situation:other")
-    assert "3/10" in texts(calls) and "Quante persone" in texts(calls)
-    for key in KEYS[4:]:
-        await give(maria, key)
-    calls = await maria.press("ok")
-    assert "perso il lavoro" in texts(calls)
+    assert "perso il lavoro" in texts(calls) and "Quante persone" not in texts(calls)
+    await maria.press("ans:contact_offer:no")
     _, found = await stored(database, 203)
     assert found.eligible is False
-    assert "since" not in found.answers
+    assert found.answers == {"residence": "yes", "situation": "other", "contact_offer": "no"}
 
 
 async def test_english_speaker_gets_english(
@@ -360,10 +439,10 @@ async def test_go_back_one_step(
     # Back again, then answer: the questionnaire goes on from there.
     await maria.press("back:pandemic_related")
     await maria.say("04/2021")
-    calls = await maria.press("ans:pandemic_related:no")
+    calls = await maria.press("ans:pandemic_related:not_sure")
     assert "Quante persone" in sent(calls)[-1].text
     _, found = await stored(database, 205)
-    assert (found.answers["since"], found.answers["pandemic_related"]) == ("2021-04", "no")
+    assert (found.answers["since"], found.answers["pandemic_related"]) == ("2021-04", "not_sure")
     assert found.current_step == "household"
     # The first question has no "Back", and a forged one changes nothing.
     maria2, calls = await consented(bot_app, fake, 206)
@@ -427,19 +506,24 @@ async def test_changing_the_situation_asks_the_questions_that_now_apply(
     database: Database,
     bot_settings: Settings,
 ) -> None:
-    maria, _ = await consented(bot_app, fake, 209)
-    await maria.press("ans:residence:yes")
-    await maria.press("ans:situation:other")
-    for key in KEYS[4:]:
-        await give(maria, key)
+    maria = await at_step(bot_app, fake, database, bot_settings, 209, "fiscal_code")
+    await maria.press("skip:fiscal_code")
     await maria.press("chg")
     await maria.press("chg:situation")
-    calls = await maria.press("ans:situation:job_loss")
+    # "Something else" rules the citizen out: told at once; "Back" undoes it.
+    calls = await maria.press("ans:situation:other")
+    assert "perso il lavoro" in sent(calls)[-1].text
+    calls = await maria.press("back:contact_offer")
+    assert "Quale frase ti descrive meglio?" in sent(calls)[-1].text
+    calls = await maria.press("ans:situation:reduced_hours")
     assert "Da quando?" in sent(calls)[-1].text
     await maria.say("03/2021")
     calls = await maria.press("ans:pandemic_related:yes")
     assert "Le tue risposte" in sent(calls)[-1].text
-    assert (await stored(database, 209))[1].answers["since"] == "2021-03"
+    _, found = await stored(database, 209)
+    assert found.answers["since"] == "2021-03"
+    assert found.answers["situation"] == "reduced_hours"
+    assert found.answers["name"] == "Maria Rossi"
 
 
 async def test_restart_asks_first_then_starts_again(
@@ -491,7 +575,7 @@ async def test_an_expired_questionnaire_starts_again_with_an_explanation(
 ) -> None:
     maria = await at_step(bot_app, fake, database, bot_settings, 212, "name")
     async with database.transaction() as session:
-        later = utcnow() + timedelta(days=bot_settings.intake_expiry_days + 1)
+        later = MORNING + timedelta(days=bot_settings.intake_expiry_days + 1)
         expired = await intake.expire_stale(
             session=session, now=later, max_age=timedelta(days=bot_settings.intake_expiry_days)
         )
@@ -695,23 +779,27 @@ async def test_toggles_edit_the_keyboard_and_done_stores_the_choice(
 # --- stale and forged buttons ------------------------------------------------------------
 
 
+ANSWERED = "Hai già risposto a questa domanda"
+OUT_OF_DATE = "non è più attivo"
+
+
 @pytest.mark.parametrize(
     ("data", "expected"),
     [
-        ("ans:residence:yes", "non è quella attuale"),
-        ("ans:residence:maybe", "non è quella attuale"),
-        ("tog:needs:999999:x", "non è quella attuale"),
-        ("done:needs:1", "non è quella attuale"),
-        ("skip:email", "non è quella attuale"),
-        ("back:since", "non è quella attuale"),
+        ("ans:residence:yes", ANSWERED),
+        ("ans:residence:maybe", ANSWERED),
+        ("tog:needs:999999:x", OUT_OF_DATE),
+        ("done:needs:1", OUT_OF_DATE),
+        ("skip:email", OUT_OF_DATE),
+        ("back:since", ANSWERED),
         ("ans:household:yes", "non è valido"),
         ("ans:household", "non è valido"),
         ("tog:household:1:x", "non è valido"),
         ("done:household:1", "non è valido"),
         ("skip:household", "non si può saltare"),
-        ("chg:household", "non è quella attuale"),
-        ("ok", "non è quella attuale"),
-        ("sum", "non è quella attuale"),
+        ("chg:household", OUT_OF_DATE),
+        ("ok", OUT_OF_DATE),
+        ("sum", OUT_OF_DATE),
         ("restart:now", "non è valido"),
         ("back:household:extra", "non è valido"),
         ("ans:residence:yes:extra", "non è valido"),
@@ -730,9 +818,9 @@ async def test_old_and_forged_buttons_change_nothing(
     calls = await maria.press(data)
     no_apology(calls)
     assert expected in toasts(calls)
-    if "attuale" in expected:
-        # A fresh copy of the current question comes with the notice.
-        assert "Quante persone" in sent(calls)[-1].text
+    if expected in (ANSWERED, OUT_OF_DATE):
+        # The toast only: the current question is already the latest message.
+        assert not sent(calls) and not edits(calls)
     assert await snapshot(database, 216) == before
 
 
@@ -839,3 +927,109 @@ async def test_the_citizens_text_comes_back_escaped_in_the_summary(
     summary = sent(calls)[-1].text
     assert "<b>Nome e cognome</b>: &lt;b&gt;Maria&lt;/b&gt; &amp; Co" in summary
     assert "<b>Maria</b>" not in summary
+
+
+# --- typed "back", double taps -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "typed", "previous"),
+    [
+        ("household", "Indietro!", "pandemic_related"),
+        ("name", "torna indietro", "urgent"),
+        ("since", "⬅️ Indietro", "situation"),
+        ("email", "ANNULLA.", "phone"),
+        ("fiscal_code", "Back", "email"),
+        ("benefits", "cancel", "household"),
+    ],
+)
+async def test_typing_back_goes_back_and_is_not_an_answer(
+    bot_app: Application,  # type: ignore[type-arg]
+    fake: FakeTelegram,
+    database: Database,
+    bot_settings: Settings,
+    key: str,
+    typed: str,
+    previous: str,
+) -> None:
+    user_id = 230 + KEYS.index(key)
+    maria = await at_step(bot_app, fake, database, bot_settings, user_id, key)
+    calls = await maria.say(typed)
+    no_apology(calls)
+    assert q.question_text(q.step(previous), "it", settings=bot_settings) in texts(sent(calls))
+    _, found = await stored(database, user_id)
+    assert found.current_step == previous
+    assert previous not in found.answers
+    assert typed not in [str(answer) for answer in found.answers.values()]
+
+
+async def test_typing_back_at_the_phone_or_first_step_or_while_changing(
+    bot_app: Application,  # type: ignore[type-arg]
+    fake: FakeTelegram,
+    database: Database,
+    bot_settings: Settings,
+) -> None:
+    # The "share my number" keyboard goes with the phone question.
+    maria = await at_step(bot_app, fake, database, bot_settings, 240, "phone")
+    calls = await maria.say("annulla")
+    assert any(markup(c).get("remove_keyboard") for c in sent(calls))
+    assert "Come ti chiami?" in sent(calls)[-1].text
+    # The first question has nowhere to go back to.
+    first, _ = await consented(bot_app, fake, 241)
+    before = await snapshot(database, 241)
+    assert "già la prima domanda" in texts(await first.say("indietro"))
+    assert await snapshot(database, 241) == before
+    # While changing an answer from the summary, "back" cancels the change.
+    changing = await at_step(bot_app, fake, database, bot_settings, 242, "fiscal_code")
+    await changing.press("skip:fiscal_code")
+    await changing.press("chg")
+    await changing.press("chg:name")
+    calls = await changing.say("Indietro")
+    assert "Le tue risposte" in sent(calls)[-1].text
+    _, found = await stored(database, 242)
+    assert (found.state, found.answers["name"]) == (IntakeState.SUMMARY, "Maria Rossi")
+
+
+async def test_an_english_speaker_types_back_in_english(
+    bot_app: Application,  # type: ignore[type-arg]
+    fake: FakeTelegram,
+    database: Database,
+) -> None:
+    maria, _ = await consented(bot_app, fake, 243, language="en")
+    await maria.press("ans:residence:yes")
+    await maria.press("ans:situation:job_loss")
+    calls = await maria.say("Go back")
+    assert "Which of these describes you best?" in sent(calls)[-1].text
+    assert (await stored(database, 243))[1].current_step == "situation"
+
+
+@pytest.mark.parametrize(
+    ("key", "data"),
+    [
+        ("email", "skip:email"),
+        ("urgent", "ans:urgent:no"),
+        ("needs", "done:needs:17"),
+        ("household", "back:household"),
+    ],
+)
+async def test_a_double_tap_is_answered_with_a_toast_only(
+    bot_app: Application,  # type: ignore[type-arg]
+    fake: FakeTelegram,
+    database: Database,
+    bot_settings: Settings,
+    key: str,
+    data: str,
+) -> None:
+    user_id = 250 + KEYS.index(key)
+    maria = await at_step(bot_app, fake, database, bot_settings, user_id, key)
+    first = await maria.press(data)
+    assert len(sent(first)) >= 1
+    after_first = await snapshot(database, user_id)
+    second = await maria.press(data)
+    assert [c.method for c in second] == ["answerCallbackQuery"]
+    assert toasts(second) in (
+        "Hai già risposto a questa domanda.",
+        "Questo pulsante non è più attivo: non è cambiato nulla. Rispondi all'ultima domanda, "
+        "oppure scrivi /start per rivederla.",
+    )
+    assert await snapshot(database, user_id) == after_first

@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.cases import service as cases
 from shared.citizens.models import Citizen
 from shared.db import Database
 from shared.intake import service as intake
@@ -22,6 +23,7 @@ from shared.intake.errors import (
     WrongState,
 )
 from shared.intake.models import Intake, IntakeState
+from shared.intake.questionnaire import assess, summary
 from shared.settings import Settings
 
 NOW = datetime(2024, 5, 10, 9, 30, tzinfo=UTC)
@@ -131,7 +133,7 @@ async def test_whole_path_to_summary_and_confirm(session: AsyncSession, settings
         await intake.confirm(session=session, citizen_id=citizen_id, now=later, settings=settings)
 
 
-async def test_other_situation_skips_the_conditional_steps_and_is_not_eligible(
+async def test_other_situation_ends_the_questions_with_the_offer(
     session: AsyncSession, settings: Settings
 ) -> None:
     citizen_id = await new_citizen(session)
@@ -139,21 +141,99 @@ async def test_other_situation_skips_the_conditional_steps_and_is_not_eligible(
     row = await answer(
         session, settings, citizen_id, [("residence", "yes"), ("situation", "other")]
     )
-    assert asked(row) == "household"
+    # "Other" can't take part: no more questions about their life, only the offer.
+    assert asked(row) == "contact_offer"
     with pytest.raises(NotCurrentStep):
         await answer(session, settings, citizen_id, [("since", "03/2021")])
-    path = [
-        (k, v) for k, v in PATH if k not in ("residence", "situation", "since", "pandemic_related")
-    ]
-    row = await answer(session, settings, citizen_id, path)
-    assert row.state == IntakeState.SUMMARY
-    assert "since" not in row.answers and "pandemic_related" not in row.answers
-    outcome = await intake.confirm(
-        session=session, citizen_id=citizen_id, now=NOW, settings=settings
-    )
-    assert not outcome.eligibility.eligible
-    assert outcome.eligibility.reason_keys == ("situation_not_covered",)
+    with pytest.raises(NotCurrentStep):
+        await answer(session, settings, citizen_id, [("household", "3 1")])
+    row = await answer(session, settings, citizen_id, [("contact_offer", "no")])
+    assert row.state == IntakeState.COMPLETED
     assert row.eligible is False
+    assert row.answers == {"residence": "yes", "situation": "other", "contact_offer": "no"}
+    assert assess(row.answers, settings).reason_keys == ("situation_not_covered",)
+
+
+async def test_a_refused_answer_asks_only_name_and_phone_if_the_citizen_wants(
+    session: AsyncSession, settings: Settings
+) -> None:
+    citizen_id = await new_citizen(session)
+    await intake.start_intake(session=session, citizen_id=citizen_id, now=NOW)
+    row = await answer(session, settings, citizen_id, [("residence", "no")])
+    assert asked(row) == "contact_offer"
+    row = await answer(session, settings, citizen_id, [("contact_offer", "yes")])
+    assert asked(row) == "name"
+    row = await answer(session, settings, citizen_id, [("name", "Maria Rossi")])
+    assert asked(row) == "phone"
+    later = NOW + timedelta(minutes=3)
+    row = await answer(session, settings, citizen_id, [("phone", "331 693 8049")], now=later)
+    # Closed at once, as a confirmation would: not eligible, the case open for staff.
+    assert (row.state, row.eligible, row.completed_at) == (IntakeState.COMPLETED, False, later)
+    assert row.answers == {
+        "residence": "no",
+        "contact_offer": "yes",
+        "name": "Maria Rossi",
+        "phone": "+393316938049",
+    }
+    assert row.history == ["residence", "contact_offer", "name", "phone"]
+    citizen = await session.get(Citizen, citizen_id)
+    assert citizen is not None
+    assert (citizen.name, citizen.phone) == ("Maria Rossi", "+393316938049")
+    case = await cases.open_case_of(session=session, citizen_id=citizen_id)
+    assert case is not None and case.eligible is False
+    assert assess(row.answers, settings).reason_keys == ("not_resident",)
+    # Staff see the offer and the contacts among the answers.
+    assert summary(row.answers, "it") == [
+        ("Residenza", "No"),
+        ("Chiede una chiamata", "Sì, grazie"),
+        ("Nome e cognome", "Maria Rossi"),
+        ("Telefono", "+39 331 693 8049"),
+    ]
+
+
+async def test_declining_the_offer_keeps_no_contacts_even_ones_given_before(
+    session: AsyncSession, settings: Settings
+) -> None:
+    citizen_id = await new_citizen(session)
+    await intake.start_intake(session=session, citizen_id=citizen_id, now=NOW)
+    await answer(session, settings, citizen_id, PATH)
+    # From the summary, the residence changed to "no": the offer, then nothing else is kept.
+    await intake.change_answer(
+        session=session, citizen_id=citizen_id, step_key="residence", now=NOW
+    )
+    row = await answer(session, settings, citizen_id, [("residence", "no")])
+    assert (row.state, asked(row)) == (IntakeState.IN_PROGRESS, "contact_offer")
+    row = await answer(session, settings, citizen_id, [("contact_offer", "no")])
+    assert (row.state, row.eligible) == (IntakeState.COMPLETED, False)
+    assert row.answers == {"residence": "no", "contact_offer": "no"}
+    assert row.history == ["residence", "contact_offer"]
+    citizen = await session.get(Citizen, citizen_id)
+    assert citizen is not None
+    assert (citizen.name, citizen.phone, citizen.email, citizen.fiscal_code) == (
+        None,
+        None,
+        None,
+        None,
+    )
+    assert await cases.open_case_of(session=session, citizen_id=citizen_id) is not None
+
+
+async def test_back_from_the_offer_undoes_a_mistaken_answer(
+    session: AsyncSession, settings: Settings
+) -> None:
+    citizen_id = await new_citizen(session)
+    await intake.start_intake(session=session, citizen_id=citizen_id, now=NOW)
+    await answer(session, settings, citizen_id, PATH[:2])
+    row = await answer(session, settings, citizen_id, [("since", "03/2021")])
+    row = await answer(session, settings, citizen_id, [("pandemic_related", "no")])
+    assert asked(row) == "contact_offer"
+    row = await intake.go_back(session=session, citizen_id=citizen_id, now=NOW)
+    assert asked(row) == "pandemic_related"
+    row = await answer(session, settings, citizen_id, [("pandemic_related", "not_sure")])
+    assert asked(row) == "household"
+    row = await answer(session, settings, citizen_id, PATH[4:])
+    assert row.state == IntakeState.SUMMARY
+    assert "contact_offer" not in row.answers
 
 
 async def test_optional_steps_can_be_skipped_and_others_cannot(
@@ -257,39 +337,35 @@ async def test_changing_the_situation_drops_and_adds_conditional_steps(
     await intake.start_intake(session=session, citizen_id=citizen_id, now=NOW)
     await answer(session, settings, citizen_id, PATH)
 
-    # To "other": the job-loss questions no longer apply and their answers go.
+    # To "other": the job-loss questions no longer apply and their answers go; "other"
+    # rules the citizen out, so the offer is asked.
     await intake.change_answer(
         session=session, citizen_id=citizen_id, step_key="situation", now=NOW
     )
     row = await answer(session, settings, citizen_id, [("situation", "other")])
-    assert row.state == IntakeState.SUMMARY
+    assert asked(row) == "contact_offer"
     assert "since" not in row.answers and "pandemic_related" not in row.answers
     assert "since" not in row.history
-    with pytest.raises(StepNotAsked):
-        await intake.change_answer(
-            session=session, citizen_id=citizen_id, step_key="since", now=NOW
-        )
 
-    # Back to a covered situation: they are asked again before the summary returns.
-    await intake.change_answer(
-        session=session, citizen_id=citizen_id, step_key="situation", now=NOW
-    )
+    # Back, and a covered situation instead: they are asked again before the summary returns.
+    row = await intake.go_back(session=session, citizen_id=citizen_id, now=NOW)
+    assert asked(row) == "situation"
     row = await answer(session, settings, citizen_id, [("situation", "reduced_hours")])
     assert row.state == IntakeState.IN_PROGRESS
     assert asked(row) == "since"
     row = await answer(session, settings, citizen_id, [("since", "06/2020")])
     assert asked(row) == "pandemic_related"
-    row = await answer(session, settings, citizen_id, [("pandemic_related", "no")])
+    row = await answer(session, settings, citizen_id, [("pandemic_related", "yes")])
     assert row.state == IntakeState.SUMMARY
-    assert row.answers == STORED | {
-        "situation": "reduced_hours",
-        "since": "2020-06",
-        "pandemic_related": "no",
-    }
+    assert row.answers == STORED | {"situation": "reduced_hours", "since": "2020-06"}
+    with pytest.raises(StepNotAsked):
+        await intake.change_answer(
+            session=session, citizen_id=citizen_id, step_key="contact_offer", now=NOW
+        )
     outcome = await intake.confirm(
         session=session, citizen_id=citizen_id, now=NOW, settings=settings
     )
-    assert outcome.eligibility.reason_keys == ("not_pandemic_related",)
+    assert outcome.eligibility.eligible
 
 
 async def test_going_back_while_changing_keeps_the_old_answer(
