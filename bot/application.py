@@ -13,8 +13,8 @@ from telegram.request import BaseRequest
 from bot.flood import GroupRateLimiter
 from bot.handlers import booking, conversation, plan, start
 from bot.processor import ChatOrderedProcessor
-from bot.turn import DEPS_KEY, Deps
-from shared.db import Database
+from bot.turn import DEPS_KEY, Clock, Deps
+from shared.db import Database, utcnow
 from shared.i18n import DEFAULT_LANGUAGE, N_, Translator, available_languages
 from shared.settings import Settings
 
@@ -49,9 +49,16 @@ class BotApplication(Application):  # type: ignore[type-arg]
 
 
 def build_application(
-    *, settings: Settings, database: Database, request: BaseRequest | None = None
+    *,
+    settings: Settings,
+    database: Database,
+    request: BaseRequest | None = None,
+    clock: Clock = utcnow,
 ) -> Application:  # type: ignore[type-arg]
-    """The bot; with `request` (tests, benchmarks) it talks to that transport and never polls."""
+    """The bot; with `request` (tests, benchmarks) it talks to that transport and never polls.
+
+    Every update is handled at `clock()` (the `now` of its turn): tests pass a fixed clock.
+    """
     assert settings.telegram_token is not None
     api = str(settings.telegram_api_url).rstrip("/")
     builder: ApplicationBuilder = (  # type: ignore[type-arg]
@@ -67,7 +74,7 @@ def build_application(
     if request is not None:
         builder = builder.request(request).get_updates_request(request).updater(None)
     application = builder.build()
-    application.bot_data[DEPS_KEY] = Deps(settings=settings, database=database)
+    application.bot_data[DEPS_KEY] = Deps(settings=settings, database=database, clock=clock)
     # One group: the first matching handler wins, so the fallbacks go last.
     for module in (start, conversation, booking, plan):
         application.add_handlers(module.handlers())

@@ -1,7 +1,8 @@
 """One Telegram update = one unit of work: the adapter between PTB and `shared` services.
 
-`@turn` wraps a handler: it ignores updates outside private chats (saying so), handles
-each `update_id` once, opens the transaction, loads the citizen and their language,
+`@turn` wraps a handler: it ignores updates outside private chats (saying so, in a group
+only to a command or a mention of the bot, and at most once an hour), handles each
+`update_id` once, opens the transaction, loads the citizen and their language,
 runs the handler, commits, and only then sends the replies. Errors never reach the
 citizen as a stack trace: they get a short apology that says what became of their
 message. While the database doesn't answer, the update is kept and tried again (in the
@@ -14,13 +15,14 @@ import asyncio
 import functools
 import io
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from telegram import InputFile, Update
+from telegram import Bot, InputFile, Message, MessageEntity, Update
 from telegram.constants import ChatType, ParseMode
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
@@ -39,12 +41,56 @@ log = logging.getLogger(__name__)
 DEPS_KEY = "ripartire"
 
 
+Clock = Callable[[], datetime]
+
+
+class OncePerChat:
+    """When each chat was last told something, to tell it again only after `interval`.
+
+    Remembers at most `size` chats, forgetting the longest untold first: the memory stays
+    bounded however many groups add the bot (a forgotten one may be told a bit sooner).
+    """
+
+    def __init__(self, interval: timedelta, size: int) -> None:
+        self.interval = interval
+        self.size = size
+        self._told: OrderedDict[int, datetime] = OrderedDict()
+
+    def due(self, chat_id: int, now: datetime) -> bool:
+        """Whether the chat may be told now; if so, it counts as told."""
+        told = self._told.get(chat_id)
+        if told is not None and now - told < self.interval:
+            return False
+        self._told[chat_id] = now
+        self._told.move_to_end(chat_id)
+        while len(self._told) > self.size:
+            self._told.popitem(last=False)
+        return True
+
+    def __len__(self) -> int:
+        return len(self._told)
+
+
+# A group that calls the bot is told it only talks in private, once an hour at most.
+GROUP_NOTICE_INTERVAL = timedelta(hours=1)
+GROUP_NOTICE_MEMORY = 1000
+
+
+def _group_notices() -> OncePerChat:
+    return OncePerChat(GROUP_NOTICE_INTERVAL, GROUP_NOTICE_MEMORY)
+
+
 @dataclass(frozen=True)
 class Deps:
-    """What every handler needs, stored once in `application.bot_data`."""
+    """What every handler needs, stored once in `application.bot_data`.
+
+    `clock` gives each update its `Turn.now`: the wall clock, or a fixed one in tests.
+    """
 
     settings: Settings
     database: Database
+    clock: Clock = field(default=utcnow)
+    group_notices: OncePerChat = field(default_factory=_group_notices)
 
 
 @dataclass
@@ -97,8 +143,7 @@ def turn(handler: Handler) -> PTBCallback:
         if chat is None or user is None:
             return
         if chat.type != ChatType.PRIVATE:
-            t = Translator(user.language_code or "")
-            await _send_all(update, context, [Send(t(ONLY_PRIVATE))])
+            await _elsewhere(update, context)
             return
         # The replies are plain data: the session and what it loaded are gone by the time
         # they are sent, however long Telegram (or the rate limiter) takes.
@@ -107,6 +152,46 @@ def turn(handler: Handler) -> PTBCallback:
             await _send_all(update, context, replies)
 
     return callback
+
+
+async def _elsewhere(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Outside a private chat nothing is read or stored; a group is told where to write.
+
+    Only when the bot is called there (a command, a mention), and once an hour at most:
+    answering every message would flood the group. A button pressed there gets a toast.
+    """
+    user, chat = update.effective_user, update.effective_chat
+    assert user is not None
+    assert chat is not None
+    t = Translator(user.language_code or "")
+    if update.callback_query is not None:
+        await _send_all(update, context, [Toast(t(ONLY_PRIVATE), alert=True)])
+        return
+    message = update.message
+    if message is None or not _calls_the_bot(message, context.bot):
+        return
+    services = deps(context)
+    if services.group_notices.due(chat.id, services.clock()):
+        await _send_all(update, context, [Send(t(ONLY_PRIVATE))])
+
+
+def _calls_the_bot(message: Message, bot: Bot) -> bool:
+    """A command for this bot ("/start", "/start@ripartire_bot") or a mention of it."""
+    name = (bot.username or "").casefold()
+    for entity, text in message.parse_entities().items():
+        match entity.type:
+            case MessageEntity.BOT_COMMAND if entity.offset == 0:
+                _, at, addressee = text.partition("@")
+                called = not at or addressee.casefold() == name
+            case MessageEntity.MENTION:
+                called = text[1:].casefold() == name
+            case MessageEntity.TEXT_MENTION:
+                called = entity.user is not None and entity.user.id == bot.id
+            case _:
+                called = False
+        if called:
+            return True
+    return False
 
 
 async def _transaction(handler: Handler, update: Update, services: Deps) -> list[Reply] | None:
@@ -128,7 +213,7 @@ async def _transaction(handler: Handler, update: Update, services: Deps) -> list
         reached = False
         try:
             async with services.database.transaction() as session:
-                now = utcnow()
+                now = services.clock()
                 first = await citizens.first_delivery(
                     session=session, update_id=update.update_id, now=now
                 )

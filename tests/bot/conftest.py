@@ -6,8 +6,10 @@ import pytest
 from telegram.ext import Application
 
 from bot.application import build_application
+from bot.turn import Clock
 from shared.db import Database
 from shared.settings import Settings
+from tests.bot.clock import FixedClock
 from tests.bot.fake_telegram import TOKEN, FakeTelegram
 from tests.bot.outage import Outage
 
@@ -29,10 +31,19 @@ def fake() -> FakeTelegram:
 
 
 @pytest.fixture
+def clock() -> FixedClock:
+    """The bot's clock: a fixed weekday morning in Rome (`tests.bot.clock.MORNING`).
+
+    A test moves it (`clock.set`, `clock.advance`) or a module overrides the fixture.
+    """
+    return FixedClock()
+
+
+@pytest.fixture
 async def bot_app(
-    bot_settings: Settings, database: Database, fake: FakeTelegram
+    bot_settings: Settings, database: Database, fake: FakeTelegram, clock: Clock
 ) -> AsyncIterator[Application]:  # type: ignore[type-arg]
-    app = build_application(settings=bot_settings, database=database, request=fake)
+    app = build_application(settings=bot_settings, database=database, request=fake, clock=clock)
     await app.initialize()
     yield app
     await app.shutdown()

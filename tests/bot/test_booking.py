@@ -19,7 +19,7 @@ from telegram.ext import Application, CommandHandler
 from bot.callbacks import MAX_CALLBACK_BYTES, Cb, encode
 from bot.delivery import OutboxDispatcher
 from bot.handlers import booking as booking_handlers
-from bot.turn import turn
+from bot.turn import Clock, turn
 from shared.audit.models import AuditEvent
 from shared.booking import availability, errors, hours
 from shared.booking import messages as booking_messages
@@ -59,6 +59,13 @@ def no_generic_apology(fake: FakeTelegram) -> Iterator[None]:
     yield
     assert "qualcosa è andato storto" not in texts(fake.calls)
     assert "something went wrong" not in texts(fake.calls)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """These journeys set up their helpdesks and bookings on the real clock (see the module
+    docstring), so the bot runs on it too; `tests.bot.clock` has a fixed one to move to."""
+    return utcnow
 
 
 @pytest.fixture
