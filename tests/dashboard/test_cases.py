@@ -13,9 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.audit.models import AuditEvent
 from shared.cases import access
+from shared.cases import messages as case_messages
 from shared.cases import service as cases
 from shared.cases.models import Case, Interview
 from shared.db import Database
+from shared.outbox.models import MessageState, OutboxMessage
 from shared.settings import Settings
 from shared.staff import service as staff
 from shared.staff.models import Role, StaffUser
@@ -251,6 +253,33 @@ async def test_coordinators_decide_eligibility(
     assert done.status_code == 303
     page = await client.get(done.headers["location"])
     assert "Eligibility decision saved." in page.text and "Residente da gennaio" in page.text
+
+
+async def test_admitting_a_ruled_out_citizen_tells_them_on_telegram(
+    app: FastAPI, client: httpx.AsyncClient, database: Database
+) -> None:
+    async with database.transaction() as session:
+        citizen, case = await make_candidate(
+            session, eligible=False, telegram_id=4242, answers={"residence": "no"}
+        )
+    await _as(client, "coordinatore")
+    refused = await _post(
+        client, f"/cases/{case.id}/eligibility", {"decision": "eligible", "reason": ""}
+    )
+    assert refused.status_code == 400
+    async with database.transaction(read_only=True) as session:
+        assert (await session.scalars(select(OutboxMessage))).all() == []
+    done = await _post(
+        client, f"/cases/{case.id}/eligibility",
+        {"decision": "eligible", "reason": "Residente da gennaio"},
+    )  # fmt: skip
+    assert done.status_code == 303
+    async with database.transaction(read_only=True) as session:
+        (told,) = (await session.scalars(select(OutboxMessage))).all()
+    assert (told.kind, told.citizen_id, told.payload) == (
+        case_messages.MessageKind.CASE_ELIGIBLE.value, citizen.id, {"case_id": case.id},
+    )  # fmt: skip
+    assert told.state == MessageState.PENDING.value
 
 
 async def test_closing_a_case(app: FastAPI, client: httpx.AsyncClient, database: Database) -> None:

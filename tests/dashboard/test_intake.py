@@ -6,18 +6,24 @@ import re
 from datetime import datetime, timedelta
 
 import httpx
+from markupsafe import escape
 from sqlalchemy import func, select
 
+from shared import program
 from shared.audit.models import AuditEvent
 from shared.booking import service as booking
+from shared.booking import waitlist
 from shared.booking.models import Booking
+from shared.cases import access
+from shared.cases import service as cases
 from shared.cases.models import Case
 from shared.citizens.models import Citizen
 from shared.db import Database, utcnow
+from shared.i18n import Translator
 from shared.intake.models import Intake, IntakeState
 from shared.intake.questionnaire import QUESTIONNAIRE
 from shared.settings import Settings
-from shared.staff.models import StaffUser
+from shared.staff.models import Role, StaffUser
 from tests.dashboard.conftest import login, page_csrf
 from tests.factories import make_citizen, make_helpdesk
 
@@ -351,3 +357,96 @@ async def test_a_case_assigned_to_someone_else_is_not_shown(
         )
         assert refused.status_code == 403
     assert await count(database, Booking) == 0
+
+
+# --- the citizen's standing, as the result page shows it ------------------------------------
+
+
+async def _decide(database: Database, settings: Settings, citizen_id: int, eligible: bool) -> None:
+    """A coordinator's decision on the citizen's case, over the questionnaire's outcome."""
+    async with database.transaction() as session:
+        case = await session.scalar(select(Case).where(Case.citizen_id == citizen_id))
+        coordinator = await session.scalar(
+            select(StaffUser).where(StaffUser.username == "coordinatore")
+        )
+        assert case is not None and coordinator is not None
+        await cases.override_eligibility(
+            session=session, settings=settings, case_id=case.id, eligible=eligible,
+            reason="Visto il caso", staff=access.StaffMember(
+                coordinator.id, Role.COORDINATORE, "staff:coordinatore"
+            ), now=utcnow(),
+        )  # fmt: skip
+
+
+async def test_the_booked_result_says_what_to_bring_from_the_program(
+    client: httpx.AsyncClient, database: Database
+) -> None:
+    async with database.transaction() as session:
+        await make_helpdesk(session, weekdays=(0, 1, 2, 3, 4, 5, 6))
+    token = await signed_in(client)
+    location = (await post_intake(client, token)).headers["location"]
+    slot = SLOT_VALUE.findall((await client.get(location)).text)[0]
+    csrf = await page_csrf(client, location)
+    await client.post(f"{location}/booking", data={"slot": slot, "csrf_token": csrf})
+    page = (await client.get(location)).text
+    assert "Il colloquio è prenotato" in page
+    t = Translator("it")
+    for item in program.WHAT_TO_BRING:
+        assert f"<li>{escape(t(item))}</li>" in page
+        assert t(item) != item  # translated, not the msgid
+
+
+async def test_a_coordinator_admits_a_ruled_out_citizen_who_is_then_booked_from_here(
+    client: httpx.AsyncClient, database: Database, settings: Settings
+) -> None:
+    async with database.transaction() as session:
+        await make_helpdesk(session, weekdays=(0, 1, 2, 3, 4, 5, 6))
+    token = await signed_in(client)
+    location = (await post_intake(client, token, residence="no")).headers["location"]
+    citizen_id = int(location.rsplit("/", 1)[1])
+    assert not SLOT_VALUE.search((await client.get(location)).text)
+    await _decide(database, settings, citizen_id, True)
+    page = (await client.get(location)).text
+    assert "Un coordinatore ha deciso sul caso: idoneo." in page
+    # The questionnaire's own outcome stays visible.
+    assert "In base al solo questionario la persona non risultava idonea" in page
+    slot = SLOT_VALUE.findall(page)[0]
+    csrf = await page_csrf(client, location)
+    booked = await client.post(f"{location}/booking", data={"slot": slot, "csrf_token": csrf})
+    assert booked.status_code == 303
+    assert await count(database, Booking) == 1
+
+
+async def test_a_coordinator_rules_out_an_eligible_citizen_who_is_refused_here(
+    client: httpx.AsyncClient, database: Database, settings: Settings
+) -> None:
+    async with database.transaction() as session:
+        await make_helpdesk(session, weekdays=(0, 1, 2, 3, 4, 5, 6))
+    token = await signed_in(client)
+    location = (await post_intake(client, token)).headers["location"]
+    citizen_id = int(location.rsplit("/", 1)[1])
+    slot = SLOT_VALUE.findall((await client.get(location)).text)[0]
+    await _decide(database, settings, citizen_id, False)
+    page = (await client.get(location)).text
+    assert "Non idoneo" in page and "Un coordinatore ha deciso sul caso: non idoneo." in page
+    assert not SLOT_VALUE.search(page)
+    csrf = await page_csrf(client, location)
+    refused = await client.post(f"{location}/booking", data={"slot": slot, "csrf_token": csrf})
+    assert refused.status_code == 400
+    assert "Da qui si prenota il colloquio solo per chi risulta idoneo." in refused.text
+    assert await count(database, Booking) == 0
+
+
+async def test_a_citizen_on_the_waitlist_is_shown_so(
+    client: httpx.AsyncClient, database: Database, settings: Settings
+) -> None:
+    token = await signed_in(client)
+    location = (await post_intake(client, token)).headers["location"]
+    citizen_id = int(location.rsplit("/", 1)[1])
+    async with database.transaction() as session:
+        # No helpdesk, nothing free: the waitlist is open to them.
+        await waitlist.join_waitlist(
+            session=session, settings=settings, citizen_id=citizen_id, now=utcnow()
+        )
+    page = (await client.get(location)).text
+    assert "In lista d&#39;attesa: riceverà un messaggio su Telegram" in page
