@@ -214,14 +214,15 @@ async def _transaction(handler: Handler, update: Update, services: Deps) -> list
         try:
             async with services.database.transaction() as session:
                 now = services.clock()
-                first = await citizens.first_delivery(
-                    session=session, update_id=update.update_id, now=now
+                # One statement: the update recorded (handled once) and its sender found.
+                delivery = await citizens.deliver(
+                    session=session, update_id=update.update_id, telegram_user_id=user.id, now=now
                 )
                 reached = True
-                if not first:
+                if delivery is None:
                     log.info("update %s delivered again: ignored", update.update_id)
                     return None
-                citizen = await citizens.find_by_telegram(session=session, telegram_user_id=user.id)
+                citizen = delivery.citizen
                 if citizen is not None:
                     t = Translator(citizen.language)
                     # Whatever they sent, they have unblocked the bot: messages may reach them.

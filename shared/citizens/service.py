@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.util import identity_key
 
 from shared.audit import service as audit
 from shared.booking import service as booking
@@ -125,6 +128,49 @@ async def first_delivery(*, session: AsyncSession, update_id: int, now: datetime
         .returning(ProcessedUpdate.update_id)
     )
     return inserted is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """An update seen for the first time, and who sent it (None: not a citizen yet)."""
+
+    citizen: Citizen | None
+
+
+async def deliver(
+    *, session: AsyncSession, update_id: int, telegram_user_id: int, now: datetime
+) -> Delivery | None:
+    """Record the update id and find its sender, in one statement; None for a redelivery.
+
+    The citizen's columns come back in the INSERT's RETURNING (one scalar subquery each:
+    SQLite has no INSERT inside a WITH), and become the session's persistent `Citizen`,
+    as if loaded by a query: every update saves a round trip.
+    """
+    columns = Citizen.__table__.columns
+    sender = Citizen.telegram_user_id == telegram_user_id
+    row = (
+        await session.execute(
+            upsert_insert(session, ProcessedUpdate)
+            .values(update_id=update_id, processed_at=now)
+            .on_conflict_do_nothing(index_elements=[ProcessedUpdate.update_id])
+            .returning(
+                ProcessedUpdate.update_id,
+                *(select(c).where(sender).scalar_subquery().label(c.key) for c in columns),
+            )
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    values = row._mapping
+    if values["id"] is None:
+        return Delivery(None)
+    found = session.identity_map.get(identity_key(Citizen, values["id"]))
+    if isinstance(found, Citizen):
+        return Delivery(found)
+    citizen = Citizen(**{c.key: values[c.key] for c in columns})
+    make_transient_to_detached(citizen)
+    session.add(citizen)
+    return Delivery(citizen)
 
 
 async def forget_processed_updates(*, session: AsyncSession, now: datetime) -> int:
