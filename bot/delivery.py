@@ -66,6 +66,8 @@ from shared.booking.models import (
     WaitlistEntry,
     WaitlistState,
 )
+from shared.cases import messages as case_messages
+from shared.citizens import standing
 from shared.citizens.models import Citizen
 from shared.db import Database, utcnow
 from shared.i18n import Translator
@@ -252,12 +254,27 @@ async def _rebook_after_no_show(ctx: _Context) -> Outgoing:
     booking, _helpdesk = await _booking(ctx)
     if booking.state != BookingState.NO_SHOW.value:
         raise _Stale(f"booking {booking.id} is {booking.state}, not a no-show")
-    newer = await booking_service.active_booking(
-        session=ctx.session, citizen_id=ctx.message.citizen_id
+    found = await standing.citizen_standing(
+        session=ctx.session, settings=ctx.settings, citizen_id=ctx.message.citizen_id, now=ctx.now
     )
-    if newer is not None:
-        raise _Stale(f"the citizen has booked again (booking {newer.id})")
+    if isinstance(found, standing.Booked):
+        raise _Stale(f"the citizen has booked again (booking {found.booking.id})")
+    if not found.may_book:
+        raise _Stale(f"the citizen's standing is {found.code}: booking again is not for them")
     return ctx.out(screens.rebook_after_no_show(ctx.view, booking))
+
+
+async def _case_eligible(ctx: _Context) -> Outgoing:
+    """A coordinator admitted the citizen: only while the case is open and they may book
+    (not if they booked meanwhile, are waiting, or the decision changed)."""
+    case_id = _payload_id(ctx.message, "case_id")
+    facts = await standing.read_facts(session=ctx.session, citizen_id=ctx.message.citizen_id)
+    if facts.case is None or facts.case.id != case_id:
+        raise _Stale(f"case {case_id} is not the citizen's open case")
+    found = standing.decide(facts, settings=ctx.settings, now=ctx.now)
+    if not isinstance(found, standing.MayBook):
+        raise _Stale(f"the citizen's standing is {found.code}, not may_book")
+    return ctx.out(screens.case_eligible(ctx.view))
 
 
 async def _offer_slot(ctx: _Context) -> tuple[WaitlistEntry, Slot, Helpdesk]:
@@ -389,6 +406,7 @@ _RENDERERS = {
     MessageKind.WAITLIST_OFFER.value: _waitlist_offer,
     MessageKind.WAITLIST_OFFER_EXPIRED.value: _waitlist_offer_expired,
     MessageKind.INTAKE_EXPIRY_REMINDER.value: _intake_expiry_reminder,
+    case_messages.MessageKind.CASE_ELIGIBLE.value: _case_eligible,
     plan_messages.MessageKind.PLAN_APPROVED.value: _plan_approved,
     plan_messages.MessageKind.PLAN_ACTIVE.value: _plan_active,
     plan_messages.MessageKind.PLAN_REVIEW_DUE.value: _plan_review_due,

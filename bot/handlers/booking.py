@@ -24,6 +24,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
+from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
@@ -32,7 +33,6 @@ from bot.replies import Document, Edit, Reply, Send
 from bot.screens import booking as screens
 from bot.screens.booking import (
     ERROR_TEXTS,
-    NOT_YET_CODES,
     SEE_WHERE_YOU_STAND,
     WRITE_START,
     Moving,
@@ -55,15 +55,16 @@ from shared.booking.errors import (
     HelpdeskNotFound,
     IllegalTransition,
     NoOffer,
+    NotAllowedToBook,
     OfferExpired,
     SlotNotOffered,
     SlotsAvailable,
     SlotTaken,
 )
-from shared.booking.models import Booking, BookingState, Helpdesk, WaitlistState
+from shared.booking.models import Booking, BookingState, Helpdesk
 from shared.booking.service import CancelledBy
-from shared.intake import service as intake_service
-from shared.intake.models import Intake, IntakeState
+from shared.citizens.standing import Booked, NotEligible, Standing, citizen_standing
+from shared.intake.models import Intake
 from shared.limits import is_record_id
 
 __all__ = ["ERROR_TEXTS", "after_intake", "handlers"]
@@ -77,6 +78,13 @@ def _view(turn_: Turn) -> View:
 
 def _refusal(turn_: Turn, code: str) -> str:
     return screens.refusal(_view(turn_), code)
+
+
+def _refused(turn_: Turn, error: BookingError) -> str:
+    """The reply for a refusal; one of the standing's is told from the standing itself."""
+    if isinstance(error, NotAllowedToBook) and isinstance(error.standing, NotYet):
+        return screens.not_yet_text(_view(turn_), error.standing)
+    return _refusal(turn_, error.code)
 
 
 def _local_day(turn_: Turn, moment: datetime) -> date:
@@ -146,41 +154,70 @@ async def _all_or_nothing(session: AsyncSession) -> AsyncIterator[None]:
 # --- who may book ----------------------------------------------------------------------
 
 
-def _citizen_id(turn_: Turn) -> int | None:
-    citizen = turn_.citizen
-    if citizen is None or citizen.consent_version is None:
-        return None
-    return citizen.id
+async def _standing(turn_: Turn) -> Standing | None:
+    """Where the citizen stands (one statement); None for someone never seen (no citizen).
 
-
-async def _why_not_bookable(
-    turn_: Turn, citizen_id: int, intake: Intake | None = None
-) -> NotYet | None:
-    """Why this citizen can't book (yet), or None: the bot's one eligibility rule.
-
-    Booking needs a completed, eligible intake. `intake`: the citizen's intake, when this
-    update has already read it. (To be replaced by the citizen's standing in `shared`.)
+    The one rule of `shared.citizens.standing`: each update asks it once and hands it to
+    the screens, instead of reading the intake, the booking and the waitlist itself.
     """
-    if intake is None:
-        intake = await intake_service.get_intake(session=turn_.session, citizen_id=citizen_id)
-    if intake is None or intake.state != IntakeState.COMPLETED:
-        return NotYet.QUESTIONNAIRE
-    if not intake.eligible:
-        return NotYet.NOT_ELIGIBLE
+    if turn_.citizen is None:
+        return None
+    return await citizen_standing(
+        session=turn_.session,
+        settings=turn_.settings,
+        citizen_id=_citizen_id_of(turn_),
+        now=turn_.now,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    citizen_id: int
+    moving: Moving | None
+    standing: Standing
+
+
+async def _flow(turn_: Turn, callback: Callback | None, index: int) -> Flow | list[Reply]:
+    """Who is choosing a slot, and for what: a new booking (eligible citizens) or a move.
+
+    A move carries the id of the booking being moved at `index` of the callback's
+    arguments: it must be the citizen's active booking. A citizen who already holds a
+    booking is shown it instead of choosing a second one.
+    """
+    standing = await _standing(turn_)
+    if standing is None:
+        return [_show(turn_, (turn_.t(WRITE_START), None))]
+    citizen_id = _citizen_id_of(turn_)
+    view = _view(turn_)
+    if isinstance(standing, NotYet):
+        return [_show(turn_, (screens.not_yet_text(view, standing), None))]
+    if callback is not None and _arg(callback, index):
+        moved = _active_with_id(standing, _id(callback, index))
+        if moved is None:
+            return [_show(turn_, (screens.not_yours_text(view), None))]
+        return Flow(citizen_id, Moving.of(moved), standing)
+    if isinstance(standing, Booked):
+        note = _refusal(turn_, AlreadyBooked.code)
+        return [
+            _show(turn_, screens.booking_screen(view, standing.booking, standing.helpdesk, note))
+        ]
+    return Flow(citizen_id, None, standing)
+
+
+def _citizen_id_of(turn_: Turn) -> int:
+    """The citizen's id, read without IO: after a refused service call's savepoint the
+    session's objects are expired, and reading `citizen.id` would load it again."""
+    assert turn_.citizen is not None  # the standing was read for them
+    identity = inspect(turn_.citizen).identity
+    assert identity is not None  # a row read from the database
+    return int(identity[0])
+
+
+def _active_with_id(standing: Standing, booking_id: int | None) -> Booking | None:
+    """The citizen's active booking, if it is the one with that id."""
+    if isinstance(standing, Booked) and standing.booking.id == booking_id:
+        return standing.booking
     return None
-
-
-async def _owned_active(turn_: Turn, citizen_id: int, booking_id: int | None) -> Booking | None:
-    """The citizen's own booking with that id, if it is still active."""
-    if booking_id is None:
-        return None
-    try:
-        found = await booking_service.get_booking(
-            session=turn_.session, booking_id=booking_id, citizen_id=citizen_id
-        )
-    except BookingNotFound:
-        return None
-    return found if found.state == BookingState.BOOKED else None
 
 
 async def _helpdesk_of(turn_: Turn, booking: Booking, known: Helpdesk | None = None) -> Helpdesk:
@@ -188,31 +225,6 @@ async def _helpdesk_of(turn_: Turn, booking: Booking, known: Helpdesk | None = N
     if known is not None and known.id == booking.helpdesk_id:
         return known
     return await hours.get_helpdesk(session=turn_.session, helpdesk_id=booking.helpdesk_id)
-
-
-@dataclass(frozen=True, slots=True)
-class Flow:
-    citizen_id: int
-    moving: Moving | None
-
-
-async def _flow(turn_: Turn, callback: Callback | None, index: int) -> Flow | list[Reply]:
-    """Who is choosing a slot, and for what: a new booking (eligible citizens) or a move.
-
-    A move carries the id of the booking being moved at `index` of the callback's arguments.
-    """
-    citizen_id = _citizen_id(turn_)
-    if citizen_id is None:
-        return [_show(turn_, (turn_.t(WRITE_START), None))]
-    if callback is not None and _arg(callback, index):
-        moved = await _owned_active(turn_, citizen_id, _id(callback, index))
-        if moved is None:
-            return [_show(turn_, (screens.not_yours_text(_view(turn_)), None))]
-        return Flow(citizen_id, Moving.of(moved))
-    not_yet = await _why_not_bookable(turn_, citizen_id)
-    if not_yet is not None:
-        return [_show(turn_, (screens.not_yet_text(_view(turn_), not_yet), None))]
-    return Flow(citizen_id, None)
 
 
 # --- the data behind the screens -------------------------------------------------------
@@ -294,11 +306,6 @@ async def _confirm_screen(
     return screens.confirm_screen(_view(turn_), helpdesk, starts_at, flow.moving, moving_from)
 
 
-async def _booking_screen(turn_: Turn, booking: Booking, note: str = "") -> Screen:
-    helpdesk = await _helpdesk_of(turn_, booking)
-    return screens.booking_screen(_view(turn_), booking, helpdesk, note)
-
-
 def _card(turn_: Turn, booking: Booking, helpdesk: Helpdesk, event: CardEvent) -> list[Reply]:
     """What the citizen keeps: the booking card (the outbox's too) and its calendar file."""
     card = booking_card(_view(turn_), booking, helpdesk, event)
@@ -309,45 +316,26 @@ def _card(turn_: Turn, booking: Booking, helpdesk: Helpdesk, event: CardEvent) -
     ]
 
 
-async def _where_you_stand(turn_: Turn, citizen_id: int, note: str = "") -> Screen | None:
-    """The active booking, an open offer, or the waitlist; None when there is none of them."""
-    session = turn_.session
-    active = await booking_service.active_booking(session=session, citizen_id=citizen_id)
-    if active is not None:
-        return await _booking_screen(turn_, active, note)
-    found = await waitlist.open_entry_and_offer(
-        session=session, citizen_id=citizen_id, now=turn_.now
-    )
-    if found is None:
-        return None
-    view = _view(turn_)
-    if found.held is not None:
-        text, keyboard = screens.offer_screen(view, found.held)
-        return join(note, text), keyboard
-    if found.entry.state == WaitlistState.WAITING:
-        return join(note, screens.waiting_text(view)), None
-    return join(note, screens.lapsed_offer_text(view)), None
-
-
-async def _next_step(
-    turn_: Turn, citizen_id: int, note: str = "", *, may_book: bool = False
-) -> Screen:
-    """Where the citizen stands or, when they can book, fresh choices (or the waitlist).
-
-    `may_book`: this update has already found the citizen's intake completed and eligible.
-    """
-    found = await _where_you_stand(turn_, citizen_id, note)
+async def _next_step(turn_: Turn, standing: Standing, note: str = "") -> Screen:
+    """Where the citizen stands or, when they can book, fresh choices (or the waitlist)."""
+    found = screens.where_you_stand(_view(turn_), standing, note)
     if found is not None:
         return found
-    not_yet = None if may_book else await _why_not_bookable(turn_, citizen_id)
-    if not_yet is not None:
-        return join(note, screens.not_yet_text(_view(turn_), not_yet)), None
-    return await _start_screen(turn_, Flow(citizen_id, None), note)
+    return await _start_screen(turn_, Flow(_citizen_id_of(turn_), None, standing), note)
 
 
-async def _nothing_booked(turn_: Turn, citizen_id: int, opening: str) -> Screen:
-    not_yet = await _why_not_bookable(turn_, citizen_id)
-    return screens.nothing_booked_screen(_view(turn_), opening, not_yet)
+async def _fresh_step(turn_: Turn, note: str = "") -> Screen:
+    """`_next_step` after a service changed (or refused to change) what the citizen holds."""
+    standing = await _standing(turn_)
+    assert standing is not None  # a citizen pressed the button
+    return await _next_step(turn_, standing, note)
+
+
+async def _nothing_booked(turn_: Turn, opening: str) -> Screen:
+    """After a cancellation or a declined offer: how to book again, or why they can't."""
+    standing = await _standing(turn_)
+    assert standing is not None
+    return screens.nothing_booked_screen(_view(turn_), opening, standing)
 
 
 # --- entry point from the questionnaire ------------------------------------------------
@@ -356,16 +344,14 @@ async def _nothing_booked(turn_: Turn, citizen_id: int, opening: str) -> Screen:
 async def after_intake(turn_: Turn, *, intake: Intake | None = None) -> list[Reply]:
     """An eligible citizen finished the questionnaire: their booking, offer, or the first step.
 
-    `intake`: the citizen's intake, when the questionnaire has just read it.
+    `intake`: the citizen's intake as the questionnaire left it; the standing reads it
+    again with the rest, in the one statement it takes (the session's own object).
     """
-    citizen_id = _citizen_id(turn_)
-    if citizen_id is None:
+    del intake
+    standing = await _standing(turn_)
+    if standing is None:
         return [Send(turn_.t(WRITE_START))]
-    not_yet = await _why_not_bookable(turn_, citizen_id, intake)
-    if not_yet is not None:
-        return [Send(screens.not_yet_text(_view(turn_), not_yet))]
-    text, keyboard = await _next_step(turn_, citizen_id, may_book=True)
-    return [Send(text, keyboard)]
+    return [Send(*await _next_step(turn_, standing))]
 
 
 # --- commands --------------------------------------------------------------------------
@@ -374,48 +360,53 @@ async def after_intake(turn_: Turn, *, intake: Intake | None = None) -> list[Rep
 @turn
 async def on_my_booking(turn_: Turn) -> list[Reply]:
     """/prenotazione: the active booking (or offer, or waitlist), else how to book."""
-    citizen_id = _citizen_id(turn_)
-    if citizen_id is None:
+    standing = await _standing(turn_)
+    if standing is None:
         return [_show(turn_, (turn_.t(WRITE_START), None))]
-    found = await _where_you_stand(turn_, citizen_id)
+    view = _view(turn_)
+    found = screens.holding_screen(view, standing)
     if found is None:
-        found = await _nothing_booked(turn_, citizen_id, turn_.t("You have no appointment booked."))
+        opening = turn_.t("You have no appointment booked.")
+        found = screens.nothing_booked_screen(view, opening, standing)
     return [_show(turn_, found)]
 
 
 @turn
 async def on_move_command(turn_: Turn) -> list[Reply]:
     """/sposta: choose a new time for the active booking."""
-    citizen_id = _citizen_id(turn_)
-    if citizen_id is None:
+    standing = await _standing(turn_)
+    if standing is None:
         return [Send(turn_.t(WRITE_START))]
-    active = await booking_service.active_booking(session=turn_.session, citizen_id=citizen_id)
-    if active is None:
-        text, keyboard = await _nothing_booked(
-            turn_, citizen_id, turn_.t("You have no appointment to move.")
-        )
-        return [Send(text, keyboard)]
-    return [Send(*await _move_start(turn_, citizen_id, active))]
+    if not isinstance(standing, Booked):
+        opening = turn_.t("You have no appointment to move.")
+        return [Send(*screens.nothing_booked_screen(_view(turn_), opening, standing))]
+    return [Send(*await _move_start(turn_, standing))]
 
 
-async def _move_start(turn_: Turn, citizen_id: int, active: Booking) -> Screen:
-    note = screens.moving_note(_view(turn_), active, await _helpdesk_of(turn_, active))
-    return await _start_screen(turn_, Flow(citizen_id, Moving.of(active)), note)
+async def _move_start(turn_: Turn, standing: Booked) -> Screen:
+    active = standing.booking
+    note = screens.moving_note(_view(turn_), active, standing.helpdesk)
+    flow = Flow(_citizen_id_of(turn_), Moving.of(active), standing)
+    return await _start_screen(turn_, flow, note)
 
 
 @turn
 async def on_cancel_command(turn_: Turn) -> list[Reply]:
     """/annulla: ask before cancelling the active booking."""
-    citizen_id = _citizen_id(turn_)
-    if citizen_id is None:
+    standing = await _standing(turn_)
+    if standing is None:
         return [Send(turn_.t(WRITE_START))]
-    active = await booking_service.active_booking(session=turn_.session, citizen_id=citizen_id)
-    if active is None:
-        text, keyboard = await _nothing_booked(
-            turn_, citizen_id, turn_.t("You have no appointment to cancel.")
+    if isinstance(standing, Booked):
+        return [Send(*screens.cancel_question(_view(turn_), standing.booking, standing.helpdesk))]
+    if isinstance(standing, NotEligible):
+        # Ruled out after booking: the appointment can still be cancelled.
+        active = await booking_service.active_booking(
+            session=turn_.session, citizen_id=_citizen_id_of(turn_)
         )
-        return [Send(text, keyboard)]
-    return [Send(*await _cancel_question(turn_, active))]
+        if active is not None:
+            return [Send(*await _cancel_question(turn_, active))]
+    opening = turn_.t("You have no appointment to cancel.")
+    return [Send(*screens.nothing_booked_screen(_view(turn_), opening, standing))]
 
 
 async def _cancel_question(turn_: Turn, active: Booking) -> Screen:
@@ -429,13 +420,15 @@ async def _cancel_question(turn_: Turn, active: Booking) -> Screen:
 async def on_helpdesks(turn_: Turn) -> list[Reply]:
     """`hds[:<booking>]`: start (again) from the choice of helpdesk."""
     callback = parse(turn_.callback_data)
+    if callback is None or not _arg(callback, 0):
+        # Where the citizen stands comes first: the booking, an offer, the waitlist.
+        standing = await _standing(turn_)
+        if standing is None:
+            return [_show(turn_, (turn_.t(WRITE_START), None))]
+        return [_show(turn_, await _next_step(turn_, standing))]
     flow = await _flow(turn_, callback, 0)
     if isinstance(flow, list):
         return flow
-    if flow.moving is None:
-        found = await _where_you_stand(turn_, flow.citizen_id)
-        if found is not None:
-            return [_show(turn_, found)]
     return [_show(turn_, await _start_screen(turn_, flow))]
 
 
@@ -582,12 +575,12 @@ async def _after_refused_booking(
     The one place that maps a refusal of `book_slot` / `move_booking` to what comes next
     (its text is `screens.ERROR_TEXTS[error.code]`).
     """
-    note = _refusal(turn_, error.code)
-    if error.code in NOT_YET_CODES:
+    note = _refused(turn_, error)
+    if isinstance(error, NotAllowedToBook):
         # The services' standing says the citizen may not book (yet): nothing to choose.
         return note, None
     if isinstance(error, AlreadyBooked):
-        return await _next_step(turn_, flow.citizen_id, note)
+        return await _fresh_step(turn_, note)
     if isinstance(error, BookingNotFound):
         return screens.not_yours_text(_view(turn_)), None
     if isinstance(error, IllegalTransition) or (
@@ -609,6 +602,27 @@ async def _after_refused_booking(
 # --- buttons on a booking: move, cancel, "I'll be there" ---------------------------------
 
 
+async def _owned_active(turn_: Turn, citizen_id: int, booking_id: int | None) -> Booking | None:
+    """The citizen's own booking with that id, if it is still active (cancelling and "I'll
+    be there" don't depend on the standing: a citizen ruled out may still cancel)."""
+    if booking_id is None:
+        return None
+    try:
+        found = await booking_service.get_booking(
+            session=turn_.session, booking_id=booking_id, citizen_id=citizen_id
+        )
+    except BookingNotFound:
+        return None
+    return found if found.state == BookingState.BOOKED else None
+
+
+def _citizen_id(turn_: Turn) -> int | None:
+    citizen = turn_.citizen
+    if citizen is None or citizen.consent_version is None:
+        return None
+    return citizen.id
+
+
 async def _own_booking_from_button(turn_: Turn) -> tuple[int, Booking] | list[Reply]:
     """The citizen and the active booking named by the pressed button, or the refusal."""
     citizen_id = _citizen_id(turn_)
@@ -624,11 +638,15 @@ async def _own_booking_from_button(turn_: Turn) -> tuple[int, Booking] | list[Re
 @turn
 async def on_move(turn_: Turn) -> list[Reply]:
     """`mv:<booking>` (from /prenotazione or a reminder): choose a new time."""
-    owned = await _own_booking_from_button(turn_)
-    if isinstance(owned, list):
-        return owned
-    citizen_id, active = owned
-    return [Send(*await _move_start(turn_, citizen_id, active))]
+    standing = await _standing(turn_)
+    if standing is None:
+        return [Send(turn_.t(WRITE_START))]
+    if isinstance(standing, NotYet):
+        return [Send(screens.not_yet_text(_view(turn_), standing))]
+    if _active_with_id(standing, _id(parse(turn_.callback_data), 0)) is None:
+        return [Send(screens.not_yours_text(_view(turn_)))]
+    assert isinstance(standing, Booked)
+    return [Send(*await _move_start(turn_, standing))]
 
 
 @turn
@@ -665,7 +683,7 @@ async def on_cancel_confirmed(turn_: Turn) -> list[Reply]:
         return [Edit(screens.not_yours_text(_view(turn_)))]
     except BookingError as error:
         return [Edit(join(_refusal(turn_, error.code), t(SEE_WHERE_YOU_STAND)))]
-    text, keyboard = await _nothing_booked(turn_, citizen_id, screens.cancelled_text(_view(turn_)))
+    text, keyboard = await _nothing_booked(turn_, screens.cancelled_text(_view(turn_)))
     return [Edit(text, keyboard)]
 
 
@@ -707,9 +725,9 @@ async def on_join_waitlist(turn_: Turn) -> list[Reply]:
     except SlotsAvailable as error:
         return [Edit(*await _start_screen(turn_, flow, _refusal(turn_, error.code)))]
     except (AlreadyBooked, AlreadyWaiting) as error:
-        return [Edit(*await _next_step(turn_, flow.citizen_id, _refusal(turn_, error.code)))]
+        return [Edit(*await _fresh_step(turn_, _refusal(turn_, error.code)))]
     except BookingError as error:
-        return [Edit(_refusal(turn_, error.code))]
+        return [Edit(_refused(turn_, error))]
     return [Edit(screens.waiting_text(_view(turn_)))]
 
 
@@ -732,9 +750,9 @@ async def on_accept_offer(turn_: Turn) -> list[Reply]:
                 now=turn_.now,
             )
     except (NoOffer, OfferExpired, AlreadyBooked) as error:
-        return [Edit(*await _next_step(turn_, citizen_id, _refusal(turn_, error.code)))]
+        return [Edit(*await _fresh_step(turn_, _refusal(turn_, error.code)))]
     except BookingError as error:
-        return [Edit(_refusal(turn_, error.code))]
+        return [Edit(_refused(turn_, error))]
     return _card(turn_, booked, await _helpdesk_of(turn_, booked), CardEvent.BOOKED)
 
 
@@ -757,10 +775,10 @@ async def on_decline_offer(turn_: Turn) -> list[Reply]:
                 now=turn_.now,
             )
     except (NoOffer, OfferExpired) as error:
-        return [Edit(*await _next_step(turn_, citizen_id, _refusal(turn_, error.code)))]
+        return [Edit(*await _fresh_step(turn_, _refusal(turn_, error.code)))]
     except BookingError as error:
-        return [Edit(_refusal(turn_, error.code))]
-    text, keyboard = await _nothing_booked(turn_, citizen_id, screens.declined_text(_view(turn_)))
+        return [Edit(_refused(turn_, error))]
+    text, keyboard = await _nothing_booked(turn_, screens.declined_text(_view(turn_)))
     return [Edit(text, keyboard)]
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 from datetime import date, datetime
-from enum import StrEnum
 
 from bot import texts
 from bot.callbacks import Cb, encode
@@ -50,8 +49,18 @@ from shared.booking.errors import (
     SlotTooFar,
     SlotTooSoon,
 )
-from shared.booking.models import Booking, Helpdesk
+from shared.booking.models import Booking, Helpdesk, WaitlistState
 from shared.booking.service import HeldPlace
+from shared.citizens.standing import (
+    Booked,
+    NotConsented,
+    NotEligible,
+    Offered,
+    QuestionnaireToFinish,
+    Standing,
+    StandingCode,
+    Waiting,
+)
 from shared.i18n import N_, Translator
 
 DAYS_PER_PAGE = 8
@@ -62,16 +71,19 @@ WRITE_START = N_("Write /start to begin.")
 SEE_WHERE_YOU_STAND = N_("Write /prenotazione to see where you stand.")
 
 
-class NotYet(StrEnum):
-    """Why a citizen can't book (yet). The values are the codes of the citizen's standing
-    in `shared`, with which `book_slot` and `join_waitlist` refuse too."""
+# The standings of a citizen who can't book (yet); `book_slot` and `join_waitlist` refuse
+# them with their code (`NotAllowedToBook`).
+NotYet = NotConsented | QuestionnaireToFinish | NotEligible
 
-    NOT_CONSENTED = "not_consented"
-    QUESTIONNAIRE = "questionnaire"
-    NOT_ELIGIBLE = "not_eligible"
+NOT_YET_CODES = frozenset(
+    code.value
+    for code in (StandingCode.NOT_CONSENTED, StandingCode.QUESTIONNAIRE, StandingCode.NOT_ELIGIBLE)
+)
 
-
-NOT_YET_CODES = frozenset(reason.value for reason in NotYet)
+RULED_OUT_BY_COORDINATOR = N_(
+    "A case worker has looked at your situation: Ripartire can't book an interview for you. "
+    "If you have questions, talk to us:\n{contacts}"
+)
 
 # One reply per refusal of the booking services, by `BookingError.code`: a new refusal
 # gets its reply here, and its fresh choices, if any, in
@@ -101,12 +113,13 @@ ERROR_TEXTS: dict[str, str] = {
     OfferExpired.code: N_(
         "Sorry, the time to accept this place has run out: it went to the next person waiting."
     ),
-    # The citizen may not book (yet): what the bot decides, or the services refuse with.
-    NotYet.NOT_CONSENTED.value: WRITE_START,
-    NotYet.QUESTIONNAIRE.value: N_(
+    # The citizen may not book (yet), by their standing's code; a coordinator's ruling
+    # is told as such (`not_yet_text`).
+    StandingCode.NOT_CONSENTED.value: WRITE_START,
+    StandingCode.QUESTIONNAIRE.value: N_(
         "To book an interview, first answer a few questions: write /start."
     ),
-    NotYet.NOT_ELIGIBLE.value: N_(
+    StandingCode.NOT_ELIGIBLE.value: N_(
         "From your answers, Ripartire can't book an interview for you. "
         "If you think this is a mistake, talk to us:\n{contacts}"
     ),
@@ -120,8 +133,11 @@ def refusal(view: View, code: str) -> str:
     return view.t(message, days=view.horizon_days, contacts=texts.contacts(view.t))
 
 
-def not_yet_text(view: View, reason: NotYet) -> str:
-    return refusal(view, reason.value)
+def not_yet_text(view: View, standing: NotYet) -> str:
+    """Why the citizen can't book (yet): their standing, kindly, with the contacts."""
+    if isinstance(standing, NotEligible) and standing.by_coordinator:
+        return view.t(RULED_OUT_BY_COORDINATOR, contacts=texts.contacts(view.t))
+    return refusal(view, standing.code.value)
 
 
 # --- what the steps carry ----------------------------------------------------------------
@@ -378,6 +394,14 @@ def attending_text(view: View, booking: Booking, helpdesk: Helpdesk) -> str:
     return join(view.t("🙏 Thank you! We're expecting you:"), details)
 
 
+def held_place(offered: Offered) -> HeldPlace:
+    """The place an open waitlist offer holds, as the offer screens show it."""
+    slot = offered.slot
+    return HeldPlace(
+        offered.entry.id, offered.helpdesk, slot.starts_at, slot.ends_at, offered.expires_at
+    )
+
+
 def offer_screen(view: View, held: HeldPlace) -> Screen:
     t = view.t
     if view.local(held.expires_at).date() == view.today:
@@ -429,8 +453,31 @@ def not_yours_text(view: View) -> str:
     )
 
 
-def nothing_booked_screen(view: View, opening: str, not_yet: NotYet | None) -> Screen:
+def holding_screen(view: View, standing: Standing, note: str = "") -> Screen | None:
+    """What the citizen holds: their appointment, an open offer, or their place on the
+    waitlist; None when they hold none of them."""
+    match standing:
+        case Booked(booking=booking, helpdesk=helpdesk):
+            return booking_screen(view, booking, helpdesk, note)
+        case Offered():
+            text, buttons = offer_screen(view, held_place(standing))
+            return join(note, text), buttons
+        case Waiting(entry=entry) if entry.state == WaitlistState.WAITING.value:
+            return join(note, waiting_text(view)), None
+        case Waiting():
+            return join(note, lapsed_offer_text(view)), None
+    return None
+
+
+def where_you_stand(view: View, standing: Standing, note: str = "") -> Screen | None:
+    """Why they can't book (yet), or what they hold; None when they may book a new place."""
+    if isinstance(standing, NotYet):
+        return join(note, not_yet_text(view, standing)), None
+    return holding_screen(view, standing, note)
+
+
+def nothing_booked_screen(view: View, opening: str, standing: Standing) -> Screen:
     """No appointment, offer or waitlist: how to book, or why they can't (yet)."""
-    if not_yet is not None:
-        return join(opening, not_yet_text(view, not_yet)), None
+    if isinstance(standing, NotYet):
+        return join(opening, not_yet_text(view, standing)), None
     return opening, keyboard(book_button(view.t))

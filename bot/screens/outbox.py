@@ -14,6 +14,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot import texts
 from bot.callbacks import Cb, encode
+from bot.screens.booking import book_button
 from bot.screens.card import booking_details, manage_row, place, what_to_bring, when_line
 from bot.screens.common import Screen, View, clock, day_without_year, join, keyboard
 from shared import money
@@ -51,6 +52,14 @@ NO_SHOW = N_(
 )
 NO_SHOW_OFFER = N_(
     "If you still want our help, book a new appointment: write /prenotazione (or /start)."
+)
+
+CASE_ELIGIBLE = N_(
+    "🎉 <b>Good news:</b> a case worker has looked at your situation: you can now book "
+    "your Ripartire interview."
+)
+CASE_ELIGIBLE_HOW = N_(
+    "Choose the helpdesk, the day and the time with the button below (or write /prenotazione)."
 )
 
 OFFER = N_("🎉 <b>A place has freed up</b> for your Ripartire interview:")
@@ -162,6 +171,13 @@ def rebook_after_no_show(view: View, booking: Booking) -> str:
         t(NO_SHOW, day=_day(view, booking.starts_at), time=clock(view, booking.starts_at)),
         t(NO_SHOW_OFFER),
     )
+
+
+def case_eligible(view: View) -> Screen:
+    """A coordinator admitted a citizen who could not book: they can now, with the bot's own
+    "Book an interview" button."""
+    t = view.t
+    return join(t(CASE_ELIGIBLE), t(CASE_ELIGIBLE_HOW)), keyboard(book_button(t))
 
 
 def waitlist_offer(

@@ -11,7 +11,16 @@ from bot.screens.booking import DAYS_PER_PAGE, Moving, Places
 from bot.screens.common import View
 from shared.booking.availability import FreeSlot
 from shared.booking.errors import SlotTooFar
-from shared.booking.models import Helpdesk
+from shared.booking.models import Booking, Helpdesk, Slot, WaitlistEntry, WaitlistState
+from shared.citizens.standing import (
+    Booked,
+    MayBook,
+    NotConsented,
+    NotEligible,
+    Offered,
+    QuestionnaireToFinish,
+    Waiting,
+)
 from shared.i18n import Translator
 from tests.factories import ROME, rome
 
@@ -122,4 +131,45 @@ def test_who_may_not_book_is_told_why_kindly_by_the_standings_code() -> None:
     assert "prima rispondi a qualche domanda" in screens.refusal(view(), "questionnaire")
     not_eligible = screens.refusal(view(), "not_eligible")
     assert "non può prenotarti un colloquio" in not_eligible and "331 693 8049" in not_eligible
-    assert screens.not_yet_text(view(), screens.NotYet.NOT_ELIGIBLE) == not_eligible
+    by_answers = NotEligible(reasons=(), by_coordinator=False)
+    assert screens.not_yet_text(view(), by_answers) == not_eligible
+
+
+def test_a_coordinators_ruling_is_told_as_such_with_the_contacts() -> None:
+    ruled = screens.not_yet_text(view(), NotEligible(reasons=(), by_coordinator=True))
+    assert ruled.startswith("Un operatore ha esaminato la tua situazione")
+    assert "Dalle tue risposte" not in ruled and "331 693 8049" in ruled
+    english = screens.not_yet_text(view("en"), NotEligible(reasons=(), by_coordinator=True))
+    assert english.startswith("A case worker has looked at your situation")
+
+
+def test_the_standing_decides_what_is_shown() -> None:
+    starts = NOW + timedelta(days=2)
+    booked = Booking(
+        id=7, code="ACD347", helpdesk_id=1, starts_at=starts,
+        ends_at=starts + timedelta(minutes=30),
+    )  # fmt: skip
+    text, markup = screens.where_you_stand(view(), Booked(booked, COMUNE)) or ("", None)
+    assert "ACD347" in text and data(markup) == ["mv:7", "cx:7"]
+    entry = WaitlistEntry(id=5, citizen_id=1, state=WaitlistState.WAITING.value)
+    text, markup = screens.where_you_stand(view(), Waiting(entry)) or ("", None)
+    assert "Sei in lista d'attesa" in text and markup is None
+    place = Slot(id=9, helpdesk_id=2, starts_at=starts, ends_at=starts + timedelta(minutes=30))
+    offered = WaitlistEntry(id=6, citizen_id=1, state=WaitlistState.OFFERED.value)
+    held = Offered(offered, place, VILLA, NOW + timedelta(minutes=15))
+    text, markup = screens.where_you_stand(view(), held) or ("", None)
+    assert "Si è liberato un posto per te" in text and data(markup) == ["oa:6", "od:6"]
+    assert screens.where_you_stand(view(), MayBook()) is None
+    assert screens.where_you_stand(view(), MayBook(by_coordinator=True)) is None
+    for not_yet, said in (
+        (NotConsented(), "/start"),
+        (QuestionnaireToFinish(None), "prima rispondi a qualche domanda"),
+        (NotEligible(reasons=(), by_coordinator=True), "Un operatore"),
+    ):
+        text, markup = screens.where_you_stand(view(), not_yet) or ("", None)
+        assert said in text and markup is None
+        # /prenotazione with nothing booked: why not, never a "Book" button.
+        text, markup = screens.nothing_booked_screen(view(), "Nessun appuntamento.", not_yet)
+        assert said in text and markup is None
+    _, markup = screens.nothing_booked_screen(view(), "Nessun appuntamento.", MayBook())
+    assert data(markup) == ["hds"]

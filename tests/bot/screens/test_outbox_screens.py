@@ -62,3 +62,15 @@ def test_an_offer_says_until_when_it_is_held() -> None:
         view(rome(2026, 6, 5, 23, 55)), 5, STARTS, rome(2026, 6, 6, 0, 10), HELPDESK
     )
     assert "sabato 6 giugno alle 00:10" in later
+
+
+def test_a_coordinators_admission_says_so_with_the_bots_book_button() -> None:
+    text, markup = screens.case_eligible(view(rome(2026, 6, 8, 18)))
+    assert text.startswith("🎉 <b>Buone notizie:</b> un operatore ha esaminato la tua situazione")
+    assert "ora puoi prenotare" in text
+    assert markup is not None
+    assert [(b.text, b.callback_data) for row in markup.inline_keyboard for b in row] == [
+        ("📅 Prenota un colloquio", "hds"),
+    ]
+    english, _ = screens.case_eligible(view(rome(2026, 6, 8, 18), "en"))
+    assert english.startswith("🎉 <b>Good news:</b> a case worker has looked at your situation")
