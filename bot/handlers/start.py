@@ -107,6 +107,7 @@ async def on_consent(turn_: Turn) -> list[Reply]:
         chat_id=turn_.chat_id,
         language=language,
         now=turn_.now,
+        found=citizens.Delivery(turn_.citizen),
     )
     turn_.t = t
     return [

@@ -98,6 +98,16 @@ async def index_names(*, session: AsyncSession, citizen_id: int, name: str | Non
         )
 
 
+async def index_new_case(*, session: AsyncSession, case: Case, name: str | None) -> None:
+    """Make a citizen's first case findable by their name (nothing indexed to replace)."""
+    terms = sorted(name_terms(name or ""))
+    if terms:
+        await session.execute(
+            insert(CaseNamePrefix),
+            [{"case_id": case.id, "prefix": term, "opened_at": case.opened_at} for term in terms],
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Search:
     """The readings of a search text; a case matches when any of them does."""

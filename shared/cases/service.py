@@ -18,8 +18,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.booking.models import Booking, BookingState
@@ -33,9 +32,10 @@ from shared.cases.errors import (
     NotAllowed,
 )
 from shared.cases.models import DRAFT_STATES, Case, CaseState, Interview, Outcome
-from shared.cases.search import index_names
+from shared.cases.search import index_names, index_new_case
 from shared.citizens import standing
 from shared.citizens.models import Citizen
+from shared.db import upsert_insert
 from shared.i18n import N_
 from shared.intake.models import Intake, IntakeState
 from shared.staff.models import Role, StaffUser
@@ -69,37 +69,69 @@ async def _open(
     now: datetime,
 ) -> Case:
     """A new case for a citizen with none open, linked to their last closed one."""
-    previous = await session.scalar(
-        select(func.max(Case.id)).where(
-            Case.citizen_id == citizen.id, Case.state == CaseState.CLOSED.value
+    case = await _insert_unless_open(
+        session, citizen=citizen, eligible=eligible, urgent=urgent, actor=actor, now=now
+    )
+    if case is not None:
+        return case
+    # Opened by a concurrent transaction a moment ago: use that one.
+    found = await open_case_of(session=session, citizen_id=citizen.id)
+    if found is None:
+        raise CaseNotFound(f"No open case for citizen {citizen.id}.")
+    return found
+
+
+async def _insert_unless_open(
+    session: AsyncSession,
+    *,
+    citizen: Citizen,
+    eligible: bool | None,
+    urgent: bool,
+    actor: str,
+    now: datetime,
+) -> Case | None:
+    """Open a case (indexed by name, recorded), or None if the citizen already has one open.
+
+    One INSERT whatever the concurrency: the unique index on the open case decides (no
+    look-up before, no savepoint), and the link to the last closed case is its subquery.
+    """
+    previous = select(func.max(Case.id)).where(
+        Case.citizen_id == citizen.id, Case.state == CaseState.CLOSED.value
+    )
+    case = await session.scalar(
+        upsert_insert(session, Case)
+        .values(
+            citizen_id=citizen.id,
+            state=CaseState.NEW.value,
+            urgent=urgent,
+            eligible=eligible,
+            previous_case_id=previous.scalar_subquery(),
+            opened_at=now,
+            updated_at=now,
         )
+        .on_conflict_do_nothing(
+            index_elements=[Case.citizen_id], index_where=text("state != 'closed'")
+        )
+        .returning(Case)
     )
-    case = Case(
-        citizen_id=citizen.id,
-        state=CaseState.NEW.value,
-        urgent=urgent,
-        eligible=eligible,
-        previous_case_id=previous,
-        opened_at=now,
-        updated_at=now,
-    )
-    try:
-        async with session.begin_nested():
-            session.add(case)
-            await session.flush()
-    except IntegrityError:
-        # Opened by a concurrent transaction a moment ago: use that one.
-        found = await open_case_of(session=session, citizen_id=citizen.id)
-        if found is None:
-            raise
-        return found
-    await index_names(session=session, citizen_id=citizen.id, name=citizen.name)
+    if case is None:
+        return None
+    if case.previous_case_id is None:
+        # The citizen's first case: nothing indexed yet to replace.
+        await index_new_case(session=session, case=case, name=citizen.name)
+    else:
+        await index_names(session=session, citizen_id=citizen.id, name=citizen.name)
     await access.record(
         session,
         actor,
         "case.open",
         case,
-        {"citizen_id": citizen.id, "eligible": eligible, "urgent": urgent, "previous": previous},
+        {
+            "citizen_id": citizen.id,
+            "eligible": eligible,
+            "urgent": urgent,
+            "previous": case.previous_case_id,
+        },
     )
     return case
 
@@ -122,11 +154,15 @@ async def on_intake_confirmed(
     citizen = await session.get(Citizen, citizen_id)
     if citizen is None:
         raise CaseNotFound(f"No citizen {citizen_id}.")
+    # Most confirm a first questionnaire: try the opening first, it is one statement.
+    opened = await _insert_unless_open(
+        session, citizen=citizen, eligible=eligible, urgent=urgent, actor=actor, now=now
+    )
+    if opened is not None:
+        return opened
     case = await open_case_of(session=session, citizen_id=citizen_id)
     if case is None:
-        return await _open(
-            session, citizen=citizen, eligible=eligible, urgent=urgent, actor=actor, now=now
-        )
+        raise CaseNotFound(f"No open case for citizen {citizen_id}.")
     before = {"eligible": case.eligible, "urgent": case.urgent}
     case.eligible = eligible
     case.urgent = urgent

@@ -33,9 +33,16 @@ async def give_consent(
     chat_id: int,
     language: str,
     now: datetime,
+    found: Delivery | None = None,
 ) -> Citizen:
-    """Record that a Telegram user accepted the current privacy notice (creating the citizen)."""
-    citizen = await find_by_telegram(session=session, telegram_user_id=telegram_user_id)
+    """Record that a Telegram user accepted the current privacy notice (creating the citizen).
+
+    `found`: the update's delivery, when the caller has already looked its sender up.
+    """
+    if found is not None:
+        citizen = found.citizen
+    else:
+        citizen = await find_by_telegram(session=session, telegram_user_id=telegram_user_id)
     if citizen is None:
         citizen = Citizen(channel=Channel.TELEGRAM.value, telegram_user_id=telegram_user_id)
         session.add(citizen)

@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.cases import service as cases
 from shared.citizens.models import Citizen
+from shared.db import upsert_insert
 from shared.intake.errors import (
     CannotGoBack,
     IncompleteAnswers,
@@ -86,19 +87,28 @@ async def start_intake(*, session: AsyncSession, citizen_id: int, now: datetime)
     """Start the questionnaire from the first question, forgetting any earlier answers."""
     if await session.get(Citizen, citizen_id) is None:
         raise UnknownCitizen(citizen_id)
-    intake = await get_intake(session=session, citizen_id=citizen_id, for_update=True)
-    if intake is None:
-        intake = Intake(citizen_id=citizen_id)
-        session.add(intake)
-    intake.answers = {}
-    intake.history = []
-    intake.started_at = now
-    intake.completed_at = None
-    intake.eligible = None
-    intake.urgent = False
-    _advance(intake, now)
-    await session.flush()
-    return intake
+    fresh = Intake(
+        citizen_id=citizen_id,
+        answers={},
+        history=[],
+        started_at=now,
+        completed_at=None,
+        eligible=None,
+        urgent=False,
+    )
+    _advance(fresh, now)
+    values = {c.key: getattr(fresh, c.key) for c in Intake.__table__.columns if c.key != "id"}
+    # One statement, new or not: the citizen has at most one intake, started again here.
+    upsert = upsert_insert(session, Intake).values(**values)
+    upsert = upsert.on_conflict_do_update(
+        index_elements=[Intake.citizen_id],
+        set_={key: upsert.excluded[key] for key in values if key != "citizen_id"},
+    )
+    started = await session.scalar(
+        upsert.returning(Intake), execution_options={"populate_existing": True}
+    )
+    assert started is not None
+    return started
 
 
 def current_step(intake: Intake) -> Step | None:
