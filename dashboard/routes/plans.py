@@ -16,7 +16,6 @@ from datetime import date
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from babel.dates import format_date
 from fastapi import APIRouter, Depends, File, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
@@ -267,9 +266,7 @@ async def _plan_page(
             "kind_labels": {k.value: catalog.intervention(k).label for k in catalog.kinds()},
             "euros": lambda cents: money.format_euros(cents, t.language),
             "may_scan": plan.state in scans.SCANNED_STATES,
-            "signed_on": format_date(plan.signed_on, "d MMMM y", locale=t.language)
-            if plan.signed_on
-            else "",
+            "signed_on": document.day(plan.signed_on, t),
             "warnings": [(w.field, t(w.message, **w.params)) for w in warnings],
             "outcome_options": [(k, t(v)) for k, v in OUTCOME_LABELS.items()],
             "trend_options": [(k, t(v)) for k, v in TREND_LABELS.items()],

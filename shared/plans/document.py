@@ -7,11 +7,13 @@ acknowledges is the Telegram summary, hashed in no language: `shared.plans.messa
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 
-from babel.dates import format_date
+from babel import Locale
+from babel.dates import DateTimePattern, parse_pattern
 
 from shared import money, program
 from shared.i18n import N_, Translator
@@ -100,13 +102,23 @@ class PlanDocument:
     headings: Mapping[str, str]
 
 
-def _day(value: date | None, t: Translator) -> str:
-    return format_date(value, "d MMMM y", locale=t.language) if value else ""
+@functools.cache
+def _day_format(language: str) -> tuple[DateTimePattern, Locale]:
+    """ "3 dicembre 2026": parsed once per language (Babel parses both on every call)."""
+    return parse_pattern("d MMMM y"), Locale.parse(language)
+
+
+def day(value: date | None, t: Translator) -> str:
+    """A day as the plan writes it, "3 dicembre 2026"; "" for none."""
+    if value is None:
+        return ""
+    pattern, locale = _day_format(t.language)
+    return str(pattern.apply(value, locale))
 
 
 def version_line(version: int, dated: date, t: Translator) -> str:
     """ "Version 2 of 3 December 2026": the line under the title, also on the plan page."""
-    return t(HEADINGS["version"], version=version, date=_day(dated, t))
+    return t(HEADINGS["version"], version=version, date=day(dated, t))
 
 
 def build_document(
@@ -133,7 +145,7 @@ def build_document(
             if support.responsible_id is not None
             else program.organisation_name(support.organisation or "")
         )
-        period = " – ".join(_day(d, t) for d in (support.starts_on, support.ends_on) if d)
+        period = " – ".join(day(d, t) for d in (support.starts_on, support.ends_on) if d)
         blocks.append(
             SupportBlock(
                 title=t(catalog.intervention(support.kind).label),
@@ -168,12 +180,12 @@ def build_document(
         summary=plan.summary,
         objectives=tuple((o.objective, o.expected_result) for o in rows.objectives),
         commitments=tuple(
-            (c.what, t(HEADINGS["by"], date=_day(c.due_on, t)) if c.due_on else "")
+            (c.what, t(HEADINGS["by"], date=day(c.due_on, t)) if c.due_on else "")
             for c in rows.commitments
         ),
         supports=tuple(blocks),
         team=tuple(members),
-        review_on=_day(plan.next_review_on, t) or None,
+        review_on=day(plan.next_review_on, t) or None,
         privacy_note=t(PRIVACY_NOTE),
         signers=tuple(zip((t(s) for s in SIGNERS), (citizen_name, case_worker, ""), strict=True)),
         headings={key: t(text) for key, text in HEADINGS.items()},
