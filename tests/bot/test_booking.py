@@ -1,12 +1,14 @@
 """Booking on Telegram through the real PTB stack: book, see, move, cancel, waitlist, forgeries.
 
-The bot runs on the real clock, so the helpdesks here open every day from today on and
-slots always exist in the coming days, whatever day the suite runs.
+The bot runs on the fixed clock of `tests.bot.clock` (`MORNING`, a Wednesday morning in
+Rome) and so does everything these tests set up: the helpdesks open every day from that
+day on, and the services are called at that instant, so the journeys see the same days
+and free places whatever the hour or day the suite runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Iterator, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
@@ -19,23 +21,28 @@ from telegram.ext import Application, CommandHandler
 from bot.callbacks import MAX_CALLBACK_BYTES, Cb, encode
 from bot.delivery import OutboxDispatcher
 from bot.handlers import booking as booking_handlers
-from bot.turn import Clock, turn
+from bot.turn import turn
 from shared.audit.models import AuditEvent
 from shared.booking import availability, errors, hours
 from shared.booking import messages as booking_messages
 from shared.booking import service as booking
 from shared.booking.models import Booking, BookingState, Slot, WaitlistEntry, WaitlistState
+from shared.cases import service as cases
 from shared.citizens import service as citizens
 from shared.citizens.models import Citizen as CitizenRow
-from shared.db import Database, utcnow
+from shared.db import Database
 from shared.i18n import Translator
 from shared.intake import service as intake
 from shared.intake.models import IntakeState
-from shared.outbox.models import OutboxMessage
+from shared.outbox.models import MessageState, OutboxMessage
 from shared.settings import Settings
+from shared.staff.models import Role
+from tests.bot.clock import MORNING
 from tests.bot.fake_telegram import Call, FakeTelegram, buttons, texts
 from tests.bot.fake_telegram import Citizen as TelegramUser
+from tests.bot.sql import counting
 from tests.factories import ROME, make_helpdesk
+from tests.shared.cases.builders import make_staff, member
 
 ELIGIBLE_ANSWERS = [
     ("residence", "yes"),
@@ -62,13 +69,6 @@ def no_generic_apology(fake: FakeTelegram) -> Iterator[None]:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    """These journeys set up their helpdesks and bookings on the real clock (see the module
-    docstring), so the bot runs on it too; `tests.bot.clock` has a fixed one to move to."""
-    return utcnow
-
-
-@pytest.fixture
 def app(bot_app: Application) -> Application:  # type: ignore[type-arg]
     """The bot, plus a command that runs `after_intake` as the questionnaire will."""
     handlers = bot_app.handlers[0]
@@ -86,9 +86,9 @@ async def new_citizen(
     language: str = "it",
     answers: Sequence[tuple[str, str]] = ELIGIBLE_ANSWERS,
     confirm: bool = True,
+    now: datetime = MORNING,
 ) -> int:
     """A citizen who consented on Telegram and answered the questionnaire (eligible by default)."""
-    now = utcnow()
     async with database.transaction() as session:
         citizen = await citizens.give_consent(
             session=session, telegram_user_id=user_id, chat_id=user_id, language=language, now=now
@@ -110,9 +110,11 @@ async def new_citizen(
         return citizen.id
 
 
-async def open_helpdesks(database: Database, *names: str, places: int = 1) -> list[int]:
-    """Helpdesks open every day from today, 9:00-12:00 in slots of 30 minutes."""
-    today = utcnow().astimezone(ROME).date()
+async def open_helpdesks(
+    database: Database, *names: str, places: int = 1, now: datetime = MORNING
+) -> list[int]:
+    """Helpdesks open every day from the day of `now`, 9:00-12:00 in slots of 30 minutes."""
+    today = now.astimezone(ROME).date()
     ids = []
     async with database.transaction() as session:
         for name in names:
@@ -153,13 +155,13 @@ async def book_for(
     async with database.transaction() as session:
         return await booking.book_slot(
             session=session, settings=settings, citizen_id=citizen_id, helpdesk_id=helpdesk_id,
-            starts_at=starts_at, actor="test",
+            starts_at=starts_at, actor="test", now=MORNING,
         )  # fmt: skip
 
 
 async def first_free(session: AsyncSession, settings: Settings, helpdesk_id: int) -> datetime:
     slots = await availability.list_free_slots(
-        session=session, settings=settings, helpdesk_id=helpdesk_id
+        session=session, settings=settings, helpdesk_id=helpdesk_id, now=MORNING
     )
     return slots[0].starts_at
 
@@ -189,7 +191,7 @@ async def test_book_see_move_and_cancel(
     assert len(days) == 8  # a page; the horizon holds about 30 open days
     assert f"days:{comune}:1" in data(calls, "days:")
     first_day = datetime.strptime(days[0].split(":")[2], "%Y%m%d").date()  # noqa: DTZ007
-    assert first_day >= utcnow().astimezone(ROME).date()
+    assert first_day >= MORNING.date()
     assert format_date(first_day, "EEE d MMMM", locale="it") in [b[0] for b in buttons(calls)]
     assert "Secondo piano" not in texts(calls)  # directions come with the confirmation
 
@@ -265,7 +267,7 @@ async def test_book_see_move_and_cancel(
         assert moment(move) in [
             s.starts_at
             for s in await availability.list_free_slots(
-                session=session, settings=bot_settings, helpdesk_id=villa
+                session=session, settings=bot_settings, helpdesk_id=villa, now=MORNING
             )
         ]
     calls = await maria.say("/prenotazione")
@@ -453,7 +455,7 @@ async def test_move_to_a_slot_just_taken_keeps_the_old_booking(
 async def test_waitlist_then_offer_accepted(
     app: Application, fake: FakeTelegram, database: Database, bot_settings: Settings
 ) -> None:  # type: ignore[type-arg]
-    day = utcnow().astimezone(ROME).date() + timedelta(days=3)
+    day = MORNING.date() + timedelta(days=3)
     async with database.transaction() as session:
         helpdesk = await make_helpdesk(session, name="Sportello Comune", weekdays=())
         await hours.add_extra_opening(
@@ -523,7 +525,7 @@ async def test_waitlist_then_offer_accepted(
 async def test_declined_offer_goes_on(
     app: Application, fake: FakeTelegram, database: Database, bot_settings: Settings
 ) -> None:  # type: ignore[type-arg]
-    day = utcnow().astimezone(ROME).date() + timedelta(days=2)
+    day = MORNING.date() + timedelta(days=2)
     async with database.transaction() as session:
         helpdesk = await make_helpdesk(session, weekdays=())
         await hours.add_extra_opening(
@@ -542,7 +544,7 @@ async def test_declined_offer_goes_on(
     async with database.transaction() as session:
         await booking.cancel_booking(
             session=session, settings=bot_settings, booking_id=taken.id,
-            by=booking.CancelledBy.CITIZEN, actor="test",
+            by=booking.CancelledBy.CITIZEN, actor="test", now=MORNING,
         )  # fmt: skip
         entry = await session.scalar(select(WaitlistEntry))
         assert entry is not None and entry.state == "offered"
@@ -595,7 +597,7 @@ async def test_ill_be_there_is_acknowledged_and_audited(
 async def test_no_other_time_when_moving(
     app: Application, fake: FakeTelegram, database: Database, bot_settings: Settings
 ) -> None:  # type: ignore[type-arg]
-    day = utcnow().astimezone(ROME).date() + timedelta(days=2)
+    day = MORNING.date() + timedelta(days=2)
     async with database.transaction() as session:
         helpdesk = await make_helpdesk(session, weekdays=())
         await hours.add_extra_opening(
@@ -694,7 +696,7 @@ async def test_the_bot_and_the_outbox_send_the_same_card(
         assert citizen is not None
         await booking_messages.notify_booking(
             session=session, citizen=citizen, booking=booked,
-            kind=booking_messages.MessageKind.BOOKING_CONFIRMED, now=utcnow(),
+            kind=booking_messages.MessageKind.BOOKING_CONFIRMED, now=MORNING,
         )  # fmt: skip
     fake.calls.clear()
     sender = OutboxDispatcher(
@@ -782,3 +784,148 @@ async def test_a_full_day_within_the_horizon_is_still_full(
     calls = await maria.press(days[1])
     assert "Non ci sono più posti liberi" in texts(calls)
     assert "troppo avanti" not in texts(calls)
+
+
+# --- a coordinator's decision comes first ------------------------------------------------
+
+NOT_RESIDENT = [("residence", "no"), ("contact_offer", "yes"), *ELIGIBLE_ANSWERS[-2:]]
+
+
+async def decide(
+    database: Database, settings: Settings, citizen_id: int, *, eligible: bool
+) -> None:
+    """A coordinator overrides the questionnaire's outcome on the citizen's case."""
+    async with database.transaction() as session:
+        coordinator = member(await make_staff(session, "coordinatrice", Role.COORDINATORE))
+        case = await cases.open_case_of(session=session, citizen_id=citizen_id)
+        assert case is not None  # opened when the questionnaire closed
+        await cases.override_eligibility(
+            session=session, settings=settings, case_id=case.id, eligible=eligible,
+            reason="Visto il caso allo sportello", staff=coordinator, now=MORNING,
+        )  # fmt: skip
+
+
+def dispatcher(app: Application, database: Database, settings: Settings) -> OutboxDispatcher:  # type: ignore[type-arg]
+    return OutboxDispatcher(
+        bot=app.bot, database=database, settings=settings, worker="test",
+        per_chat_interval=0.0, clock=lambda: MORNING,
+    )  # fmt: skip
+
+
+async def test_a_citizen_a_coordinator_admits_is_told_and_books(
+    app: Application, fake: FakeTelegram, database: Database, bot_settings: Settings
+) -> None:  # type: ignore[type-arg]
+    [helpdesk] = await open_helpdesks(database, "Sportello Comune")
+    citizen_id = await new_citizen(database, bot_settings, 430, answers=NOT_RESIDENT)
+    luca = TelegramUser(app, fake, 430)
+    calls = await luca.press("hds")
+    assert "non può prenotarti un colloquio" in texts(calls) and data(calls, "day:") == []
+
+    await decide(database, bot_settings, citizen_id, eligible=True)
+    fake.calls.clear()
+    assert await dispatcher(app, database, bot_settings).run_once() == 1
+    [told] = [c for c in fake.calls if c.method == "sendMessage"]
+    assert int(told.params["chat_id"]) == 430
+    assert "un operatore ha esaminato la tua situazione" in told.text
+    assert "ora puoi prenotare" in told.text
+    assert told.buttons == [("📅 Prenota un colloquio", "hds")]
+
+    # The button starts the bot's own booking steps.
+    confirm = await choose_slot(luca, await luca.press("hds"))
+    calls = await luca.press(data(confirm, "bk:")[0])
+    assert "è prenotato" in texts(calls)
+    [booked] = await bookings_of(database, citizen_id)
+    assert (booked.helpdesk_id, booked.state) == (helpdesk, "booked")
+    # Sent once: nothing left to send.
+    assert await dispatcher(app, database, bot_settings).run_once() == 0
+
+
+async def test_the_admission_is_withdrawn_if_the_citizen_booked_meanwhile(
+    app: Application, fake: FakeTelegram, database: Database, bot_settings: Settings
+) -> None:  # type: ignore[type-arg]
+    [helpdesk] = await open_helpdesks(database, "Sportello Comune")
+    citizen_id = await new_citizen(database, bot_settings, 431, answers=NOT_RESIDENT)
+    await decide(database, bot_settings, citizen_id, eligible=True)
+    async with database.transaction(read_only=True) as session:
+        starts_at = await first_free(session, bot_settings, helpdesk)
+    await book_for(database, bot_settings, citizen_id, helpdesk, starts_at)  # at the desk
+    fake.calls.clear()
+    await dispatcher(app, database, bot_settings).run_once()
+    assert not [c for c in fake.calls if "un operatore ha esaminato" in c.text]
+    async with database.transaction(read_only=True) as session:
+        [message] = (
+            await session.scalars(
+                select(OutboxMessage).where(OutboxMessage.kind == "case_eligible")
+            )
+        ).all()
+        # Withdrawn (it no longer applies), not failed: nothing went wrong with delivery.
+        assert message.state == MessageState.CANCELLED, message.state
+
+
+async def test_a_citizen_a_coordinator_rules_out_cannot_book(
+    app: Application, fake: FakeTelegram, database: Database, bot_settings: Settings
+) -> None:  # type: ignore[type-arg]
+    [helpdesk] = await open_helpdesks(database, "Sportello Comune")
+    citizen_id = await new_citizen(database, bot_settings, 432)
+    await decide(database, bot_settings, citizen_id, eligible=False)
+    anna = TelegramUser(app, fake, 432)
+    async with database.transaction(read_only=True) as session:
+        starts_at = await first_free(session, bot_settings, helpdesk)
+    epoch = int(starts_at.timestamp())
+
+    for calls in (
+        await anna.say(f"/{AFTER_INTAKE}"),
+        await anna.say("/prenotazione"),
+        await anna.press("hds"),
+        await anna.press(f"day:{helpdesk}:{starts_at.astimezone(ROME):%Y%m%d}"),
+        await anna.press(f"tm:{helpdesk}:{epoch}"),
+        await anna.press(f"bk:{helpdesk}:{epoch}"),  # forged: never offered to her
+        await anna.press("wl"),
+    ):
+        said = texts(calls)
+        assert "Un operatore ha esaminato la tua situazione" in said, said
+        assert "Dalle tue risposte" not in said
+        assert "331 693 8049" in said  # the contacts
+        assert data(calls, "day:") == data(calls, "tm:") == data(calls, "bk:") == []
+        assert data(calls, "hds") == []
+    assert await bookings_of(database, citizen_id) == []
+
+    # The service refuses her too, whoever calls it.
+    with pytest.raises(errors.NotAllowedToBook) as refused:
+        await book_for(database, bot_settings, citizen_id, helpdesk, starts_at)
+    assert refused.value.code == "not_eligible"
+    assert await bookings_of(database, citizen_id) == []
+
+
+# --- SQL per update ----------------------------------------------------------------------
+
+# What each update sent before the flow asked the citizen's standing (one statement for
+# the intake, the booking and the waitlist): it may take fewer, never more.
+STATEMENTS_BEFORE = {"/prenotazione": 5, "hds": 7, "day": 5, "tm": 5, "bk": 20, "booked": 4}
+
+
+async def test_the_standing_adds_no_statement_to_any_step(
+    app: Application, fake: FakeTelegram, database: Database, bot_settings: Settings
+) -> None:  # type: ignore[type-arg]
+    await open_helpdesks(database, "Sportello Comune")
+    await new_citizen(database, bot_settings, 433)
+    maria = TelegramUser(app, fake, 433)
+    sent: dict[str, int] = {}
+
+    async def step(name: str, update: Awaitable[list[Call]]) -> list[Call]:
+        with counting(database) as statements:
+            calls = await update
+        sent[name] = len(statements)
+        return calls
+
+    await step("/prenotazione", maria.say("/prenotazione"))
+    days = await step("hds", maria.press("hds"))
+    times = await step("day", maria.press(data(days, "day:")[2]))
+    confirm = await step("tm", maria.press(data(times, "tm:")[0]))
+    booked = await step("bk", maria.press(data(confirm, "bk:")[0]))
+    assert "è prenotato" in texts(booked)
+    await step("booked", maria.say("/prenotazione"))
+    assert all(sent[name] <= before for name, before in STATEMENTS_BEFORE.items()), sent
+    # Who may book and what they hold: read once, not the intake, booking, waitlist apart.
+    assert sent["/prenotazione"] < STATEMENTS_BEFORE["/prenotazione"], sent
+    assert sent["hds"] < STATEMENTS_BEFORE["hds"], sent
