@@ -73,10 +73,15 @@ async def insert_booking(
     ends_at: datetime,
     actor: str,
     moved_from_id: int | None = None,
+    code: str | None = None,
 ) -> Booking:
-    """Turn a place already taken (or held) into an active booking."""
+    """Turn a place already taken (or held) into an active booking.
+
+    `code`: a new booking code not checked yet (the caller retries in a savepoint if it
+    clashes: `AlreadyBooked` is raised then too); by default one checked unused.
+    """
     booking = Booking(
-        code=await _unused_code(session),
+        code=code if code is not None else await _unused_code(session),
         citizen_id=citizen_id,
         helpdesk_id=helpdesk_id,
         slot_id=slot_id,
@@ -90,8 +95,7 @@ async def insert_booking(
     try:
         await session.flush()
     except IntegrityError:
-        # Only the one-active-booking index can fail here: the code was checked unused and
-        # a clash in the microseconds since is a one-in-a-hundred-million event.
+        # The one-active-booking index (or, with a `code` not checked, the code's).
         raise AlreadyBooked("You already have an active booking.") from None
     return booking
 
@@ -99,16 +103,32 @@ async def insert_booking(
 async def book_place(
     *, session: AsyncSession, citizen_id: int, slot: SlotTime, actor: str, moved_from_id: int | None
 ) -> Booking:
-    """Take a place and book it in one savepoint: either both happen or neither."""
-    async with session.begin_nested():
-        slot_id = await take_place(session=session, slot=slot)
-        return await insert_booking(
-            session=session,
-            citizen_id=citizen_id,
-            helpdesk_id=slot.helpdesk_id,
-            slot_id=slot_id,
-            starts_at=slot.starts_at,
-            ends_at=slot.ends_at,
-            actor=actor,
-            moved_from_id=moved_from_id,
-        )
+    """Take a place and book it in one savepoint: either both happen or neither.
+
+    The booking code is not looked up first: the unique index catches a clash (one in a
+    hundred million), and the savepoint lets it be tried again with another code.
+    """
+    for _ in range(CODE_ATTEMPTS):
+        code = new_booking_code()
+        try:
+            async with session.begin_nested():
+                slot_id = await take_place(session=session, slot=slot)
+                return await insert_booking(
+                    session=session,
+                    citizen_id=citizen_id,
+                    helpdesk_id=slot.helpdesk_id,
+                    slot_id=slot_id,
+                    starts_at=slot.starts_at,
+                    ends_at=slot.ends_at,
+                    actor=actor,
+                    moved_from_id=moved_from_id,
+                    code=code,
+                )
+        except AlreadyBooked:
+            if await session.scalar(select(Booking.id).where(Booking.code == code)) is None:
+                raise
+    raise RuntimeError(f"no unused booking code in {CODE_ATTEMPTS} attempts")
+
+
+# Tries of a new code after a clash: a second clash in a row is already astronomically rare.
+CODE_ATTEMPTS = 5

@@ -47,8 +47,10 @@ from shared.citizens.standing import (
     Booked,
     NotConsented,
     NotEligible,
+    Offered,
     QuestionnaireToFinish,
     Standing,
+    Waiting,
     citizen_standing,
 )
 from shared.db import utcnow
@@ -156,8 +158,10 @@ async def book_slot(
         actor=actor,
         moved_from_id=moved_from_id,
     )
-    # Booked by other means: waiting (or a held place) is no longer needed.
-    await handoff.withdraw(session=session, settings=settings, citizen_id=citizen_id, now=now)
+    # Booked by other means: waiting (or a held place) is no longer needed. The standing
+    # read the citizen's open entry: without one there is nothing to withdraw.
+    if isinstance(standing, Waiting | Offered):
+        await handoff.withdraw(session=session, settings=settings, citizen_id=citizen_id, now=now)
     await messages.queue_reminders(
         session=session, settings=settings, citizen=citizen, booking=booking, now=now
     )

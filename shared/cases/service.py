@@ -98,7 +98,7 @@ async def _insert_unless_open(
     previous = select(func.max(Case.id)).where(
         Case.citizen_id == citizen.id, Case.state == CaseState.CLOSED.value
     )
-    case = await session.scalar(
+    case: Case | None = await session.scalar(
         upsert_insert(session, Case)
         .values(
             citizen_id=citizen.id,

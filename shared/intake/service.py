@@ -104,7 +104,7 @@ async def start_intake(*, session: AsyncSession, citizen_id: int, now: datetime)
         index_elements=[Intake.citizen_id],
         set_={key: upsert.excluded[key] for key in values if key != "citizen_id"},
     )
-    started = await session.scalar(
+    started: Intake | None = await session.scalar(
         upsert.returning(Intake), execution_options={"populate_existing": True}
     )
     assert started is not None
