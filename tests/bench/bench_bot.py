@@ -81,7 +81,15 @@ IN_FLIGHT = 200  # updates held in the transport at once
 WARM_UP_CHATS = 50
 
 # Targets.
-MIN_BOT_OVER_ECHO = 0.5
+MIN_BOT_OVER_TURN_ECHO = 0.6  # (0.5 x the bare echo was withdrawn: state in the database)
+# SQL statements per update, at most, by kind (issue 11).
+STATEMENT_BUDGETS = {
+    "answer, button": 3,
+    "answer, text": 3,
+    "consent": 4,
+    "confirm summary": 10,
+    "booking: book": 12,
+}
 MIN_SPEEDUP = 5.0
 MAX_BYTES_IN_FLIGHT = 16 * 1024
 
@@ -523,7 +531,7 @@ async def throughput(setup: Setup, options: Options) -> Throughput:
     profile = None
     updates_per_run = steps * CITIZENS
     per_second = {n: updates_per_run / statistics.median(s) for n, s in seconds.items()}
-    if options.profile or per_second["bot"] < MIN_BOT_OVER_ECHO * per_second["echo"]:
+    if options.profile or per_second["bot"] < MIN_BOT_OVER_TURN_ECHO * per_second["turn echo"]:
         profile = await profile_run(setup, bot, bot_fake)
     for app in (bot, echo, turn_echo):
         await app.shutdown()
@@ -883,18 +891,23 @@ def report(t: Throughput, c: Concurrency, m: Memory) -> None:
         print(f"{label:<63}{value:>8}  (target {goal})  {verdict(ok)}")
 
     per_second = t.per_second
-    ratio = per_second["bot"] / per_second["echo"]
+    ratio = per_second["bot"] / per_second["turn echo"]
     target(
-        "bot / echo updates/s:",
-        f"{ratio:.3f}",
-        f">= {MIN_BOT_OVER_ECHO}",
-        ratio >= MIN_BOT_OVER_ECHO,
+        "bot / turn echo updates/s:",
+        f"{ratio:.2f}",
+        f">= {MIN_BOT_OVER_TURN_ECHO}",
+        ratio >= MIN_BOT_OVER_TURN_ECHO,
     )
     print(
-        "  (expected to fail: one transaction per update and nothing else, the turn echo, is"
-        f" {per_second['turn echo'] / per_second['echo']:.3f} x echo;"
-        f" bot / turn echo: {per_second['bot'] / per_second['turn echo']:.2f})"
+        f"  (information: bot / echo {per_second['bot'] / per_second['echo']:.3f},"
+        f" turn echo / echo {per_second['turn echo'] / per_second['echo']:.3f})"
     )
+    counted = {k.kind: k.statements for k in t.kinds}
+    for kind, budget in STATEMENT_BUDGETS.items():
+        spent = counted[kind]
+        target(
+            f"SQL statements per update, {kind}:", f"{spent:.1f}", f"<= {budget}", spent <= budget
+        )
     target(
         "concurrent / sequential:", f"{speedup:.1f}", f">= {MIN_SPEEDUP:g}", speedup >= MIN_SPEEDUP
     )
