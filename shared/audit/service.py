@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import insert
@@ -15,6 +17,28 @@ from shared.db import utcnow
 _INSERT = insert(AuditEvent.metadata.tables[AuditEvent.__tablename__])
 
 
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One event for `record_many`; the fields are `record`'s."""
+
+    actor: str
+    action: str
+    object_type: str
+    object_id: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def _row(event: Event, at: Any) -> dict[str, Any]:
+    return {
+        "at": at,
+        "actor": event.actor[:80],
+        "action": event.action,
+        "object_type": event.object_type,
+        "object_id": event.object_id,
+        "details": event.details,
+    }
+
+
 async def record(
     *,
     session: AsyncSession,
@@ -25,14 +49,14 @@ async def record(
     details: dict[str, Any] | None = None,
 ) -> None:
     """Append one event; it commits or rolls back with the change it describes."""
-    await session.execute(
-        _INSERT,
-        {
-            "at": utcnow(),
-            "actor": actor[:80],
-            "action": action,
-            "object_type": object_type,
-            "object_id": object_id,
-            "details": details or {},
-        },
-    )
+    event = Event(actor, action, object_type, object_id, details or {})
+    await session.execute(_INSERT, _row(event, utcnow()))
+
+
+async def record_many(*, session: AsyncSession, events: Sequence[Event]) -> None:
+    """Append several events in one INSERT, in their order (e.g. a booking's and its case's)."""
+    if not events:
+        return
+    at = utcnow()
+    # One multi-row VALUES, not an executemany: one statement on both databases.
+    await session.execute(_INSERT.values([_row(event, at) for event in events]))

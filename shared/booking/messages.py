@@ -57,7 +57,10 @@ async def _queue(
 async def queue_reminders(
     *, session: AsyncSession, settings: Settings, citizen: Citizen, booking: Booking, now: datetime
 ) -> None:
-    """Queue the day-before and hours-before reminders that are still in the future."""
+    """Queue the day-before and hours-before reminders that are still in the future.
+
+    `citizen`: read in this transaction (its `unreachable` flag is not read again).
+    """
     if citizen.telegram_chat_id is None:
         return  # no chat to write to, as in `_queue`
     local_day = booking.starts_at.astimezone(settings.tz).date()
@@ -80,8 +83,10 @@ async def queue_reminders(
         )
         if at is not None and at > now
     ]
-    # Both in one go: the citizen's reachability is read once, not once per reminder.
-    await outbox.enqueue_all(session=session, citizen_id=citizen.id, messages=due)
+    # Both in one INSERT; the citizen's reachability is the one the caller read with them.
+    await outbox.enqueue_all(
+        session=session, citizen_id=citizen.id, messages=due, unreachable=citizen.unreachable
+    )
 
 
 async def notify_booking(

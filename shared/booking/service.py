@@ -173,15 +173,15 @@ async def book_slot(
             kind=messages.MessageKind.BOOKING_CONFIRMED,
             now=now,
         )
-    await audit.record(
-        session=session,
-        actor=actor,
-        action="booking.create",
-        object_type="booking",
-        object_id=str(booking.id),
-        details={"citizen_id": citizen_id, "code": booking.code, "moved_from": moved_from_id},
+    event = audit.Event(
+        actor,
+        "booking.create",
+        "booking",
+        str(booking.id),
+        {"citizen_id": citizen_id, "code": booking.code, "moved_from": moved_from_id},
     )
-    await cases.on_booking_changed(session=session, booking=booking, now=now)
+    # The booking's event is written with the case's, in one INSERT.
+    await cases.on_booking_changed(session=session, booking=booking, now=now, events=[event])
     return booking
 
 
@@ -258,15 +258,14 @@ async def cancel_booking(
             kind=messages.MessageKind.BOOKING_CANCELLED,
             now=now,
         )
-    await audit.record(
-        session=session,
-        actor=actor,
-        action="booking.cancel",
-        object_type="booking",
-        object_id=str(booking.id),
-        details={"by": by.value, "reason": booking.cancel_reason},
+    event = audit.Event(
+        actor,
+        "booking.cancel",
+        "booking",
+        str(booking.id),
+        {"by": by.value, "reason": booking.cancel_reason},
     )
-    await cases.on_booking_changed(session=session, booking=booking, now=now)
+    await cases.on_booking_changed(session=session, booking=booking, now=now, events=[event])
     return booking
 
 
@@ -337,11 +336,8 @@ async def mark_attended(
         raise IllegalTransition("Check-in opens one hour before the appointment.")
     await _close(session, booking, BookingState.ATTENDED, actor, now, None)
     await outbox.cancel_pending(session=session, subject=messages.subject(booking))
-    await audit.record(
-        session=session, actor=actor, action="booking.attended", object_type="booking",
-        object_id=str(booking.id),
-    )  # fmt: skip
-    await cases.on_booking_changed(session=session, booking=booking, now=now)
+    event = audit.Event(actor, "booking.attended", "booking", str(booking.id))
+    await cases.on_booking_changed(session=session, booking=booking, now=now, events=[event])
     return booking
 
 
@@ -369,11 +365,8 @@ async def mark_no_show(
             kind=messages.MessageKind.REBOOK_AFTER_NO_SHOW,
             now=now,
         )
-    await audit.record(
-        session=session, actor=actor, action="booking.no_show", object_type="booking",
-        object_id=str(booking.id),
-    )  # fmt: skip
-    await cases.on_booking_changed(session=session, booking=booking, now=now)
+    event = audit.Event(actor, "booking.no_show", "booking", str(booking.id))
+    await cases.on_booking_changed(session=session, booking=booking, now=now, events=[event])
     return booking
 
 

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import ColumnElement, func, literal, select, text, update
+from sqlalchemy import case as sa_case
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.audit import service as audit
 from shared.booking.models import Booking, BookingState
 from shared.cases import access, messages
 from shared.cases import interview as interview_form
@@ -35,7 +37,7 @@ from shared.cases.models import DRAFT_STATES, Case, CaseState, Interview, Outcom
 from shared.cases.search import index_names, index_new_case
 from shared.citizens import standing
 from shared.citizens.models import Citizen
-from shared.db import upsert_insert
+from shared.db import is_postgresql, upsert_insert
 from shared.i18n import N_
 from shared.intake.models import Intake, IntakeState
 from shared.staff.models import Role, StaffUser
@@ -179,8 +181,15 @@ async def on_intake_confirmed(
     return case
 
 
+_CANCELLED = (BookingState.CANCELLED_BY_CITIZEN, BookingState.CANCELLED_BY_STAFF)
+
+
 async def on_booking_changed(
-    *, session: AsyncSession, booking: Booking, now: datetime
+    *,
+    session: AsyncSession,
+    booking: Booking,
+    now: datetime,
+    events: Sequence[audit.Event] = (),
 ) -> Case | None:
     """Make the citizen's case follow their booking (called by the booking services).
 
@@ -190,68 +199,103 @@ async def on_booking_changed(
     shows; no-show: back to new, the no-show counted and the missed appointment still
     shown. Once interviewed, bookings (follow-ups) only update the appointment shown. A
     booking that is not the case's current appointment changes nothing.
+
+    `events`: the caller's audit events (the booking's), written in one INSERT with the
+    case's.
     """
     state = BookingState(booking.state)
     actor = booking.closed_by or booking.created_by
-    case = await open_case_of(session=session, citizen_id=booking.citizen_id)
+    if state in _CANCELLED and booking.cancel_reason == "moved":
+        # `move_booking` books the new slot next, in the same transaction.
+        await audit.record_many(session=session, events=events)
+        return await open_case_of(session=session, citizen_id=booking.citizen_id)
+    changed = await _follow_booking(session, booking, state, now)
+    if changed is None and state is BookingState.BOOKED:
+        citizen = await session.get(Citizen, booking.citizen_id)
+        assert citizen is not None  # a foreign key of the booking
+        eligible = await session.scalar(
+            select(Intake.eligible).where(
+                Intake.citizen_id == citizen.id, Intake.state == IntakeState.COMPLETED.value
+            )
+        )
+        await _open(
+            session, citizen=citizen, eligible=eligible, urgent=citizen.urgent, actor=actor, now=now
+        )
+        changed = await _follow_booking(session, booking, state, now)
+        assert changed is not None  # opened just now, in this transaction
+    if changed is None:
+        await audit.record_many(session=session, events=events)
+        # Not the case's current appointment (or no open case): nothing changed.
+        return await open_case_of(session=session, citizen_id=booking.citizen_id)
+    case, before = changed
+    details = {
+        "booking_id": booking.id,
+        "code": booking.code,
+        "booking_state": state.value,
+        "from": before,
+        "to": case.state,
+    }
+    case_event = audit.Event(actor, "case.booking", "case", str(case.id), details)
+    await audit.record_many(session=session, events=[*events, case_event])
+    return case
+
+
+def _when_state(before: str, after: str) -> ColumnElement[str]:
+    """The case's state moved from `before` to `after`, any other left as it is."""
+    return sa_case((Case.state == before, after), else_=Case.state)
+
+
+async def _follow_booking(
+    session: AsyncSession, booking: Booking, state: BookingState, now: datetime
+) -> tuple[Case, str] | None:
+    """`on_booking_changed`'s change, in one UPDATE … RETURNING: the case and its state
+    before; None if no open case (or, unless booked, the booking is not its appointment).
+
+    On PostgreSQL the state before is read (and locked) by the statement's own CTE, so no
+    look-up goes first.
+    """
+    target = select(Case.id, Case.state).where(
+        Case.citizen_id == booking.citizen_id, Case.state != CaseState.CLOSED.value
+    )
+    values: dict[str, Any] = {"updated_at": now}
     if state is BookingState.BOOKED:
-        if case is None:
-            citizen = await session.get(Citizen, booking.citizen_id)
-            assert citizen is not None  # a foreign key of the booking
-            eligible = await session.scalar(
-                select(Intake.eligible).where(
-                    Intake.citizen_id == citizen.id, Intake.state == IntakeState.COMPLETED.value
-                )
-            )
-            case = await _open(
-                session,
-                citizen=citizen,
-                eligible=eligible,
-                urgent=citizen.urgent,
-                actor=actor,
-                now=now,
-            )
-        before = case.state
-        case.booking_id = booking.id
-        case.helpdesk_id = booking.helpdesk_id
-        case.appointment_at = booking.starts_at
-        if case.state == CaseState.NEW.value:
-            case.state = CaseState.BOOKED.value
-    elif case is None or case.booking_id != booking.id:
-        return case
+        values |= {
+            "booking_id": booking.id,
+            "helpdesk_id": booking.helpdesk_id,
+            "appointment_at": booking.starts_at,
+            "state": _when_state(CaseState.NEW.value, CaseState.BOOKED.value),
+        }
     else:
-        before = case.state
+        target = target.where(Case.booking_id == booking.id)
         if state is BookingState.ATTENDED:
-            if case.state == CaseState.BOOKED.value:
-                case.state = CaseState.CHECKED_IN.value
+            values["state"] = _when_state(CaseState.BOOKED.value, CaseState.CHECKED_IN.value)
         elif state is BookingState.NO_SHOW:
-            case.no_shows += 1
-            if case.state == CaseState.BOOKED.value:
-                case.state = CaseState.NEW.value
-        elif booking.cancel_reason == "moved":
-            # `move_booking` books the new slot next, in the same transaction.
-            return case
+            values["no_shows"] = Case.no_shows + 1
+            values["state"] = _when_state(CaseState.BOOKED.value, CaseState.NEW.value)
         else:
             # A cancelled appointment is no appointment: the case waits for a new one.
-            if case.state == CaseState.BOOKED.value:
-                case.state = CaseState.NEW.value
-            case.booking_id = case.helpdesk_id = case.appointment_at = None
-    case.updated_at = now
-    await session.flush()
-    await access.record(
-        session,
-        actor,
-        "case.booking",
-        case,
-        {
-            "booking_id": booking.id,
-            "code": booking.code,
-            "booking_state": state.value,
-            "from": before,
-            "to": case.state,
-        },
+            values |= {"booking_id": None, "helpdesk_id": None, "appointment_at": None}
+            values["state"] = _when_state(CaseState.BOOKED.value, CaseState.NEW.value)
+    change = (
+        update(Case)
+        .values(values)
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
-    return case
+    if is_postgresql(session):
+        old = target.with_for_update().cte("old_case")
+        change = change.where(Case.id == old.c.id).returning(Case, old.c.state)
+    else:
+        # SQLite's RETURNING sees only the row after the change, so the state before is
+        # read first; its writers are serialized, nothing changes it in between.
+        found = (await session.execute(target)).first()
+        if found is None:
+            return None
+        change = change.where(Case.id == found.id).returning(Case, literal(found.state))
+    row = (await session.execute(change)).first()
+    if row is None:
+        return None
+    case, before = row
+    return case, before
 
 
 async def _case_for_change(session: AsyncSession, case_id: int, staff: access.StaffMember) -> Case:

@@ -76,13 +76,23 @@ class NewMessage:
 
 
 async def enqueue_all(
-    *, session: AsyncSession, citizen_id: int, messages: Sequence[NewMessage]
+    *,
+    session: AsyncSession,
+    citizen_id: int,
+    messages: Sequence[NewMessage],
+    unreachable: bool | None = None,
 ) -> int:
     """Queue several messages for one citizen, as `enqueue` would each; how many were new.
 
     Two statements whatever their number: the citizen's reachability, one INSERT.
+    `unreachable`: the citizen's flag as the caller read it in this transaction (then
+    only the INSERT); None reads it.
     """
-    if not messages or await _unreachable(session, citizen_id):
+    if not messages:
+        return 0
+    if unreachable is None:
+        unreachable = await _unreachable(session, citizen_id)
+    if unreachable:
         return 0
     inserted = await session.scalars(
         _insert(session, citizen_id, messages).returning(OutboxMessage.id)
