@@ -536,18 +536,21 @@ async def on_book(turn_: Turn) -> list[Reply]:
     # identity map forgets what nothing references) and the card shows it.
     helpdesk = await _bookable_helpdesk(turn_, helpdesk_id)
     try:
-        async with _all_or_nothing(session):
-            if flow.moving is None:
-                booked = await booking_service.book_slot(
-                    session=session,
-                    settings=turn_.settings,
-                    citizen_id=flow.citizen_id,
-                    helpdesk_id=helpdesk_id,
-                    starts_at=starts_at,
-                    actor=actor,
-                    now=turn_.now,
-                )
-            else:
+        if flow.moving is None:
+            # No savepoint of ours: `book_slot` refuses before it writes anything, and
+            # takes the place in its own savepoint (someone faster: `SlotTaken`).
+            booked = await booking_service.book_slot(
+                session=session,
+                settings=turn_.settings,
+                citizen_id=flow.citizen_id,
+                helpdesk_id=helpdesk_id,
+                starts_at=starts_at,
+                actor=actor,
+                now=turn_.now,
+                standing=flow.standing,
+            )
+        else:
+            async with _all_or_nothing(session):
                 booked = await booking_service.move_booking(
                     session=session,
                     settings=turn_.settings,

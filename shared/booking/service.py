@@ -94,16 +94,22 @@ async def _citizen(session: AsyncSession, citizen_id: int) -> Citizen:
 
 
 async def standing_to_book(
-    *, session: AsyncSession, settings: Settings, citizen_id: int, now: datetime
+    *,
+    session: AsyncSession,
+    settings: Settings,
+    citizen_id: int,
+    now: datetime,
+    known: Standing | None = None,
 ) -> Standing:
     """The citizen's standing, if it lets them book at all; `NotAllowedToBook` otherwise.
 
     Not consented, questionnaire not completed, not eligible (the coordinator's decision
     first): refused. What they already hold (a booking, a place on the waitlist) is for
-    the caller to judge.
+    the caller to judge. `known`: the standing the caller read for this citizen in this
+    transaction (judged the same way, not read again).
     """
     try:
-        standing = await citizen_standing(
+        standing = known or await citizen_standing(
             session=session, settings=settings, citizen_id=citizen_id, now=now
         )
     except citizen_errors.CitizenNotFound:
@@ -134,18 +140,22 @@ async def book_slot(
     now: datetime | None = None,
     moved_from_id: int | None = None,
     confirm_by_message: bool = False,
+    standing: Standing | None = None,
 ) -> Booking:
     """Book one place of a slot for a citizen; raises `SlotTaken` if someone was faster.
 
-    Only a citizen whose standing allows it (`standing_to_book`), and who holds no other
-    booking; a place they wait for on the waitlist is given up.
+    Only a citizen whose standing allows it (`standing_to_book`; `standing`: the one the
+    caller read for them in this transaction, not read again), and who holds no other
+    booking; a place they wait for on the waitlist is given up. Every refusal comes
+    before the first write, and the place is taken in a savepoint of its own: a refused
+    call leaves nothing behind, and needs no savepoint of the caller's.
 
     `confirm_by_message` queues a confirmation for the citizen's chat: for bookings made
     by staff on their behalf (the bot confirms its own bookings in the conversation).
     """
     now = now or utcnow()
     standing = await standing_to_book(
-        session=session, settings=settings, citizen_id=citizen_id, now=now
+        session=session, settings=settings, citizen_id=citizen_id, now=now, known=standing
     )
     citizen = await _citizen(session, citizen_id)  # read with the standing: no statement
     offered = await _bookable_slot(session, settings, helpdesk_id, starts_at, now)

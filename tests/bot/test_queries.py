@@ -133,11 +133,6 @@ async def test_booking_reads_the_helpdesk_and_the_reachability_once(
     assert statements.starting("INSERT INTO outbox_message") == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="booking is 17 statements: the booking handler's savepoint (2), the case "
-    "file's look-up before its update, two audit events, the reachability read remain",
-)
 async def test_booking_is_within_its_budget(
     bot_app: Application,  # type: ignore[type-arg]
     fake: FakeTelegram,
