@@ -749,7 +749,7 @@ async def test_a_day_beyond_the_horizon_is_too_far_not_full(
     far = first + timedelta(days=horizon + 1)
     calls = await maria.press(f"day:{helpdesk}:{far:%Y%m%d}")
     said = texts(calls)
-    assert "troppo avanti" in said and f"fino a {horizon} giorni" in said
+    assert "troppo lontano" in said and f"fino a {horizon} giorni" in said
     assert "Non ci sono più posti liberi" not in said
     assert data(calls, "day:")[0] == f"day:{helpdesk}:{first:%Y%m%d}"
     assert data(calls, "tm:") == []
@@ -783,7 +783,7 @@ async def test_a_full_day_within_the_horizon_is_still_full(
         )  # fmt: skip
     calls = await maria.press(days[1])
     assert "Non ci sono più posti liberi" in texts(calls)
-    assert "troppo avanti" not in texts(calls)
+    assert "troppo lontano" not in texts(calls)
 
 
 # --- a coordinator's decision comes first ------------------------------------------------

@@ -115,7 +115,7 @@ def test_why_a_day_cannot_be_booked_is_said_for_each_reason() -> None:
         screens.no_later_days_note(view()),
     }
     assert len(notes) == 4
-    assert "troppo avanti" in screens.beyond_horizon_note(view())
+    assert "troppo lontano" in screens.beyond_horizon_note(view())
     assert "30" in screens.beyond_horizon_note(view())
     english = screens.beyond_horizon_note(view("en"))
     assert english.startswith("That day is too far ahead")
