@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any, TypeAlias
 
 import telegram
-from sqlalchemy import event, func, select
+from sqlalchemy import bindparam, event, func, select
 from telegram import Update
 from telegram.ext import Application, CallbackQueryHandler, MessageHandler, filters
 from telegram.request import RequestData
@@ -249,6 +249,29 @@ async def turn_echo_bot(fake: FakeTelegram, database: Database) -> App:
 
     @turn
     async def echo(turn_: Turn) -> list[Reply]:
+        return [Send(html.escape(turn_.text))] if turn_.text else []
+
+    app = _bare(fake)
+    app.bot_data[DEPS_KEY] = Deps(settings=bot_settings(database), database=database)
+    app.add_handler(MessageHandler(filters.UpdateType.MESSAGE & filters.TEXT, echo))
+    app.add_handler(CallbackQueryHandler(echo))
+    await app.initialize()
+    return app
+
+
+async def round_trip_echo_bot(fake: FakeTelegram, database: Database, extra: float) -> App:
+    """The turn echo making, on average, `extra` more statements per update: a primary-key
+    read each, in the update's transaction. What a bot costs that makes as many round trips
+    as the bot and does nothing else (information: where the bot's time goes)."""
+    query = select(Citizen.id).where(Citizen.id == bindparam("id"))
+    made = [0, 0.0]  # updates seen, statements owed so far
+
+    @turn
+    async def echo(turn_: Turn) -> list[Reply]:
+        made[0] += 1
+        owed = round(made[0] * extra) - round((made[0] - 1) * extra)
+        for _ in range(owed):
+            await turn_.session.execute(query, {"id": turn_.citizen.id if turn_.citizen else 0})
         return [Send(html.escape(turn_.text))] if turn_.text else []
 
     app = _bare(fake)
@@ -473,9 +496,12 @@ async def throughput(setup: Setup, options: Options) -> Throughput:
     says = sum(1 for how, _ in journey(setup.helpdesk_id, setup.slots[0]) if how == "say")
 
     bot_fake, echo_fake, turn_fake = FakeTelegram(), FakeTelegram(), FakeTelegram()
+    trips_fake = FakeTelegram()
     bot = await new_bot(setup.database, bot_fake)
     echo = await echo_bot(echo_fake)
     turn_echo = await turn_echo_bot(turn_fake, setup.database)
+    # The turn makes one statement; the rest of the bot's, as primary-key reads.
+    trips = await round_trip_echo_bot(trips_fake, setup.database, max(statements - 1, 0))
     # The floors answer as the citizens of the first run: they exist, as the bot's do.
     floor_ids: list[int] = []
     floor_steps = journey(setup.helpdesk_id, setup.slots[0])
@@ -511,6 +537,7 @@ async def throughput(setup: Setup, options: Options) -> Throughput:
     runs: list[tuple[str, Run]] = [
         ("bot", run_bot),
         ("turn echo", floor_run(turn_echo, turn_fake)),
+        ("round-trip echo", floor_run(trips, trips_fake)),
         ("echo", floor_run(echo, echo_fake)),
     ]
     warmup, repetitions = (1, 3) if options.quick else (1, 7)
@@ -533,7 +560,7 @@ async def throughput(setup: Setup, options: Options) -> Throughput:
     per_second = {n: updates_per_run / statistics.median(s) for n, s in seconds.items()}
     if options.profile or per_second["bot"] < MIN_BOT_OVER_TURN_ECHO * per_second["turn echo"]:
         profile = await profile_run(setup, bot, bot_fake)
-    for app in (bot, echo, turn_echo):
+    for app in (bot, echo, turn_echo, trips):
         await app.shutdown()
     return Throughput(
         updates=updates_per_run,
@@ -838,7 +865,7 @@ def report(t: Throughput, c: Concurrency, m: Memory) -> None:
     rows = [
         [name, f"{t.per_second[name]:,.0f}", f"{t.per_second_slowest[name]:,.0f}",
          f"{1000 / t.per_second[name]:.2f}", f"{t.per_second['bot'] / t.per_second[name]:.3f}"]
-        for name in ("bot", "turn echo", "echo")
+        for name in ("bot", "turn echo", "round-trip echo", "echo")
     ]  # fmt: skip
     print(table(["application", "updates/s", "slowest", "ms/update", "bot / this"], rows))
     print(
@@ -900,7 +927,10 @@ def report(t: Throughput, c: Concurrency, m: Memory) -> None:
     )
     print(
         f"  (information: bot / echo {per_second['bot'] / per_second['echo']:.3f},"
-        f" turn echo / echo {per_second['turn echo'] / per_second['echo']:.3f})"
+        f" turn echo / echo {per_second['turn echo'] / per_second['echo']:.3f};"
+        f" bot / round-trip echo {per_second['bot'] / per_second['round-trip echo']:.2f},"
+        f" round-trip echo / turn echo"
+        f" {per_second['round-trip echo'] / per_second['turn echo']:.2f})"
     )
     counted = {k.kind: k.statements for k in t.kinds}
     for kind, budget in STATEMENT_BUDGETS.items():
