@@ -22,16 +22,17 @@ from sqlalchemy import text
 from bot.application import build_application
 from dashboard.app import create_app
 from shared import migrate
-from shared.db import Database, utcnow
+from shared.db import Database
 from shared.logs import AccessLogFilter, configure_logging
 from shared.settings import Settings
 from shared.staff import service as staff
 from shared.staff.models import Role
+from tests.bot.clock import MORNING, FixedClock
 from tests.bot.fake_telegram import TOKEN, FakeTelegram
 from tests.bot.fake_telegram import Citizen as TelegramUser
 from tests.conftest import DatabaseFactory
 from tests.dashboard.conftest import csrf_from
-from tests.factories import ROME, make_helpdesk
+from tests.factories import make_helpdesk
 
 USER_ID = 5_550_123
 FIRST_NAME = "Giuseppina"
@@ -85,13 +86,16 @@ def debug_log() -> Iterator[io.StringIO]:
 
 async def _bot_journey(database: Database, settings: Settings) -> None:
     async with database.transaction() as session:
-        today = utcnow().astimezone(ROME).date()
+        today = MORNING.date()
         await make_helpdesk(session, weekdays=tuple(range(7)), valid_from=today, places=2)
     fake = FakeTelegram()
     bot_settings = settings.model_copy(
         update={"telegram_token": settings.telegram_token, "telegram_api_url": "http://127.0.0.1:9"}
     )
-    app = build_application(settings=bot_settings, database=database, request=fake)
+    # On the bot tests' fixed instant: the journey books the same slot whatever the hour.
+    app = build_application(
+        settings=bot_settings, database=database, request=fake, clock=FixedClock(MORNING)
+    )
     await app.initialize()
     try:
         user = TelegramUser(app, fake, USER_ID, first_name=FIRST_NAME)
