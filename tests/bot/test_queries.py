@@ -109,6 +109,27 @@ async def test_confirming_reads_each_thing_once(
     assert statements.starting(HELPDESK_ROW) == 1
 
 
+async def _book_on_the_third_day(
+    bot_app: Application,  # type: ignore[type-arg]
+    fake: FakeTelegram,
+    database: Database,
+    bot_settings: Settings,
+    statements: Statements,
+    user_id: int,
+) -> None:
+    """A citizen books the first time of the third open day; `statements` holds only the
+    booking update's. The third day: both reminders are still ahead whatever the time of
+    day (on today's first slot, after 6:00 both would already be past and none queued)."""
+    await open_helpdesks(database, "Sportello Centro")
+    await new_citizen(database, bot_settings, user_id)
+    user = TelegramUser(bot_app, fake, user_id)
+    third_day = data(await user.press("hds"), "day:")[2]
+    confirm = await user.press(data(await user.press(third_day), "tm:")[0])
+    statements.clear()
+    booked = await user.press(data(confirm, "bk:")[0])
+    assert [c.method for c in booked if c.method == "sendDocument"] == ["sendDocument"]
+
+
 async def test_booking_reads_the_helpdesk_and_the_reachability_once(
     bot_app: Application,  # type: ignore[type-arg]
     fake: FakeTelegram,
@@ -116,16 +137,7 @@ async def test_booking_reads_the_helpdesk_and_the_reachability_once(
     bot_settings: Settings,
     statements: Statements,
 ) -> None:
-    await open_helpdesks(database, "Sportello Centro")
-    await new_citizen(database, bot_settings, 902)
-    user = TelegramUser(bot_app, fake, 902)
-    # The third open day: both reminders are still ahead whatever the time of day the test
-    # runs (on today's first slot, after 6:00 both would already be past and none queued).
-    third_day = data(await user.press("hds"), "day:")[2]
-    confirm = await user.press(data(await user.press(third_day), "tm:")[0])
-    statements.clear()
-    booked = await user.press(data(confirm, "bk:")[0])
-    assert [c.method for c in booked if c.method == "sendDocument"] == ["sendDocument"]
+    await _book_on_the_third_day(bot_app, fake, database, bot_settings, statements, 902)
     assert statements.starting(HELPDESK_ROW) == 1
     # Both reminders: the citizen's reachability as read with the standing (no statement of
     # its own), the two queued in one INSERT.
@@ -140,12 +152,5 @@ async def test_booking_is_within_its_budget(
     bot_settings: Settings,
     statements: Statements,
 ) -> None:
-    await open_helpdesks(database, "Sportello Centro")
-    await new_citizen(database, bot_settings, 904)
-    user = TelegramUser(bot_app, fake, 904)
-    third_day = data(await user.press("hds"), "day:")[2]
-    confirm = await user.press(data(await user.press(third_day), "tm:")[0])
-    statements.clear()
-    booked = await user.press(data(confirm, "bk:")[0])
-    assert [c.method for c in booked if c.method == "sendDocument"] == ["sendDocument"]
+    await _book_on_the_third_day(bot_app, fake, database, bot_settings, statements, 904)
     assert len(statements) <= BOOKING_BUDGET, statements
