@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.booking import hours
+from shared.booking import demo, hours
 from shared.booking.models import Helpdesk
 from shared.citizens.models import Citizen
 from shared.citizens.service import PRIVACY_NOTICE_VERSION
@@ -24,17 +24,8 @@ def rome(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> dat
     return datetime(year, month, day, hour, minute, tzinfo=ROME)
 
 
-# A completed questionnaire that meets every requirement.
-ELIGIBLE_ANSWERS: dict[str, Any] = {
-    "residence": "yes",
-    "situation": "job_loss",
-    "since": "2021-03",
-    "pandemic_related": "yes",
-    "household": {"members": 2, "minors": 0},
-    "benefits": ["none"],
-    "needs": ["job_search"],
-    "urgent": "no",
-}
+# A completed questionnaire that meets every requirement: the demo's, not urgent.
+ELIGIBLE_ANSWERS: dict[str, Any] = {**demo.ELIGIBLE_ANSWERS, "urgent": "no"}
 
 
 async def make_citizen(
