@@ -44,7 +44,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, Protocol, cast
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
@@ -1474,7 +1474,18 @@ def _p95(seconds: Sequence[float]) -> float:
     )
 
 
-def report(sites: Sequence[Site], samples: int, repetitions: int) -> None:
+class Measured(Protocol):
+    """A data set's site as the latency table reads it."""
+
+    @property
+    def label(self) -> str: ...
+
+    latency: dict[str, list[float]]
+
+
+def print_latency(sites: Sequence[Measured], kinds: Sequence[str], samples: int) -> list[bool]:
+    """The latency table of `kinds` at the smallest and largest data set; each kind's verdict
+    on p95 growth (also used by `bench_plans`)."""
     small, large = sites[0], sites[-1]
     a, b = small.label, large.label
     print(
@@ -1482,7 +1493,7 @@ def report(sites: Sequence[Site], samples: int, repetitions: int) -> None:
         f"p95 = median of {BLOCKS} blocks' p95 (last column: p95 of all samples, for the noise)"
     )
     rows, verdicts = [], []
-    for kind in LATENCY:
+    for kind in kinds:
         p95s = [_p95(s.latency[kind]) for s in sites]
         growth = p95s[-1] / p95s[0]
         whole = _percentile(large.latency[kind], 0.95) / _percentile(small.latency[kind], 0.95)
@@ -1496,6 +1507,13 @@ def report(sites: Sequence[Site], samples: int, repetitions: int) -> None:
     headers = ["request", f"{a} p50", "p95", f"{b} p50", "p95", f"p95 {b}/{a}", "target", "all"]
     print(table(headers, rows))
     print()
+    return verdicts
+
+
+def report(sites: Sequence[Site], samples: int, repetitions: int) -> None:
+    small, large = sites[0], sites[-1]
+    a, b = small.label, large.label
+    verdicts = print_latency(sites, LATENCY, samples)
     print(
         f"requests/s: median of {repetitions} loops of {LOOP} GETs (or {LOOP_SECONDS:g} s); "
         f"sequential, and {CLIENTS} clients at once (x{CLIENTS}); target on the sequential loops"

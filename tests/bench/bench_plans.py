@@ -67,6 +67,7 @@ from tests.bench.bench_dashboard import (
     DML,
     LOOP,
     LOOP_SECONDS,
+    MAX_P95_GROWTH,
     MEN,
     PASSWORD,
     STAFF_USERS,
@@ -75,13 +76,11 @@ from tests.bench.bench_dashboard import (
     WOMEN,
     StatementLog,
     _insert,
-    _p50,
-    _p95,
-    _percentile,
     _pick,
     bench_app,
     get,
     keyword,
+    print_latency,
     signed_in,
 )
 
@@ -95,7 +94,6 @@ POOL = 60
 PLAN_POOL = 100
 
 # Targets.
-MAX_P95_GROWTH = 1.5
 MIN_PAGE_OVER_FLOOR = 0.5
 MAX_STATEMENTS = 6
 
@@ -594,25 +592,7 @@ async def measure_rates(sites: Sequence[Site], options: Options) -> int:
 def report(sites: Sequence[Site], samples: int, repetitions: int) -> None:
     small, large = sites[0], sites[-1]
     a, b = small.label, large.label
-    print(
-        f"latency of one GET (ms), {samples} interleaved samples per request and data set; "
-        f"p95 = median of {BLOCKS} blocks' p95 (last column: p95 of all samples)"
-    )
-    rows, verdicts = [], []
-    for kind in LATENCY:
-        p95s = [_p95(s.latency[kind]) for s in sites]
-        growth = p95s[-1] / p95s[0]
-        whole = _percentile(large.latency[kind], 0.95) / _percentile(small.latency[kind], 0.95)
-        ok = growth <= MAX_P95_GROWTH
-        verdicts.append(ok)
-        rows.append(
-            [kind, f"{_p50(small.latency[kind]):.1f}", f"{p95s[0]:.1f}",
-             f"{_p50(large.latency[kind]):.1f}", f"{p95s[-1]:.1f}", f"{growth:.2f}",
-             verdict(ok), f"{whole:.2f}"]
-        )  # fmt: skip
-    headers = ["request", f"{a} p50", "p95", f"{b} p50", "p95", f"p95 {b}/{a}", "target", "all"]
-    print(table(headers, rows))
-    print()
+    verdicts = print_latency(sites, LATENCY, samples)
     print(f"requests/s: median of {repetitions} loops of {LOOP} sequential GETs")
     rows, page_ok = [], True
     for page in PAGES:
