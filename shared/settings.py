@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     waitlist_hold_minutes: Annotated[int, Field(ge=1, le=24 * 60)] = 30
     reminder_day_before_hour: Annotated[int, Field(ge=0, le=23)] = 18
     reminder_hours_before: Annotated[int, Field(ge=1, le=23)] = 3
+    # At a moderated helpdesk, a request not confirmed or declined within this many
+    # working days (Monday to Friday, the program's public holidays excluded) expires.
+    moderation_expiry_working_days: Annotated[int, Field(ge=1, le=10)] = 2
+    # Places per helpdesk and day kept for urgent citizens until the day before (0: none).
+    urgent_places_per_day: Annotated[int, Field(ge=0, le=100)] = 0
 
     # Intake (SPEC section 3): unfinished questionnaires are erased after this many days,
     # with a reminder this many days before.

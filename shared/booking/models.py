@@ -31,6 +31,18 @@ class BookingState(StrEnum):
     CANCELLED_BY_STAFF = "cancelled_by_staff"
 
 
+class Moderation(StrEnum):
+    """Where a request at a moderated helpdesk stands (`Booking.moderation`; null elsewhere).
+
+    A pending request holds its place like any booking (state `booked`); declined and
+    expired ones are cancelled bookings too."""
+
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    DECLINED = "declined"
+    EXPIRED = "expired"
+
+
 class WaitlistState(StrEnum):
     WAITING = "waiting"
     OFFERED = "offered"
@@ -76,6 +88,8 @@ class Helpdesk(Base):
         JSON, default=dict, server_default=text("'{}'")
     )
     active: Mapped[bool] = mapped_column(default=True)
+    # A citizen's choice here is a request a coordinator confirms (or declines).
+    moderated: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     @property
@@ -206,6 +220,12 @@ class Booking(Base):
         ),
         Index("ix_booking_helpdesk_starts_at", "helpdesk_id", "starts_at"),
         Index("ix_booking_slot", "slot_id"),
+        Index(
+            "ix_booking_pending_request",
+            "created_at",
+            sqlite_where=text("moderation = 'pending'"),
+            postgresql_where=text("moderation = 'pending'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -223,6 +243,12 @@ class Booking(Base):
     cancel_reason: Mapped[str | None] = mapped_column(String(200))
     # A move is a cancellation plus a new booking that points back to the old one.
     moved_from_id: Mapped[int | None] = mapped_column(ForeignKey("booking.id"))
+    # At a moderated helpdesk: a `Moderation` value, and until when a pending request
+    # holds its place; who confirmed or declined it, and when. Null elsewhere.
+    moderation: Mapped[str | None] = mapped_column(String(10))
+    request_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    moderated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    moderated_by: Mapped[str | None] = mapped_column(String(80))
 
 
 class WaitlistEntry(Base):
