@@ -35,12 +35,14 @@ class Moderation(StrEnum):
     """Where a request at a moderated helpdesk stands (`Booking.moderation`; null elsewhere).
 
     A pending request holds its place like any booking (state `booked`); declined and
-    expired ones are cancelled bookings too."""
+    expired ones are cancelled bookings too, and so are withdrawn ones: cancelled or moved
+    (by the citizen or the staff) before anyone confirmed or declined them."""
 
     PENDING = "pending"
     CONFIRMED = "confirmed"
     DECLINED = "declined"
     EXPIRED = "expired"
+    WITHDRAWN = "withdrawn"
 
 
 class WaitlistState(StrEnum):
