@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import functools
-from datetime import datetime
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any, Literal
 
+import phonenumbers
 from babel import Locale
 from babel.dates import DateTimePattern, format_date, get_datetime_format, parse_pattern
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
+from jinja2.runtime import Context
 
 from dashboard.limits import FIELD_LIMITS
 from shared.i18n import Translator
@@ -48,6 +51,53 @@ def datetime_pattern(language: str, style: Style) -> DateTimePattern:
     )
 
 
+@functools.cache
+def moment_pattern(language: str) -> DateTimePattern:
+    """The one way every page shows a moment: the day, month and year as Babel's medium
+    date ("5 mar 2026"), then hours and minutes ("09:30"): no seconds, no two-digit year."""
+    locale = _babel_locale(language)
+    return parse_pattern(
+        str(get_datetime_format("medium", locale=locale))
+        .replace("{0}", "HH:mm")
+        .replace("{1}", locale.date_formats["medium"].pattern)
+    )
+
+
+def format_moment(value: datetime, language: str, tz: tzinfo) -> str:
+    """A moment in local time as every page shows it: "5 mar 2026, 09:30"."""
+    return moment_pattern(language).apply(value.astimezone(tz), _babel_locale(language))
+
+
+@functools.lru_cache(maxsize=4096)
+def format_phone(value: str | None) -> str:
+    """A stored phone number (E.164) grouped as people write it: "+39 333 101 2020".
+
+    Anything that is not a number is shown as it is; no number is "—".
+    """
+    if not value:
+        return "—"
+    try:
+        number = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException:
+        return value
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
+@pass_context
+def _moment_filter(context: Context, value: datetime | None) -> str:
+    """`{{ booking.starts_at|moment }}`: the viewer's language, the program's time zone."""
+    if value is None:
+        return "—"
+    request: Request = context["request"]
+    t = context.get("t")
+    language = t.language if isinstance(t, Translator) else "it"
+    return format_moment(value, language, request.app.state.settings.tz)
+
+
+templates.env.filters["moment"] = _moment_filter
+templates.env.filters["phone"] = format_phone
+
+
 def render(
     request: Request, template: str, context: dict[str, Any] | None = None, status_code: int = 200
 ) -> HTMLResponse:
@@ -59,7 +109,9 @@ def render(
     locale = _babel_locale(t.language)
 
     def when(value: datetime, style: Style = "medium") -> str:
-        return datetime_pattern(t.language, style).apply(value.astimezone(tz), locale)
+        # One format on every page (`style` is kept for the callers that still pass one):
+        # the same as the `moment` filter.
+        return format_moment(value, t.language, tz)
 
     def day(value: datetime, style: str = "full") -> str:
         return format_date(value.astimezone(tz).date(), style, locale=locale)
