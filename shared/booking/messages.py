@@ -23,6 +23,12 @@ class MessageKind(StrEnum):
     REBOOK_AFTER_NO_SHOW = "rebook_after_no_show"
     WAITLIST_OFFER = "waitlist_offer"
     WAITLIST_OFFER_EXPIRED = "waitlist_offer_expired"
+    # A request at a moderated helpdesk (`shared.booking.moderation`): confirmed (the
+    # booking card), declined (with the reason), expired (choose again). "Request sent"
+    # is the bot's own reply to the citizen's choice, never queued.
+    REQUEST_CONFIRMED = "request_confirmed"
+    REQUEST_DECLINED = "request_declined"
+    REQUEST_EXPIRED = "request_expired"
     # Not about a booking, but queued the same way: "your questionnaire will be erased".
     INTAKE_EXPIRY_REMINDER = "intake_expiry_reminder"
 
