@@ -280,3 +280,7 @@ class WaitlistEntry(Base):
     offered_slot_id: Mapped[int | None] = mapped_column(ForeignKey("slot.id"))
     offer_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     booking_id: Mapped[int | None] = mapped_column(ForeignKey("booking.id"))
+    # A place offered by staff (`shared.booking.offers`), not freed for the waitlist: who
+    # offered it, and the booking that accepting it moves there (None: a booking of its own).
+    offered_by: Mapped[str | None] = mapped_column(String(80))
+    replaces_booking_id: Mapped[int | None] = mapped_column(ForeignKey("booking.id"))
