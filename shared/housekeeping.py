@@ -1,4 +1,5 @@
-"""Periodic chores of a running instance: lapsed offers, stale questionnaires, old update ids.
+"""Periodic chores of a running instance: lapsed offers, requests nobody handled in time,
+stale questionnaires, old update ids.
 
 Each chore is idempotent and runs in its own transaction, so two instances running
 them at once do no harm.
@@ -15,7 +16,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from shared.booking import waitlist
+from shared.booking import moderation, waitlist
 from shared.booking.messages import MessageKind
 from shared.citizens import service as citizens
 from shared.citizens.models import Citizen
@@ -35,6 +36,8 @@ class ChoresDone:
     expired_offers: int
     expiry_reminders: int
     expired_intakes: int
+    # Requests at a moderated helpdesk not confirmed or declined in time.
+    expired_requests: int = 0
 
 
 async def run_chores(*, database: Database, settings: Settings, now: datetime) -> ChoresDone:
@@ -42,6 +45,10 @@ async def run_chores(*, database: Database, settings: Settings, now: datetime) -
     max_age = timedelta(days=settings.intake_expiry_days)
     async with database.transaction() as session:
         expired_offers = await waitlist.expire_offers(session=session, settings=settings, now=now)
+    async with database.transaction() as session:
+        expired_requests = await moderation.expire_requests(
+            session=session, settings=settings, now=now
+        )
     async with database.transaction() as session:
         reminders = await intake.due_expiry_reminders(
             session=session,
@@ -70,6 +77,7 @@ async def run_chores(*, database: Database, settings: Settings, now: datetime) -
         expired_offers=expired_offers,
         expiry_reminders=len(reminders),
         expired_intakes=len(expired_intakes),
+        expired_requests=expired_requests,
     )
 
 
@@ -77,7 +85,12 @@ async def _loop(database: Database, settings: Settings, stop: asyncio.Event) -> 
     while not stop.is_set():
         try:
             done = await run_chores(database=database, settings=settings, now=utcnow())
-            if done.expired_offers or done.expired_intakes or done.expiry_reminders:
+            if (
+                done.expired_offers
+                or done.expired_intakes
+                or done.expiry_reminders
+                or done.expired_requests
+            ):
                 log.info("housekeeping: %s", done)
         except Exception:
             # A database hiccup must not kill the loop; the next round tries again.
