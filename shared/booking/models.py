@@ -228,6 +228,26 @@ class Booking(Base):
             sqlite_where=text("moderation = 'pending'"),
             postgresql_where=text("moderation = 'pending'"),
         ),
+        # The coordinators' board (shared.booking.board): its orders, alone and by state,
+        # the moderated bookings, and each citizen's no-shows.
+        Index("ix_booking_starts_at", "starts_at", "id"),
+        Index("ix_booking_created_at", "created_at", "id"),
+        Index("ix_booking_state_starts_at", "state", "starts_at", "id"),
+        Index("ix_booking_state_created_at", "state", "created_at", "id"),
+        Index(
+            "ix_booking_moderation_starts_at",
+            "moderation",
+            "starts_at",
+            "id",
+            sqlite_where=text("moderation IS NOT NULL"),
+            postgresql_where=text("moderation IS NOT NULL"),
+        ),
+        Index(
+            "ix_booking_no_show_citizen",
+            "citizen_id",
+            sqlite_where=text("state = 'no_show'"),
+            postgresql_where=text("state = 'no_show'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
