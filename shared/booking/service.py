@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, case, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.audit import service as audit
-from shared.booking import availability, handoff, hours, messages, places
+from shared.booking import availability, handoff, hours, messages, moderation, places
 from shared.booking.errors import (
     AlreadyBooked,
     BookingError,
@@ -35,6 +35,7 @@ from shared.booking.models import (
     Booking,
     BookingState,
     Helpdesk,
+    Moderation,
     Slot,
     WaitlistEntry,
     WaitlistState,
@@ -75,7 +76,7 @@ async def _bookable_slot(
     starts_at: datetime,
     now: datetime,
     urgent: bool | None = None,
-) -> availability.FreeSlot:
+) -> tuple[availability.FreeSlot, Helpdesk]:
     helpdesk = await hours.get_helpdesk(session=session, helpdesk_id=helpdesk_id)
     if not helpdesk.active:
         raise HelpdeskInactive("This helpdesk is not taking bookings.")
@@ -90,7 +91,7 @@ async def _bookable_slot(
         raise SlotTooFar("That time is too far ahead.")
     return await availability.offered_slot(
         session, settings, helpdesk_id, starts_at, urgent=urgent, now=now
-    )
+    ), helpdesk
 
 
 async def _citizen(session: AsyncSession, citizen_id: int) -> Citizen:
@@ -148,6 +149,7 @@ async def book_slot(
     moved_from_id: int | None = None,
     confirm_by_message: bool = False,
     standing: Standing | None = None,
+    by_citizen: bool = False,
 ) -> Booking:
     """Book one place of a slot for a citizen; raises `SlotTaken` if someone was faster.
 
@@ -159,13 +161,19 @@ async def book_slot(
 
     `confirm_by_message` queues a confirmation for the citizen's chat: for bookings made
     by staff on their behalf (the bot confirms its own bookings in the conversation).
+
+    `by_citizen`: the citizen chose it themselves (on Telegram). At a moderated helpdesk
+    that makes it a pending request, with no reminders until it is confirmed; what the
+    staff book there is confirmed at once (`shared.booking.moderation`).
     """
     now = now or utcnow()
     standing = await standing_to_book(
         session=session, settings=settings, citizen_id=citizen_id, now=now, known=standing
     )
     citizen = await _citizen(session, citizen_id)  # read with the standing: no statement
-    offered = await _bookable_slot(session, settings, helpdesk_id, starts_at, now, citizen.urgent)
+    offered, helpdesk = await _bookable_slot(
+        session, settings, helpdesk_id, starts_at, now, citizen.urgent
+    )
     if isinstance(standing, Booked):
         raise AlreadyBooked("You already have an active booking.")
     booking = await places.book_place(
@@ -175,13 +183,24 @@ async def book_slot(
         actor=actor,
         moved_from_id=moved_from_id,
     )
+    moderated = moderation.moderation_of_new_booking(
+        helpdesk=helpdesk,
+        by_citizen=by_citizen,
+        actor=actor,
+        settings=settings,
+        now=now,
+        starts_at=booking.starts_at,
+    )
+    for column, value in moderated.items():
+        setattr(booking, column, value)
     # Booked by other means: waiting (or a held place) is no longer needed. The standing
     # read the citizen's open entry: without one there is nothing to withdraw.
     if isinstance(standing, Waiting | Offered):
         await handoff.withdraw(session=session, settings=settings, citizen_id=citizen_id, now=now)
-    await messages.queue_reminders(
-        session=session, settings=settings, citizen=citizen, booking=booking, now=now
-    )
+    if not moderation.is_pending(booking):
+        await messages.queue_reminders(
+            session=session, settings=settings, citizen=citizen, booking=booking, now=now
+        )
     if confirm_by_message:
         await messages.notify_booking(
             session=session,
@@ -195,7 +214,12 @@ async def book_slot(
         "booking.create",
         "booking",
         str(booking.id),
-        {"citizen_id": citizen_id, "code": booking.code, "moved_from": moved_from_id},
+        {
+            "citizen_id": citizen_id,
+            "code": booking.code,
+            "moved_from": moved_from_id,
+            **({"moderation": booking.moderation} if booking.moderation else {}),
+        },
     )
     # The booking's event is written with the case's, in one INSERT.
     await cases.on_booking_changed(session=session, booking=booking, now=now, events=[event])
@@ -225,11 +249,30 @@ async def _close(
     now: datetime,
     reason: str | None,
 ) -> None:
-    """Move an active booking to a final state, guarded so two callers can't both do it."""
+    """Move an active booking to a final state, guarded so two callers can't both do it.
+
+    A request still pending ends with it: checked in or a no-show, it was confirmed by
+    whoever recorded that; cancelled or moved, withdrawn before anyone decided. So a
+    pending request is always an active booking.
+    """
+    ends_request = (
+        Moderation.CONFIRMED
+        if state in (BookingState.ATTENDED, BookingState.NO_SHOW)
+        else Moderation.WITHDRAWN
+    )
+    pending = Booking.moderation == Moderation.PENDING.value
     result = await session.execute(
         update(Booking)
         .where(Booking.id == booking.id, Booking.state == BookingState.BOOKED.value)
-        .values(state=state.value, closed_at=now, closed_by=actor, cancel_reason=reason)
+        .values(
+            state=state.value,
+            closed_at=now,
+            closed_by=actor,
+            cancel_reason=reason,
+            moderation=case((pending, ends_request.value), else_=Booking.moderation),
+            moderated_at=case((pending, now), else_=Booking.moderated_at),
+            moderated_by=case((pending, actor), else_=Booking.moderated_by),
+        )
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
@@ -300,7 +343,8 @@ async def move_booking(
 ) -> Booking:
     """Move a booking to another slot: the old one is cancelled and linked to the new one.
 
-    If the new slot can't be had, the old booking stays as it was.
+    If the new slot can't be had, the old booking stays as it was. A citizen moving to a
+    moderated helpdesk makes a new request (`book_slot`'s `by_citizen`).
     """
     now = now or utcnow()
     try:
@@ -325,6 +369,7 @@ async def move_booking(
                 actor=actor,
                 now=now,
                 moved_from_id=old.id,
+                by_citizen=by is CancelledBy.CITIZEN,
             )
     except BookingError:
         # The savepoint rolled back in the database; make the session forget what it saw.
