@@ -23,6 +23,9 @@ class MessageKind(StrEnum):
     REBOOK_AFTER_NO_SHOW = "rebook_after_no_show"
     WAITLIST_OFFER = "waitlist_offer"
     WAITLIST_OFFER_EXPIRED = "waitlist_offer_expired"
+    # A place offered by staff (`shared.booking.offers`), and that offer lapsed.
+    PLACE_OFFER = "place_offer"
+    PLACE_OFFER_EXPIRED = "place_offer_expired"
     # A request at a moderated helpdesk (`shared.booking.moderation`): confirmed (the
     # booking card), declined (with the reason), expired (choose again). "Request sent"
     # is the bot's own reply to the citizen's choice, never queued.

@@ -1,4 +1,9 @@
-"""The waitlist: for when nothing is free within the horizon (SPEC section 4)."""
+"""The waitlist: for when nothing is free within the horizon (SPEC section 4).
+
+Its offers are also how staff offer a citizen a place (`shared.booking.offers`): an
+entry with `offered_by` set, accepted, declined and lapsing as the waitlist's own. One
+with `replaces_booking_id` moves that booking when accepted (`accept_offer`).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.audit import service as audit
-from shared.booking import availability, handoff, hours, messages, places
+from shared.booking import availability, handoff, hours, messages, moderation, places
 from shared.booking import service as booking_service
 from shared.booking.errors import (
     AlreadyBooked,
@@ -19,7 +24,14 @@ from shared.booking.errors import (
     OfferExpired,
     SlotsAvailable,
 )
-from shared.booking.models import Booking, Helpdesk, Slot, WaitlistEntry, WaitlistState
+from shared.booking.models import (
+    Booking,
+    BookingState,
+    Helpdesk,
+    Slot,
+    WaitlistEntry,
+    WaitlistState,
+)
 from shared.cases import service as cases
 from shared.citizens.models import Citizen
 from shared.citizens.standing import Booked, Offered, Waiting
@@ -101,8 +113,9 @@ async def join_waitlist(
         raise AlreadyBooked("You already have an active booking.")
     if isinstance(standing, Offered | Waiting):
         raise AlreadyWaiting("You are already on the waitlist.")
+    # Places kept for urgent citizens are not free for the others: they may wait.
     free = await availability.list_free_slots(
-        session=session, settings=settings, now=now, helpdesk_id=helpdesk_id
+        session=session, settings=settings, now=now, helpdesk_id=helpdesk_id, urgent=citizen.urgent
     )
     if free:
         raise SlotsAvailable("There are free slots: book one of them.")
@@ -178,7 +191,12 @@ async def accept_offer(
     citizen_id: int,
     now: datetime | None = None,
 ) -> Booking:
-    """Turn the place held for a waiting citizen into their booking."""
+    """Turn the place held for a citizen into their booking.
+
+    A staff offer that replaces a booking still active moves it there: the old booking
+    is cancelled ("moved", its place passed on) and the new one points back to it. At a
+    moderated helpdesk a staff offer accepted is confirmed: the staff chose the place.
+    """
     now = now or utcnow()
     # Ruled out since the offer was made (a coordinator's decision): not theirs to take.
     await booking_service.standing_to_book(
@@ -187,9 +205,29 @@ async def accept_offer(
     entry = await _offered_entry(session, entry_id, citizen_id, now)
     slot = await session.get(Slot, entry.offered_slot_id)
     assert slot is not None  # a foreign key, and slots are never deleted
-    # Both or neither: an offer must not end up accepted without its booking.
+    replaced = (
+        await session.get(Booking, entry.replaces_booking_id)
+        if entry.replaces_booking_id is not None
+        else None
+    )
+    if replaced is not None and replaced.state != BookingState.BOOKED.value:
+        replaced = None  # cancelled meanwhile: the place becomes a booking of its own
+    actor = f"citizen:{citizen_id}"
+    # All or nothing: an offer must not end up accepted without its booking.
     async with session.begin_nested():
         await _claim_offer(session, entry, WaitlistState.ACCEPTED)
+        if replaced is not None:
+            await booking_service.cancel_booking(
+                session=session,
+                settings=settings,
+                booking_id=replaced.id,
+                by=booking_service.CancelledBy.CITIZEN,
+                actor=actor,
+                reason="moved",
+                citizen_id=citizen_id,
+                now=now,
+                notify=False,
+            )
         booking = await places.insert_booking(
             session=session,
             citizen_id=citizen_id,
@@ -197,8 +235,23 @@ async def accept_offer(
             slot_id=slot.id,
             starts_at=slot.starts_at,
             ends_at=slot.ends_at,
-            actor=f"citizen:{citizen_id}",
+            actor=actor,
+            moved_from_id=replaced.id if replaced is not None else None,
         )
+        if entry.offered_by is not None:
+            helpdesk = await session.get(Helpdesk, slot.helpdesk_id)
+            assert helpdesk is not None  # a foreign key
+            decided = moderation.moderation_of_new_booking(
+                helpdesk=helpdesk,
+                by_citizen=False,
+                actor=entry.offered_by,
+                settings=settings,
+                now=now,
+                starts_at=slot.starts_at,
+            )
+            for column, value in decided.items():
+                setattr(booking, column, value)
+            await session.flush()
     entry.booking_id = booking.id
     citizen = await session.get(Citizen, citizen_id)
     assert citizen is not None
@@ -208,11 +261,15 @@ async def accept_offer(
     await outbox.cancel_pending(session=session, subject=f"waitlist:{entry.id}")
     await audit.record(
         session=session,
-        actor=f"citizen:{citizen_id}",
+        actor=actor,
         action="waitlist.accept",
         object_type="booking",
         object_id=str(booking.id),
-        details={"entry_id": entry.id, "code": booking.code},
+        details={
+            "entry_id": entry.id,
+            "code": booking.code,
+            **({"moved_from": replaced.id} if replaced is not None else {}),
+        },
     )
     await cases.on_booking_changed(session=session, booking=booking, now=now)
     return booking
@@ -265,7 +322,11 @@ async def expire_offers(
                 citizen=citizen,
                 entry_id=entry.id,
                 slot_id=slot_id,
-                kind=messages.MessageKind.WAITLIST_OFFER_EXPIRED,
+                kind=(
+                    messages.MessageKind.PLACE_OFFER_EXPIRED
+                    if entry.offered_by is not None
+                    else messages.MessageKind.WAITLIST_OFFER_EXPIRED
+                ),
                 now=now,
             )
         if slot_id is not None:
