@@ -62,6 +62,7 @@ from shared.booking.models import (
     Booking,
     BookingState,
     Helpdesk,
+    Moderation,
     Slot,
     WaitlistEntry,
     WaitlistState,
@@ -224,14 +225,20 @@ async def _active_booking(ctx: _Context) -> tuple[Booking, Helpdesk]:
 
 
 async def _reminder(ctx: _Context) -> Outgoing:
-    return ctx.out(screens.reminder(ctx.view, *await _active_booking(ctx)))
+    booking, helpdesk = await _active_booking(ctx)
+    if booking.moderation == Moderation.PENDING.value:
+        # Reminders wait for the confirmation (`shared.booking.moderation`).
+        raise _Stale(f"booking {booking.id} is a request not confirmed yet")
+    return ctx.out(screens.reminder(ctx.view, booking, helpdesk))
 
 
 def _card(ctx: _Context, booking: Booking, helpdesk: Helpdesk, event: CardEvent) -> Outgoing:
     """The booking card the bot replies with, for what the staff did: the same card."""
     card = booking_card(ctx.view, booking, helpdesk, event, by_staff=True)
     calendar = card.calendar
-    attachment = Attachment(calendar.filename, calendar.data, calendar.caption)
+    attachment = (
+        None if calendar is None else Attachment(calendar.filename, calendar.data, calendar.caption)
+    )
     return Outgoing(ctx.chat_id, card.text, card.keyboard, attachment)
 
 
@@ -241,6 +248,41 @@ async def _confirmed(ctx: _Context) -> Outgoing:
 
 async def _moved(ctx: _Context) -> Outgoing:
     return _card(ctx, *await _active_booking(ctx), CardEvent.MOVED)
+
+
+async def _request_confirmed(ctx: _Context) -> Outgoing:
+    """A coordinator confirmed the citizen's request: the full card, with its calendar."""
+    booking, helpdesk = await _active_booking(ctx)
+    if booking.moderation != Moderation.CONFIRMED.value:
+        raise _Stale(f"booking {booking.id} is {booking.moderation}, not a confirmed request")
+    return _card(ctx, booking, helpdesk, CardEvent.CONFIRMED)
+
+
+async def _ended_request(ctx: _Context, outcome: Moderation) -> tuple[Booking, standing.Standing]:
+    """A declined or expired request, and where its citizen stands now."""
+    booking, _helpdesk = await _booking(ctx)
+    if booking.moderation != outcome.value:
+        raise _Stale(f"booking {booking.id} is {booking.moderation}, not {outcome.value}")
+    found = await standing.citizen_standing(
+        session=ctx.session, settings=ctx.settings, citizen_id=ctx.message.citizen_id, now=ctx.now
+    )
+    return booking, found
+
+
+async def _request_declined(ctx: _Context) -> Outgoing:
+    booking, found = await _ended_request(ctx, Moderation.DECLINED)
+    return ctx.out(
+        screens.request_declined(ctx.view, booking, offered=isinstance(found, standing.Offered))
+    )
+
+
+async def _request_expired(ctx: _Context) -> Outgoing:
+    booking, found = await _ended_request(ctx, Moderation.EXPIRED)
+    if isinstance(found, standing.Booked):
+        raise _Stale(f"the citizen has booked again (booking {found.booking.id})")
+    if not found.may_book:
+        raise _Stale(f"the citizen's standing is {found.code}: choosing again is not for them")
+    return ctx.out(screens.request_expired(ctx.view, booking))
 
 
 async def _cancelled(ctx: _Context) -> Outgoing:
@@ -402,6 +444,9 @@ _RENDERERS = {
     MessageKind.BOOKING_CONFIRMED.value: _confirmed,
     MessageKind.BOOKING_MOVED.value: _moved,
     MessageKind.BOOKING_CANCELLED.value: _cancelled,
+    MessageKind.REQUEST_CONFIRMED.value: _request_confirmed,
+    MessageKind.REQUEST_DECLINED.value: _request_declined,
+    MessageKind.REQUEST_EXPIRED.value: _request_expired,
     MessageKind.REBOOK_AFTER_NO_SHOW.value: _rebook_after_no_show,
     MessageKind.WAITLIST_OFFER.value: _waitlist_offer,
     MessageKind.WAITLIST_OFFER_EXPIRED.value: _waitlist_offer_expired,

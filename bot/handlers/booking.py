@@ -43,7 +43,7 @@ from bot.screens.card import CardEvent, booking_card
 from bot.screens.common import Screen, View, join
 from bot.turn import Turn, turn
 from shared.audit import service as audit
-from shared.booking import availability, hours, waitlist
+from shared.booking import availability, hours, moderation, waitlist
 from shared.booking import service as booking_service
 from shared.booking.availability import FreeSlot
 from shared.booking.errors import (
@@ -307,13 +307,16 @@ async def _confirm_screen(
 
 
 def _card(turn_: Turn, booking: Booking, helpdesk: Helpdesk, event: CardEvent) -> list[Reply]:
-    """What the citizen keeps: the booking card (the outbox's too) and its calendar file."""
+    """What the citizen keeps: the booking card (the outbox's too) and its calendar file
+    (a request at a moderated helpdesk gets its card, and the file with the confirmation)."""
+    if moderation.is_pending(booking):
+        event = CardEvent.REQUESTED
     card = booking_card(_view(turn_), booking, helpdesk, event)
     calendar = card.calendar
-    return [
-        _show(turn_, (card.text, card.keyboard)),
-        Document(calendar.filename, calendar.data, calendar.caption),
-    ]
+    shown: list[Reply] = [_show(turn_, (card.text, card.keyboard))]
+    if calendar is not None:
+        shown.append(Document(calendar.filename, calendar.data, calendar.caption))
+    return shown
 
 
 async def _next_step(turn_: Turn, standing: Standing, note: str = "") -> Screen:
@@ -548,6 +551,7 @@ async def on_book(turn_: Turn) -> list[Reply]:
                 actor=actor,
                 now=turn_.now,
                 standing=flow.standing,
+                by_citizen=True,
             )
         else:
             async with _all_or_nothing(session):

@@ -15,7 +15,7 @@ from datetime import date, datetime
 
 from bot import texts
 from bot.callbacks import Cb, encode
-from bot.screens.card import booking_details, manage_row, place, what_to_bring
+from bot.screens.card import booking_details, manage_row, place, request_held, what_to_bring
 from bot.screens.common import (
     Rows,
     Screen,
@@ -28,6 +28,7 @@ from bot.screens.common import (
     long_day,
     when,
 )
+from shared.booking import moderation
 from shared.booking.availability import FreeSlot
 from shared.booking.errors import (
     AlreadyBooked,
@@ -330,9 +331,15 @@ def confirm_screen(
     extra = _extra(moving)
     day = view.local(starts_at).strftime("%Y%m%d")
     choice = f"📅 {when(view, starts_at)}\n{place(helpdesk, t)}"
+    # A moderated helpdesk confirms each appointment: the citizen sends a request.
+    asked = (
+        t("At this helpdesk every appointment is confirmed by the staff: you'll send a request.")
+        if helpdesk.moderated
+        else ""
+    )
     if moving is None:
-        text = join(t("Please check, then confirm:"), choice)
-        confirm = t("✅ Confirm")
+        text = join(t("Please check, then confirm:"), choice, asked)
+        confirm = t("📨 Send the request") if helpdesk.moderated else t("✅ Confirm")
     else:
         assert moving_from is not None  # the helpdesk of the booking being moved
         moved_from = t(
@@ -340,8 +347,8 @@ def confirm_screen(
             when=when(view, moving.starts_at),
             name=html.escape(moving_from.name),
         )
-        text = join(t("Move your appointment?"), moved_from, t("<b>To:</b>") + "\n" + choice)
-        confirm = t("✅ Move it here")
+        text = join(t("Move your appointment?"), moved_from, t("<b>To:</b>") + "\n" + choice, asked)
+        confirm = t("📨 Ask to move it here") if helpdesk.moderated else t("✅ Move it here")
     rows = [
         [(confirm, encode(Cb.BOOK, helpdesk.id, _epoch(starts_at), *extra))],
         [(t("↩️ Another time"), encode(Cb.DAY, helpdesk.id, day, *extra))],
@@ -353,16 +360,26 @@ def confirm_screen(
 
 
 def booking_screen(view: View, booking: Booking, helpdesk: Helpdesk, note: str = "") -> Screen:
-    """The citizen's active booking with "Move" and "Cancel"."""
+    """The citizen's active booking with "Move" and "Cancel"; a request still pending is
+    shown as a request, with until when its place is held."""
     t = view.t
     details = booking_details(view, booking, helpdesk)
-    text = join(note, t("<b>Your appointment</b>") + "\n" + details, what_to_bring(t))
+    if moderation.is_pending(booking):
+        heading = t("<b>Your appointment request</b> (waiting for the helpdesk's confirmation)")
+        text = join(note, heading + "\n" + details, request_held(view, booking))
+    else:
+        text = join(note, t("<b>Your appointment</b>") + "\n" + details, what_to_bring(t))
     return text, keyboard([manage_row(t, booking.id)])
 
 
 def moving_note(view: View, booking: Booking, helpdesk: Helpdesk) -> str:
-    """Above the choices while moving: the appointment as it is now."""
-    return view.t("<b>Your appointment now</b>") + "\n" + booking_details(view, booking, helpdesk)
+    """Above the choices while moving: the appointment (or the request) as it is now."""
+    now = (
+        view.t("<b>Your request now</b>")
+        if moderation.is_pending(booking)
+        else view.t("<b>Your appointment now</b>")
+    )
+    return now + "\n" + booking_details(view, booking, helpdesk)
 
 
 def cancel_question(view: View, booking: Booking, helpdesk: Helpdesk) -> Screen:
@@ -371,10 +388,12 @@ def cancel_question(view: View, booking: Booking, helpdesk: Helpdesk) -> Screen:
         [(t("Yes, cancel it"), encode(Cb.CANCEL_CONFIRM, booking.id))],
         [(t("No, keep my appointment"), encode(Cb.NOOP))],
     ]
-    text = join(
-        t("Do you really want to cancel this appointment?"),
-        booking_details(view, booking, helpdesk),
+    question = (
+        t("Do you really want to withdraw this request?")
+        if moderation.is_pending(booking)
+        else t("Do you really want to cancel this appointment?")
     )
+    text = join(question, booking_details(view, booking, helpdesk))
     return text, keyboard(rows)
 
 

@@ -4,6 +4,11 @@ The bot's reply after booking, moving or accepting a waitlist offer, and the out
 message when the helpdesk staff booked or moved the appointment, are this same card and
 this same calendar file; the reminders, /prenotazione and the plan's messages show the
 same details (`booking_details`) and the same "what to bring" (`what_to_bring`).
+
+At a moderated helpdesk the citizen's choice is a request (`shared.booking.moderation`):
+its card (`CardEvent.REQUESTED`) says the request was sent and until when the place is
+held, never that the appointment is confirmed, and has no calendar file; the card of
+the confirmation (`CardEvent.CONFIRMED`) is the full one.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from enum import StrEnum
 from telegram import InlineKeyboardMarkup
 
 from bot.callbacks import Cb, encode
-from bot.screens.common import View, clock, join, keyboard, long_day
+from bot.screens.common import View, clock, join, keyboard, long_day, when
 from shared.booking.calendar import event_ics
 from shared.booking.models import Booking, Helpdesk
 from shared.i18n import N_, Translator
@@ -38,17 +43,34 @@ CALENDAR_CAPTION = N_("📆 Add the appointment to your calendar.")
 REMINDED = N_("We'll remind you the day before and a few hours before.")
 HOW_TO_CHANGE = N_("To move it write /sposta, to cancel it /annulla; /prenotazione shows it again.")
 
+# A request at a moderated helpdesk, until a coordinator decides.
+REQUEST_HELD = N_(
+    "At this helpdesk every appointment is confirmed by the staff. We'll write to you here "
+    "by {when} at the latest; until then the place is held for you."
+)
+REQUEST_NEXT = N_(
+    "With the confirmation you'll get the calendar file and the reminders. To change or "
+    "withdraw the request write /sposta or /annulla; /prenotazione shows it again."
+)
+
 
 class CardEvent(StrEnum):
     """What happened to the appointment: each has its own heading, whoever did it."""
 
     BOOKED = "booked"
     MOVED = "moved"
+    # At a moderated helpdesk: the citizen's request sent; a coordinator's confirmation.
+    REQUESTED = "requested"
+    CONFIRMED = "confirmed"
 
 
 HEADINGS = {
     CardEvent.BOOKED: N_("✅ <b>Your Ripartire interview is booked.</b>"),
     CardEvent.MOVED: N_("✅ <b>Your Ripartire interview has been moved.</b>"),
+    CardEvent.REQUESTED: N_(
+        "📨 <b>Request sent:</b> we'll confirm your appointment here on Telegram."
+    ),
+    CardEvent.CONFIRMED: N_("✅ <b>Your Ripartire interview is confirmed.</b>"),
 }
 # The line under the heading when the helpdesk staff acted, not the citizen.
 BY_STAFF = {
@@ -57,6 +79,7 @@ BY_STAFF = {
         "The helpdesk staff moved it. Sorry for the change: if the new time doesn't suit "
         "you, you can move it."
     ),
+    CardEvent.CONFIRMED: N_("The helpdesk has accepted your request."),
 }
 
 
@@ -71,7 +94,8 @@ class CalendarFile:
 class Card:
     text: str
     keyboard: InlineKeyboardMarkup | None
-    calendar: CalendarFile
+    # None for a request: a calendar entry would say the appointment is certain.
+    calendar: CalendarFile | None
 
 
 def directions(helpdesk: Helpdesk, t: Translator) -> str:
@@ -133,7 +157,13 @@ def manage_row(t: Translator, booking_id: int) -> list[tuple[str, str]]:
 
 def heading(t: Translator, event: CardEvent, *, by_staff: bool) -> str:
     title = t(HEADINGS[event])
-    return f"{title}\n{t(BY_STAFF[event])}" if by_staff else title
+    return f"{title}\n{t(BY_STAFF[event])}" if by_staff and event in BY_STAFF else title
+
+
+def request_held(view: View, booking: Booking) -> str:
+    """Until when a pending request holds its place, and who confirms it."""
+    expires_at = booking.request_expires_at or booking.starts_at
+    return view.t(REQUEST_HELD, when=when(view, expires_at))
 
 
 def calendar_file(view: View, booking: Booking, helpdesk: Helpdesk) -> CalendarFile:
@@ -160,8 +190,17 @@ def booking_card(
     view: View, booking: Booking, helpdesk: Helpdesk, event: CardEvent, *, by_staff: bool = False
 ) -> Card:
     """The card of a booking just made or moved: heading, details, what to bring, what
-    next, "Move" and "Cancel", and its calendar file."""
+    next, "Move" and "Cancel", and its calendar file. A request's card: heading, details,
+    until when the place is held and what comes with the confirmation; no calendar file."""
     t = view.t
+    if event is CardEvent.REQUESTED:
+        text = join(
+            heading(t, event, by_staff=False),
+            booking_details(view, booking, helpdesk),
+            request_held(view, booking),
+            t(REQUEST_NEXT),
+        )
+        return Card(text, keyboard([manage_row(t, booking.id)]), None)
     text = join(
         heading(t, event, by_staff=by_staff),
         booking_details(view, booking, helpdesk),

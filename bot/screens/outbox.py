@@ -74,6 +74,20 @@ OFFER_EXPIRED = N_(
 )
 OFFER_EXPIRED_NEXT = N_("To look for another appointment, write /prenotazione.")
 
+# A request at a moderated helpdesk, declined or expired (its confirmation is the card).
+REQUEST_DECLINED = N_(
+    "❌ <b>We are sorry:</b> the helpdesk could not confirm your request for an "
+    "appointment on {day} at {time}."
+)
+REQUEST_EXPIRED = N_(
+    "⌛ <b>We are sorry:</b> your request for an appointment on {day} at {time} was not "
+    "confirmed in time, so the place is free again."
+)
+REQUEST_OFFERED = N_(
+    "The helpdesk is holding another time for you: answer the message with the proposal."
+)
+CHOOSE_AGAIN = N_("You can choose another day and time with the button below.")
+
 INTAKE_REMINDER = N_(
     "📝 You started the Ripartire questionnaire but haven't finished it. If you don't "
     "continue, your answers will be deleted on {day}."
@@ -163,6 +177,31 @@ def cancelled_by_staff(view: View, booking: Booking) -> str:
         t(BOOK_AGAIN),
         _contacts(t, QUESTIONS),
     )
+
+
+def request_declined(view: View, booking: Booking, *, offered: bool = False) -> Screen:
+    """A coordinator declined the request, with their reason; `offered`: they proposed
+    another time (its own message, with its buttons), else "choose again"."""
+    t = view.t
+    reason = booking.cancel_reason
+    text = join(
+        t(REQUEST_DECLINED, day=_day(view, booking.starts_at), time=clock(view, booking.starts_at)),
+        t(CANCEL_REASON, reason=html.escape(reason)) if reason else "",
+        t(REQUEST_OFFERED) if offered else t(CHOOSE_AGAIN),
+        _contacts(t, QUESTIONS),
+    )
+    return text, None if offered else keyboard(book_button(t))
+
+
+def request_expired(view: View, booking: Booking) -> Screen:
+    """Nobody confirmed the request in time: the place is free again; choose again."""
+    t = view.t
+    text = join(
+        t(REQUEST_EXPIRED, day=_day(view, booking.starts_at), time=clock(view, booking.starts_at)),
+        t(CHOOSE_AGAIN),
+        _contacts(t, QUESTIONS),
+    )
+    return text, keyboard(book_button(t))
 
 
 def rebook_after_no_show(view: View, booking: Booking) -> str:
