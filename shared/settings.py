@@ -91,6 +91,13 @@ class Settings(BaseSettings):
     plan_review_days: Annotated[int, Field(ge=7, le=366)] = 90
     internship_min_allowance_euros: Annotated[int, Field(ge=0, le=10_000)] = 500
 
+    # Deadlines on the figures page (SPEC J6): the interview within this many days of the
+    # case becoming eligible, the plan approved within this many days of the interview.
+    interview_due_days: Annotated[int, Field(ge=1, le=366)] = 20
+    plan_due_days: Annotated[int, Field(ge=1, le=366)] = 30
+    # A fund that lasts fewer weeks than this at the pace of the last 8 weeks is flagged.
+    fund_runway_warning_weeks: Annotated[int, Field(ge=1, le=104)] = 6
+
     # Set by `ripartire demo`: secrets may then be generated on the spot.
     demo: bool = False
 
