@@ -120,12 +120,14 @@ def add_working_days(moment: datetime, days: int, tz: ZoneInfo) -> datetime:
 def request_expiry(*, settings: Settings, now: datetime, starts_at: datetime) -> datetime:
     """Until when a request made `now` for an appointment at `starts_at` holds its place.
 
-    The working-day deadline, but never later than the booking's minimum notice before
-    the appointment: nobody walks in on a request still undecided.
+    The working-day deadline, but no later than the booking's minimum notice before the
+    appointment, so nobody walks in on a request still undecided; and yet at least that
+    notice from now (or until the appointment, if it is sooner), so the coordinators
+    have some time for a request made at the last moment.
     """
+    notice = timedelta(minutes=settings.booking_min_notice_minutes)
     deadline = add_working_days(now, settings.moderation_expiry_working_days, settings.tz)
-    latest = starts_at - timedelta(minutes=settings.booking_min_notice_minutes)
-    return max(now, min(deadline, latest))
+    return max(min(deadline, starts_at - notice), min(starts_at, now + notice))
 
 
 def moderation_of_new_booking(

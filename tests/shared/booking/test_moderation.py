@@ -101,6 +101,11 @@ def test_expiry_never_later_than_the_notice_before_the_appointment(settings: Set
     assert soon == WEDNESDAY_9 - timedelta(minutes=settings.booking_min_notice_minutes)
     later = moderation.request_expiry(settings=settings, now=NOW, starts_at=FRIDAY_10)
     assert later == rome(2026, 12, 10, 8)
+    # Made at the last moment: the coordinators still get the notice's two hours.
+    last_moment = moderation.request_expiry(
+        settings=settings, now=NOW, starts_at=NOW + timedelta(hours=2)
+    )
+    assert last_moment == NOW + timedelta(hours=2)
 
 
 # --- who makes a request -----------------------------------------------------------------
