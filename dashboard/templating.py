@@ -17,6 +17,7 @@ from jinja2 import pass_context
 from jinja2.runtime import Context
 
 from dashboard.limits import FIELD_LIMITS
+from shared.audit import phrases
 from shared.i18n import Translator
 
 Style = Literal["full", "long", "medium", "short"]
@@ -98,6 +99,24 @@ templates.env.filters["moment"] = _moment_filter
 templates.env.filters["phone"] = format_phone
 
 
+def say(sentence: phrases.Sentence, t: Translator, tz: tzinfo) -> str:
+    """An audit event's sentence in the viewer's language (its moments in the one format)."""
+    return t(sentence.text, **{k: _said(v, t, tz) for k, v in sentence.values.items()})
+
+
+def said_details(sentence: phrases.Sentence, t: Translator, tz: tzinfo) -> list[tuple[str, str]]:
+    """The details a sentence leaves out, as (name, value) in the viewer's language."""
+    return [(t(label), _said(value, t, tz)) for label, value in sentence.extra]
+
+
+def _said(value: phrases.Value, t: Translator, tz: tzinfo) -> str:
+    if isinstance(value, phrases.Moment):
+        return format_moment(value.value, t.language, tz)
+    if isinstance(value, phrases.Label):
+        return t(value.msgid)
+    return str(value)
+
+
 def render(
     request: Request, template: str, context: dict[str, Any] | None = None, status_code: int = 200
 ) -> HTMLResponse:
@@ -130,6 +149,8 @@ def render(
             "nav": request.app.state.nav,
             "flashes": (),
             "when": when,
+            "say": lambda sentence: say(sentence, t, tz),
+            "said_details": lambda sentence: said_details(sentence, t, tz),
             "day": day,
             "hour": hour,
             # Form fields' `maxlength`, `min` and `max`: the services' own limits.

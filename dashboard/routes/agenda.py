@@ -46,6 +46,7 @@ from shared.booking.errors import (
 )
 from shared.booking.models import BookingState, Helpdesk
 from shared.booking.service import CancelledBy
+from shared.cases import labels
 from shared.db import utcnow
 from shared.i18n import N_, Translator
 
@@ -57,13 +58,8 @@ BackForm = Annotated[str, Form(max_length=300)]
 AGENDA = "/agenda"
 DAYS_OF_FREE_SLOTS = 7
 
-STATE_LABELS = {
-    BookingState.BOOKED.value: N_("Booked"),
-    BookingState.ATTENDED.value: N_("Checked in"),
-    BookingState.NO_SHOW.value: N_("No-show"),
-    BookingState.CANCELLED_BY_CITIZEN.value: N_("Cancelled by the citizen"),
-    BookingState.CANCELLED_BY_STAFF.value: N_("Cancelled by staff"),
-}
+# The one word per state of every page (kept under this name for the pages importing it).
+STATE_LABELS = labels.BOOKING_STATES
 
 # What an action did, shown after the redirect (`?notice=key`): (alert kind, text).
 NOTICES = {

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from datetime import date, datetime, time, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
@@ -14,7 +13,7 @@ from dashboard.deps import COORDINATION, Session, Viewer, allow, settings_of
 from dashboard.limits import FIELD_LIMITS, TOO_LONG
 from dashboard.params import BAD_DAY, BadDay, QueryId, QueryText, read_day
 from dashboard.templating import render
-from shared.audit import queries
+from shared.audit import phrases, queries
 from shared.i18n import N_, Translator
 from shared.limits import DAY_RANGE
 
@@ -34,14 +33,30 @@ TEXT_FILTERS = {
 }
 
 
-def detail_items(details: Any) -> list[tuple[str, str]]:
-    """An event's details as (key, value) text pairs; nested values shown as JSON."""
-    if not isinstance(details, dict):
-        return [("", json.dumps(details, ensure_ascii=False))]
-    return [
-        (str(key), value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
-        for key, value in sorted(details.items(), key=lambda item: str(item[0]))
-    ]
+def action_choices(t: Translator, chosen: str) -> list[tuple[str, str]]:
+    """The action filter's choices: every action by its phrase, and the kinds of action
+    (all of a booking's, a case's...) by theirs; a value typed into the address is kept."""
+    kinds = {f"{kind}.": text for kind, text in phrases.FALLBACKS.items()}
+    choices = sorted(
+        {**{code: t(p.text) for code, p in phrases.PHRASES.items()}, **{
+            code: t(N_("{kind}: everything"), kind=t(text)) for code, text in kinds.items()
+        }}.items(),
+        key=lambda item: item[1].casefold(),
+    )  # fmt: skip
+    if chosen and chosen not in dict(choices):
+        choices.insert(0, (chosen, t(N_("As in the address"))))
+    return [("", t(N_("Any action"))), *choices]
+
+
+def object_choices(t: Translator, chosen: str) -> list[tuple[str, str]]:
+    """The object filter's choices, by the kinds' names (a value from the address kept)."""
+    choices = sorted(
+        ((kind, t(names[0])) for kind, names in phrases.OBJECTS.items()),
+        key=lambda item: item[1].casefold(),
+    )
+    if chosen and chosen not in phrases.OBJECTS:
+        choices.insert(0, (chosen, t(N_("As in the address"))))
+    return [("", t(N_("Anything"))), *choices]
 
 
 @router.get("/audit")
@@ -96,6 +111,7 @@ async def audit_log(
             filters=filters,
             before=before,
         )
+    known = await queries.known_for(session=session, events=page.events)
     kept = {key: value for key, value in values.items() if value}
     return render(
         request,
@@ -103,7 +119,16 @@ async def audit_log(
         {
             "values": values,
             "errors": errors,
-            "events": [(event, detail_items(event.details)) for event in page.events],
+            "events": [
+                (
+                    event,
+                    phrases.describe(event.action, event.details, known, object_id=event.object_id),
+                )
+                for event in page.events
+            ],
+            "action_choices": action_choices(t, values["action"]),
+            "object_choices": object_choices(t, values["object_type"]),
+            "object_label": phrases.object_label,
             "older_url": "/audit?" + urlencode({**kept, "before": page.older})
             if page.older is not None
             else "",

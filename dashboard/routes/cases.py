@@ -89,7 +89,6 @@ def _common(viewer: Viewer) -> dict[str, Any]:
         "case_states": labels.CASE_STATES,
         "outcomes": labels.OUTCOMES,
         "booking_states": labels.BOOKING_STATES,
-        "actions": labels.ACTIONS,
         "message_kinds": labels.MESSAGES,
         "message_states": labels.MESSAGE_STATES,
         "actor_label": lambda actor: actor_label(actor, Translator(viewer.language)),

@@ -13,7 +13,10 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.audit import phrases
 from shared.audit.models import AuditEvent
+from shared.booking.models import Booking
+from shared.staff.models import StaffUser
 
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
@@ -72,3 +75,22 @@ async def browse(
     events = rows[:limit]
     older = events[-1].id if len(rows) > limit else None
     return AuditPage(events=events, older=older)
+
+
+async def known_for(*, session: AsyncSession, events: list[AuditEvent]) -> phrases.Known:
+    """What the events' sentences name beyond themselves: the start times of the bookings
+    and the names of the staff they concern (two statements at most, none if not needed)."""
+    booking_ids: set[int] = set()
+    staff_ids: set[int] = set()
+    for event in events:
+        booking_ids |= phrases.booking_ids(event.action, event.details, event.object_id)
+        staff_ids |= phrases.staff_ids(event.action, event.details)
+    starts: dict[int, datetime] = {}
+    if booking_ids:
+        query = select(Booking.id, Booking.starts_at).where(Booking.id.in_(booking_ids))
+        starts = {id_: at for id_, at in await session.execute(query)}
+    names: dict[int, str] = {}
+    if staff_ids:
+        named = select(StaffUser.id, StaffUser.display_name).where(StaffUser.id.in_(staff_ids))
+        names = {id_: name for id_, name in await session.execute(named)}
+    return phrases.Known(starts=starts, staff=names)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.booking.models import BookingState
+from shared.booking.models import BookingState, Moderation
 from shared.cases.models import CaseState, Outcome
 from shared.i18n import N_
 
@@ -18,43 +18,26 @@ OUTCOMES = {
     Outcome.NOT_ADMITTED.value: N_("Not admitted"),
     Outcome.REFERRED.value: N_("Referred"),
 }
+# One word per booking state on every page (the agenda, the case page, the intake result,
+# the bookings board): import these, don't write new ones.
 BOOKING_STATES = {
     BookingState.BOOKED.value: N_("Booked"),
-    BookingState.ATTENDED.value: N_("Attended"),
-    BookingState.NO_SHOW.value: N_("Did not come"),
+    BookingState.ATTENDED.value: N_("Checked in"),
+    BookingState.NO_SHOW.value: N_("No-show"),
     BookingState.CANCELLED_BY_CITIZEN.value: N_("Cancelled by the citizen"),
     BookingState.CANCELLED_BY_STAFF.value: N_("Cancelled by staff"),
 }
-# Audit actions shown in a case's timeline; others show as their code.
-ACTIONS = {
-    "case.open": N_("Case opened"),
-    "case.intake": N_("Pre-screening confirmed again"),
-    "case.booking": N_("Appointment updated"),
-    "case.assign": N_("Assignment changed"),
-    "case.interview": N_("Interview saved"),
-    "case.outcome": N_("Outcome recorded"),
-    "case.eligibility": N_("Eligibility decided by staff"),
-    "case.close": N_("Case closed"),
-    "citizen.consent": N_("Privacy notice accepted"),
-    "citizen.unreachable": N_("Unreachable on Telegram: the citizen blocked the bot"),
-    "citizen.reachable": N_("Reachable on Telegram again: the citizen wrote to the bot"),
-    "booking.create": N_("Booking made"),
-    "booking.cancel": N_("Booking cancelled"),
-    "booking.attended": N_("Checked in"),
-    "booking.no_show": N_("Did not come"),
-    "waitlist.accept": N_("Place from the waiting list accepted"),
-    "plan.start": N_("Plan started"),
-    "plan.save": N_("Plan saved"),
-    "plan.submit": N_("Plan submitted for approval"),
-    "plan.approve": N_("Plan approved"),
-    "plan.return": N_("Plan returned for changes"),
-    "plan.sign": N_("Plan signed: active"),
-    "plan.close": N_("Plan closed"),
-    "plan.scan": N_("Scan of the signed plan saved"),
-    "plan.review": N_("Plan reviewed"),
-    "plan.follow_up": N_("Follow-up meeting booked"),
-    "plan.acknowledge": N_("The citizen read the plan's summary on Telegram"),
-}
+# A booked place at a moderated helpdesk that nobody confirmed yet (`Moderation.PENDING`).
+PENDING_REQUEST = N_("Request to be confirmed")
+
+
+def booking_state(state: str, moderation: str | None = None) -> str:
+    """The word for a booking's state (a msgid): a pending request is not yet "booked"."""
+    if state == BookingState.BOOKED.value and moderation == Moderation.PENDING.value:
+        return PENDING_REQUEST
+    return BOOKING_STATES.get(state, state)
+
+
 # Outbox message kinds (shared.booking.messages.MessageKind and others).
 MESSAGES = {
     "booking_confirmed": N_("Booking confirmation"),

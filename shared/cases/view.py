@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -31,6 +31,7 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeEngine
 
+from shared.audit import phrases
 from shared.audit.models import AuditEvent
 from shared.booking.models import Booking, Helpdesk
 from shared.cases import access
@@ -78,6 +79,8 @@ class TimelineEntry:
     # Who did it (events) or the message's state (messages).
     who: str
     details: dict[str, Any]
+    # What an event says to people (`shared.audit.phrases`); None for messages.
+    sentence: phrases.Sentence | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,7 +252,7 @@ def _events_of(object_type: str, object_id: Any) -> Any:
                 "event",
                 AuditEvent.id,
                 at=AuditEvent.at,
-                texts=(AuditEvent.action, AuditEvent.actor),
+                texts=(AuditEvent.action, AuditEvent.actor, AuditEvent.object_id),
                 details=AuditEvent.details,
             )
         )
@@ -392,14 +395,14 @@ async def get_case_detail(
         "fiscal_code": citizen.fiscal_code,
     }
     related = await session.execute(_related_statement(staff.sees_all), parameters)
-    events: list[tuple[datetime, int, TimelineEntry]] = []
+    events: list[tuple[datetime, int, str | None, TimelineEntry]] = []
     for row in related.all():
         kind, id_, at, at2, text1, text2, text3, text4, number, details = tuple(row)
         if kind == "booking":
             detail.bookings.append(BookingLine(id_, text1, text2, at, at2, text3, text4, number))
         elif kind == "event":
             entry = TimelineEntry("event", at, text1, text2, dict(details or {}))
-            events.append((at, id_, entry))
+            events.append((at, id_, text3, entry))
         elif kind == "message":
             detail.timeline.append(
                 TimelineEntry("message", at2 or at, text1, text2, {"due_at": at, "sent_at": at2})
@@ -422,7 +425,18 @@ async def get_case_detail(
             detail.assignable.append(StaffChoice(id_, text1, text2))
     # The newest events of the three timeline parts together, as one ordered, limited list.
     events.sort(key=lambda e: (e[0], e[1]), reverse=True)
-    detail.timeline.extend(entry for _, _, entry in events[:TIMELINE_EVENTS])
+    # The sentences name the appointments by their times, the assignees by their names.
+    known = phrases.Known(
+        starts={b.id: b.starts_at for b in detail.bookings},
+        staff={
+            **({case.assigned_to_id: assigned_to} if case.assigned_to_id and assigned_to else {}),
+            **{s.id: s.display_name for s in detail.assignable},
+        },
+    )
+    detail.timeline.extend(
+        replace(entry, sentence=phrases.describe(entry.what, entry.details, known, object_id=key))
+        for _, _, key, entry in events[:TIMELINE_EVENTS]
+    )
     detail.bookings.sort(key=lambda b: (b.starts_at, b.id), reverse=True)
     detail.timeline.sort(key=lambda e: e.at, reverse=True)
     detail.other_cases.sort(key=lambda c: (c.opened_at, c.id), reverse=True)

@@ -10,12 +10,18 @@ import httpx
 from fastapi import FastAPI
 
 from shared.audit.models import AuditEvent
+from shared.booking import service as booking
+from shared.booking.service import CancelledBy
 from shared.db import Database
+from shared.settings import Settings
 from tests.dashboard.conftest import login
 from tests.dashboard.test_authorization import _routes
+from tests.factories import ROME, make_helpdesk
+from tests.shared.cases.builders import NOW, book, make_candidate
 
 START = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
-ROW = re.compile(r"<code>([^<]+)</code>")
+# Each row names its action code for machines only: people read the phrase.
+ROW = re.compile(r'<tr data-action="([^"]+)">')
 
 
 async def seed(database: Database, rows: list[tuple[str, str, str, str, datetime]]) -> None:
@@ -64,6 +70,43 @@ async def test_filters(client: httpx.AsyncClient, database: Database) -> None:
     nothing = await client.get("/audit", params={"actor": "nobody"})
     assert actions(nothing) == []
     assert "Nessun evento" in nothing.text
+
+
+async def test_events_read_as_phrases_never_as_codes(
+    client: httpx.AsyncClient, database: Database, settings: Settings
+) -> None:
+    async with database.transaction() as session:
+        helpdesk = await make_helpdesk(session)
+        citizen, _case = await make_candidate(session, name="Maria Rossi")
+        first = await book(session, settings, citizen, helpdesk)
+        moved = await booking.move_booking(
+            session=session, settings=settings, booking_id=first.id, helpdesk_id=helpdesk.id,
+            starts_at=first.starts_at + timedelta(days=1), by=CancelledBy.STAFF,
+            actor="staff:coordinatore", now=NOW,
+        )  # fmt: skip
+    await login(client, "coordinatore")
+    page = await client.get("/audit")
+    assert page.status_code == 200
+    shown = _visible(page.text)
+    before = first.starts_at.astimezone(ROME).strftime("%H:%M")
+    after = moved.starts_at.astimezone(ROME)
+    assert "Appuntamento spostato da " in shown
+    assert f"{after.day} " in shown and after.strftime("%H:%M") in shown and before in shown
+    assert "Accesso eseguito" in shown and "Il caso ora è: Prenotato" in shown
+    for code in ("booking.create", "case.booking", "staff.login", "citizen_id", "booking_id"):
+        assert code not in shown, code
+    for key in ("from", "to", "moved_from", "code"):
+        assert not re.search(rf"\b{key}:", shown), key
+    assert "Codice di prenotazione:" in shown
+    # A code nobody gave a phrase yet still reads as words.
+    await seed(database, [("staff:anna", "booking.new_kind", "booking", "1", START)])
+    page = await client.get("/audit", params={"action": "booking.new"})
+    assert "Modifica a una prenotazione" in _visible(page.text)
+    assert "booking.new_kind" not in _visible(page.text)
+
+
+def _visible(page: str) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", " ", page))
 
 
 async def test_bad_dates_are_explained_and_kept(client: httpx.AsyncClient) -> None:

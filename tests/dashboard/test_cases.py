@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from html import unescape
 
 import httpx
 from fastapi import FastAPI
@@ -12,6 +13,8 @@ from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.audit.models import AuditEvent
+from shared.booking import service as booking
+from shared.booking.service import CancelledBy
 from shared.cases import access
 from shared.cases import messages as case_messages
 from shared.cases import service as cases
@@ -23,7 +26,7 @@ from shared.staff import service as staff
 from shared.staff.models import Role, StaffUser
 from tests.dashboard.conftest import login, page_csrf
 from tests.factories import make_helpdesk
-from tests.shared.cases.builders import NOW, book, checked_in, make_candidate
+from tests.shared.cases.builders import NOW, WEDNESDAY_9, book, checked_in, make_candidate
 
 SCRIPT = "<script>alert(1)</script>"
 ATTRIBUTE = 'x" onmouseover="alert(1)'
@@ -471,3 +474,38 @@ async def test_list_and_case_pages_take_at_most_five_statements(
         response, statements = await _statements(database, lambda path=path: client.get(path))
         assert response.status_code == 200, path
         assert len(statements) <= 5, (path, statements)
+
+
+# --- how the case page reads (issue 12, point 5) ----------------------------------------------
+
+
+def _shown(page: str) -> str:
+    return re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", page)))
+
+
+async def test_the_timeline_reads_as_phrases_and_states_have_one_word(
+    app: FastAPI, client: httpx.AsyncClient, database: Database, settings: Settings
+) -> None:
+    async with database.transaction() as session:
+        helpdesk = await make_helpdesk(session)
+        citizen, case, _made = await checked_in(session, settings, helpdesk, name="Maria Rossi")
+        later = await book(session, settings, citizen, helpdesk, WEDNESDAY_9)
+        await booking.move_booking(
+            session=session, settings=settings, booking_id=later.id, helpdesk_id=helpdesk.id,
+            starts_at=WEDNESDAY_9 + timedelta(hours=1), by=CancelledBy.STAFF,
+            actor="staff:coordinatore", now=NOW,
+        )  # fmt: skip
+    await login(client, "coordinatore")
+    shown = _shown((await client.get(f"/cases/{case.id}")).text)
+    # The bookings table and the agenda say the same word for the same state.
+    agenda = _shown((await client.get("/agenda", params={"day": "2026-12-08"})).text)
+    assert "Presente" in shown and "Presente" in agenda
+    assert "Presentato" not in shown
+    for phrase in (
+        "Caso aperto", "Presenza registrata all'appuntamento di 8 dic 2026, 09:00",
+        "Appuntamento spostato da 9 dic 2026, 09:00 a 9 dic 2026, 10:00",
+        "Il caso ora è: Presente",
+    ):  # fmt: skip
+        assert phrase in shown, phrase
+    for code in ("case.booking", "booking.create", "booking.attended", "case.open", "booking_id"):
+        assert code not in shown, code
