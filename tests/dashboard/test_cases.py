@@ -509,3 +509,11 @@ async def test_the_timeline_reads_as_phrases_and_states_have_one_word(
         assert phrase in shown, phrase
     for code in ("case.booking", "booking.create", "booking.attended", "case.open", "booking_id"):
         assert code not in shown, code
+
+
+async def test_the_empty_search_message_has_its_spaces(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    await login(client, "operatore")
+    shown = _shown((await client.get("/cases", params={"q": "Nessuno"})).text)
+    assert "togli i filtri. I casi seguiti da altri operatori" in shown
