@@ -57,7 +57,7 @@ from bot.screens import outbox as screens
 from bot.screens.card import CardEvent, booking_card
 from bot.screens.common import Screen, View
 from shared.booking import service as booking_service
-from shared.booking.messages import MessageKind
+from shared.booking.messages import MessageKind, booked_again
 from shared.booking.models import (
     Booking,
     BookingState,
@@ -301,6 +301,8 @@ async def _rebook_after_no_show(ctx: _Context) -> Outgoing:
     )
     if isinstance(found, standing.Booked):
         raise _Stale(f"the citizen has booked again (booking {found.booking.id})")
+    if await booked_again(session=ctx.session, booking=booking):
+        raise _Stale("the citizen has booked again since the no-show")
     if not found.may_book:
         raise _Stale(f"the citizen's standing is {found.code}: booking again is not for them")
     return ctx.out(screens.rebook_after_no_show(ctx.view, booking))

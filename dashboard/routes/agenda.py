@@ -228,7 +228,12 @@ async def _close_booking(
         if done == "attended":
             await booking.mark_attended(session=session, booking_id=booking_id, actor=viewer.actor)
         else:
-            await booking.mark_no_show(session=session, booking_id=booking_id, actor=viewer.actor)
+            await booking.mark_no_show(
+                session=session,
+                settings=settings_of(request),
+                booking_id=booking_id,
+                actor=viewer.actor,
+            )
         key = done
     except BookingNotFound:
         raise HTTPException(status_code=404) from None

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, time, timedelta
 from enum import StrEnum
+from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.booking.models import Booking
@@ -34,6 +36,12 @@ class MessageKind(StrEnum):
     REQUEST_EXPIRED = "request_expired"
     # Not about a booking, but queued the same way: "your questionnaire will be erased".
     INTAKE_EXPIRY_REMINDER = "intake_expiry_reminder"
+
+
+# After a no-show, the offer to book again goes out the next day at this hour (program
+# time): not at once, when the helpdesk is still writing up its day and the citizen may
+# still turn up late, nor at night.
+NO_SHOW_FOLLOW_UP_HOUR = 10
 
 
 def subject(booking: Booking) -> str:
@@ -132,3 +140,45 @@ async def notify_waitlist(
         {"entry_id": entry_id, "slot_id": slot_id},
         f"waitlist:{entry_id}",
     )
+
+
+async def offer_rebooking(
+    *,
+    session: AsyncSession,
+    tz: ZoneInfo,
+    citizen: Citizen,
+    booking: Booking,
+    case_id: int | None,
+    now: datetime,
+) -> None:
+    """After a no-show: offer to book again, once per case, the next day at
+    `NO_SHOW_FOLLOW_UP_HOUR` (program time `tz`).
+
+    Once per case: the key is the case's, so a second no-show in it queues nothing (nor
+    does one whose message was withdrawn). Not sent if the citizen has booked again by
+    then: the dispatcher withdraws it (`bot.delivery`).
+    """
+    kind = MessageKind.REBOOK_AFTER_NO_SHOW
+    next_day = now.astimezone(tz).date() + timedelta(days=1)
+    due_at = local_datetime(next_day, time(NO_SHOW_FOLLOW_UP_HOUR), tz)
+    about = f"case:{case_id}" if case_id is not None else subject(booking)
+    await _queue(
+        session,
+        citizen,
+        kind,
+        f"{about}:{kind.value}",
+        due_at or now,
+        {"booking_id": booking.id},
+        subject(booking),
+    )
+
+
+async def booked_again(*, session: AsyncSession, booking: Booking) -> bool:
+    """The citizen has made a booking since `booking` (whatever became of it): an offer to
+    book again after that one no longer applies."""
+    later = await session.scalar(
+        select(Booking.id)
+        .where(Booking.citizen_id == booking.citizen_id, Booking.id > booking.id)
+        .limit(1)
+    )
+    return later is not None

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, case, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -404,31 +405,36 @@ async def mark_attended(
 
 
 async def mark_no_show(
-    *, session: AsyncSession, booking_id: int, actor: str, now: datetime | None = None
+    *,
+    session: AsyncSession,
+    booking_id: int,
+    actor: str,
+    now: datetime | None = None,
+    settings: Settings | None = None,
 ) -> Booking:
-    """Record that the citizen did not come; the first time, they are offered a new booking."""
+    """Record that the citizen did not come; they are offered a new booking the next day,
+    once per case (`messages.offer_rebooking`).
+
+    `settings`: for the program's time zone (without them, the settings' default zone).
+    """
     now = now or utcnow()
     booking = await get_booking(session=session, booking_id=booking_id)
     if now < booking.starts_at:
         raise IllegalTransition("A no-show can only be recorded after the appointment starts.")
     await _close(session, booking, BookingState.NO_SHOW, actor, now, None)
-    earlier = await session.scalar(
-        select(Booking.id).where(
-            Booking.citizen_id == booking.citizen_id,
-            Booking.state == BookingState.NO_SHOW.value,
-            Booking.id != booking.id,
-        )
-    )
-    if earlier is None:
-        await messages.notify_booking(
-            session=session,
-            citizen=await _citizen(session, booking.citizen_id),
-            booking=booking,
-            kind=messages.MessageKind.REBOOK_AFTER_NO_SHOW,
-            now=now,
-        )
     event = audit.Event(actor, "booking.no_show", "booking", str(booking.id))
-    await cases.on_booking_changed(session=session, booking=booking, now=now, events=[event])
+    followed = await cases.on_booking_changed(
+        session=session, booking=booking, now=now, events=[event]
+    )
+    default_zone = Settings.model_fields["timezone"].default
+    await messages.offer_rebooking(
+        session=session,
+        tz=settings.tz if settings is not None else ZoneInfo(default_zone),
+        citizen=await _citizen(session, booking.citizen_id),
+        booking=booking,
+        case_id=followed.id if followed is not None else None,
+        now=now,
+    )
     return booking
 
 

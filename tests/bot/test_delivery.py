@@ -450,11 +450,20 @@ async def test_no_show_is_offered_a_new_booking_and_stale_reminders_are_dropped(
     after = APPOINTMENT + timedelta(hours=1)
     async with database.transaction() as session:
         await booking_service.mark_no_show(
-            session=session, booking_id=booked.booking_id, actor="staff:1", now=after
+            session=session,
+            settings=bot_settings,
+            booking_id=booked.booking_id,
+            actor="staff:1",
+            now=after,
         )
-    # The bot was down: both reminders are still due, but only the offer makes sense now.
-    sender = dispatcher(bot_app, database, bot_settings, Clock(after))
-    assert await sender.run_once() == 3
+    # The bot was down: both reminders are still due, but make no sense now.
+    clock = Clock(after)
+    sender = dispatcher(bot_app, database, bot_settings, clock)
+    assert await sender.run_once() == 2
+    assert to_chat(fake, booked.chat_id) == []
+    # The offer to book again goes out the next day at ten.
+    clock.set(rome(2026, 6, 10, 10))
+    assert await sender.run_once() == 1
     [offer] = to_chat(fake, booked.chat_id)
     assert "Non ti abbiamo visto" in offer.text
     assert "martedì 9 giugno alle 09:30" in offer.text
