@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Annotated
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from babel.dates import format_date
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
@@ -46,7 +46,7 @@ from shared.booking.errors import (
 )
 from shared.booking.models import BookingState, Helpdesk
 from shared.booking.service import CancelledBy
-from shared.cases import labels
+from shared.cases import access, labels
 from shared.db import utcnow
 from shared.i18n import N_, Translator
 
@@ -153,6 +153,41 @@ def _agenda_back(view: str, day: date, helpdesk_id: int | None) -> str:
     return f"{AGENDA}?{urlencode(query)}"
 
 
+def _period(view: str, chosen: date, tz: tzinfo) -> tuple[date, list[date], datetime, datetime]:
+    """The first day, the days, and the moments [since, until) an agenda's view shows."""
+    first = chosen if view == "day" else chosen - timedelta(days=chosen.weekday())
+    days = [first + timedelta(days=n) for n in range(1 if view == "day" else 7)]
+    since = datetime.combine(first, time.min, tzinfo=tz)
+    until = datetime.combine(days[-1] + timedelta(days=1), time.min, tzinfo=tz)
+    return first, days, since, until
+
+
+def _may_open(viewer: Viewer) -> Callable[[AgendaLine], bool]:
+    """Whether the viewer may open the case of an agenda line (its name links to it)."""
+
+    def may_open(line: AgendaLine) -> bool:
+        return line.case_id is not None and access.can_see(viewer.member, line.case_assigned_to_id)
+
+    return may_open
+
+
+async def _total_of(request: Request, session: Session, back: str) -> int | None:
+    """The "still to do" of the agenda page `back` shows (None if it is no agenda page)."""
+    parts = urlsplit(back)
+    if parts.path != AGENDA:
+        return None
+    query = parse_qs(parts.query)
+    view = (query.get("view") or ["day"])[0]
+    chosen = day_or_none((query.get("day") or [""])[0]) or local_today(request)
+    helpdesk_id = read_id((query.get("helpdesk") or [""])[0])
+    _first, _days, since, until = _period(
+        view if view in ("day", "week") else "day", chosen, settings_of(request).tz
+    )
+    return await agenda.count_to_record(
+        session=session, since=since, until=until, helpdesk_id=helpdesk_id
+    )
+
+
 @router.get("/agenda")
 async def agenda_page(
     request: Request,
@@ -168,10 +203,7 @@ async def agenda_page(
     chosen = day or local_today(request)
     helpdesk_id = helpdesk
     tz = settings_of(request).tz
-    first = chosen if view == "day" else chosen - timedelta(days=chosen.weekday())
-    days = [first + timedelta(days=n) for n in range(1 if view == "day" else 7)]
-    since = datetime.combine(first, time.min, tzinfo=tz)
-    until = datetime.combine(days[-1] + timedelta(days=1), time.min, tzinfo=tz)
+    first, days, since, until = _period(view, chosen, tz)
 
     helpdesks = await hours.list_helpdesks(session=session, active_only=False)
     if helpdesk_id is not None and helpdesk_id not in {h.id for h in helpdesks}:
@@ -210,6 +242,8 @@ async def agenda_page(
             "next": _agenda_back(view, chosen + step, helpdesk_id),
             "notice": notice_of(notice),
             "states": STATE_LABELS,
+            "state_label": labels.booking_state,
+            "may_open": _may_open(viewer),
             "notices": NOTICES,
             "problems": PROBLEMS,
             "date_label": date_labeler(viewer),
@@ -248,6 +282,10 @@ async def _close_booking(
                 "back": back,
                 "row_notice": notice_of(key),
                 "states": STATE_LABELS,
+                "state_label": labels.booking_state,
+                "may_open": _may_open(viewer),
+                # The page's "still to do", swapped in out of band with the row.
+                "total": await _total_of(request, session, back),
             },
         )
     return RedirectResponse(with_notice(back, key), status_code=303)
@@ -290,6 +328,7 @@ def _cancel_page(
             "errors": errors or {},
             "problem": PROBLEMS.get(problem, ""),
             "states": STATE_LABELS,
+            "state_label": labels.booking_state,
         },
         status_code=status,
     )
@@ -395,6 +434,7 @@ async def _move_page(
             "chosen": chosen,
             "problem": PROBLEMS.get(problem, ""),
             "states": STATE_LABELS,
+            "state_label": labels.booking_state,
             "date_label": date_labeler(viewer),
             "span": DAYS_OF_FREE_SLOTS,
             "later": (start + timedelta(days=DAYS_OF_FREE_SLOTS)).isoformat(),

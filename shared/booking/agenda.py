@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from shared.booking.errors import BookingNotFound
-from shared.booking.models import Booking, Helpdesk
+from shared.booking.models import Booking, BookingState, Helpdesk
+from shared.cases.models import Case
 from shared.citizens.models import Citizen
 from shared.db import UTCDateTime
 
@@ -43,18 +45,30 @@ class AgendaLine:
     citizen_name: str | None
     urgent: bool
     channel: str
+    # At a moderated helpdesk, where the request stands (`Moderation`); None elsewhere.
+    moderation: str | None = None
+    # The citizen's latest case and whom it is assigned to (who may open it), if any.
+    case_id: int | None = None
+    case_assigned_to_id: int | None = None
 
 
+_latest = aliased(Case)
 _AGENDA_COLUMNS = (
     Booking.id, Booking.code, Booking.helpdesk_id, Booking.starts_at, Booking.ends_at,
     Booking.state, Booking.cancel_reason, Citizen.name, Citizen.urgent, Citizen.channel,
+    Booking.moderation, Case.id, Case.assigned_to_id,
 )  # fmt: skip
 
 
 def _agenda_lines(*conditions: Any) -> Any:
+    # The citizen's latest case (a citizen who came back has a new one): the one to open.
+    latest_case = (
+        select(func.max(_latest.id)).where(_latest.citizen_id == Booking.citizen_id)
+    ).scalar_subquery()
     return (
         select(*_AGENDA_COLUMNS)
         .join(Citizen, Citizen.id == Booking.citizen_id)
+        .outerjoin(Case, Case.id == latest_case)
         .where(*conditions)
         .order_by(Booking.starts_at, Booking.id)
     )
@@ -82,6 +96,30 @@ async def lines_between(
         parameters["helpdesk_id"] = helpdesk_id
     rows = await session.execute(_agenda_statement(helpdesk_id is not None), parameters)
     return [AgendaLine(*row) for row in rows]
+
+
+@functools.cache
+def _to_record_statement(one_helpdesk: bool) -> Any:
+    """How many bookings of [since, until) are still to come or to record (built once)."""
+    return select(func.count()).where(
+        Booking.starts_at >= bindparam("since", type_=UTCDateTime),
+        Booking.starts_at < bindparam("until", type_=UTCDateTime),
+        Booking.state == BookingState.BOOKED.value,
+        Booking.helpdesk_id == bindparam("helpdesk_id")
+        if one_helpdesk
+        else Booking.helpdesk_id.in_(select(Helpdesk.id)),
+    )
+
+
+async def count_to_record(
+    *, session: AsyncSession, since: datetime, until: datetime, helpdesk_id: int | None = None
+) -> int:
+    """The agenda's "still to do": bookings starting in [since, until) still booked."""
+    parameters: dict[str, Any] = {"since": since, "until": until}
+    if helpdesk_id is not None:
+        parameters["helpdesk_id"] = helpdesk_id
+    found = await session.scalar(_to_record_statement(helpdesk_id is not None), parameters)
+    return int(found or 0)
 
 
 async def line(*, session: AsyncSession, booking_id: int) -> AgendaLine:

@@ -17,8 +17,11 @@ from shared.citizens.models import Citizen
 from shared.db import Database, utcnow
 from shared.outbox.models import OutboxMessage
 from shared.settings import Settings
-from tests.dashboard.conftest import csrf_from, login, page_csrf
+from shared.staff import service as staff
+from shared.staff.models import Role
+from tests.dashboard.conftest import PASSWORD, csrf_from, login, page_csrf
 from tests.factories import ROME, make_citizen, make_helpdesk, rome
+from tests.shared.cases.builders import TUESDAY_9, book, make_candidate
 
 # Booked "in the past" at fixed dates: services take `now`, the routes use the real clock.
 BOOKED_AT = rome(2026, 3, 20, 8)
@@ -104,7 +107,9 @@ async def test_day_and_week_show_the_right_bookings_in_rome_time(
     assert "Dora Altrove" in monday
     assert "Bruno Mezzanotte" not in monday
     assert "Carla Legale" not in monday
-    assert f'href="/cases?q={a.code}"' in monday
+    # The name opens the citizen's case (issue 12: it opened a case search).
+    assert re.search(r'href="/cases/\d+">Anna Lunedì</a>', monday)
+    assert a.code in monday
     assert "Sportello Centro" in monday
     assert "Sportello Villa Fiorita" in monday
 
@@ -507,3 +512,72 @@ async def test_move_page_offers_other_helpdesks(
     assert set(re.findall(r'for="slot-\d+">(\d\d:\d\d)', page)) <= {"14:00", "14:30"}
     assert (await client.get("/agenda/bookings/999999/move")).status_code == 404
     assert (await client.get("/agenda/bookings/99999999999/move")).status_code == 400
+
+
+# --- how the agenda reads for a case worker (issue 12, points 3 and 5) ------------------------
+
+
+async def test_names_open_the_case_for_whoever_may_read_it_and_requests_read_as_such(
+    client: httpx.AsyncClient, database: Database, settings: Settings
+) -> None:
+    async with database.transaction() as session:
+        helpdesk = await make_helpdesk(session, places=3)
+        mine, my_case = await make_candidate(session, name="Maria Rossi", urgent=True)
+        theirs, their_case = await make_candidate(session, name="Paolo Neri")
+        colleague = await staff.add_user(
+            session=session, username="collega", password=PASSWORD, role=Role.OPERATORE
+        )
+        their_case.assigned_to_id = colleague.id
+        for citizen in (mine, theirs):
+            await book(session, settings, citizen, helpdesk)
+        request = await book(
+            session, settings, await make_citizen(session, name="Anna Bianchi"), helpdesk
+        )
+        request.moderation = "pending"
+    await login(client, "operatore")
+    page = await client.get("/agenda", params={"day": TUESDAY_9.date().isoformat()})
+    assert page.status_code == 200
+    html = page.text
+    assert f'href="/cases/{my_case.id}">Maria Rossi</a>' in html
+    assert f'href="/cases/{their_case.id}"' not in html and "Paolo Neri" in html
+    assert "/cases?q=" not in html
+    # A request nobody confirmed is not "booked"; an urgent appointment says so in words.
+    row = re.search(rf'<tr id="booking-{request.id}".*?</tr>', html, re.DOTALL)
+    assert row is not None and "Richiesta da confermare" in row.group(0)
+    urgent = re.search(
+        r'<tr id="booking-\d+" role="row" class="agenda-urgent">.*?</tr>', html, re.DOTALL
+    )
+    assert urgent is not None and "Maria Rossi" in urgent.group(0)
+    assert "Caso urgente" in urgent.group(0)
+    # A coordinator opens every case.
+    await login(client, "coordinatore")
+    page = await client.get("/agenda", params={"day": TUESDAY_9.date().isoformat()})
+    assert f'href="/cases/{their_case.id}">Paolo Neri</a>' in page.text
+
+
+async def test_an_htmx_check_in_updates_the_still_to_do_count(
+    client: httpx.AsyncClient, database: Database, settings: Settings
+) -> None:
+    async with database.transaction() as session:
+        helpdesk = await make_helpdesk(session, places=3)
+        made = [
+            await _book(
+                session,
+                settings,
+                await make_citizen(session, name=f"N{n}"),
+                helpdesk,
+                rome(2026, 3, 23, 9),
+            )
+            for n in range(3)
+        ]
+    await login(client, "operatore")
+    back = "/agenda?view=day&day=2026-03-23"
+    token = await page_csrf(client, back)
+    answer = await client.post(
+        f"/agenda/bookings/{made[0].id}/no-show",
+        data={"csrf_token": token, "back": back},
+        headers={"HX-Request": "true"},
+    )
+    assert answer.status_code == 200
+    total = re.search(r'<p id="agenda-total"[^>]*hx-swap-oob="true"[^>]*>([^<]*)</p>', answer.text)
+    assert total is not None and total.group(1).strip().endswith(": 2")

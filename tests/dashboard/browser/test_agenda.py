@@ -67,3 +67,41 @@ async def test_check_in_with_the_keyboard_only(
     # The focus is not lost with the button that went away: it is on the row's message.
     await expect(row.get_by_role("status")).to_be_focused()
     assert await _state(database, scene.due.booking_id) == BookingState.ATTENDED.value
+
+
+async def test_the_still_to_do_count_follows_htmx_check_ins(
+    page: Page, scene: Scene, database: Database
+) -> None:
+    await sign_in(page, "operatore")
+    await page.goto(f"/agenda?view=day&day={scene.today.isoformat()}")
+    total = page.locator("#agenda-total")
+    # Due now, and tomorrow's is another day: one still to do today.
+    await expect(total).to_have_text(re.compile(r": 1$"))
+    row = page.get_by_role("row").filter(has_text=scene.due.name)
+    await row.get_by_role("button", name="Registra presenza").click()
+    await expect(row.get_by_role("status")).to_have_text("Presenza registrata.")
+    # Updated in place with the row (it stayed as it was until the page was loaded again).
+    await expect(total).to_have_text(re.compile(r": 0$"))
+    await page.reload()
+    await expect(page.locator("#agenda-total")).to_have_text(re.compile(r": 0$"))
+
+
+async def test_on_a_phone_the_actions_are_on_screen_without_scrolling_sideways(
+    page: Page, scene: Scene
+) -> None:
+    await page.set_viewport_size({"width": 390, "height": 844})
+    await sign_in(page, "operatore")
+    await page.goto(f"/agenda?view=day&day={scene.today.isoformat()}")
+    row = page.get_by_role("row").filter(has_text=scene.due.name)
+    for name in ("Registra presenza", "Assente"):
+        button = row.get_by_role("button", name=name)
+        await button.scroll_into_view_if_needed()
+        box = await button.bounding_box()
+        assert box is not None
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 390, (name, box)
+    # Nothing on the page is wider than the screen, inside a scrolling box or not.
+    wide = await page.evaluate(
+        """() => [document.documentElement.scrollWidth,
+                  ...[...document.querySelectorAll('.table-responsive')].map(e => e.scrollWidth)]"""
+    )
+    assert max(wide) <= 390, wide
