@@ -53,6 +53,7 @@ from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from bot import faults
 from bot.flood import retry_after_seconds
+from bot.screens import offers as offer_screens
 from bot.screens import outbox as screens
 from bot.screens.card import CardEvent, booking_card
 from bot.screens.common import Screen, View
@@ -353,6 +354,40 @@ async def _waitlist_offer_expired(ctx: _Context) -> Outgoing:
     return ctx.out(screens.waitlist_offer_expired(ctx.view, slot.starts_at))
 
 
+async def _replaced(ctx: _Context, entry: WaitlistEntry) -> tuple[Booking, Helpdesk] | None:
+    """The appointment a staff offer would move, while it is still active."""
+    if entry.replaces_booking_id is None:
+        return None
+    booking = await ctx.session.get(Booking, entry.replaces_booking_id)
+    if booking is None or booking.state != BookingState.BOOKED.value:
+        return None
+    helpdesk = await ctx.session.get(Helpdesk, booking.helpdesk_id)
+    assert helpdesk is not None  # a foreign key
+    return booking, helpdesk
+
+
+async def _place_offer(ctx: _Context) -> Outgoing:
+    """A place staff offer (`shared.booking.offers`), while the offer is open."""
+    entry, slot, helpdesk = await _offer_slot(ctx)
+    expires_at = entry.offer_expires_at
+    if entry.state != WaitlistState.OFFERED.value or entry.offered_slot_id != slot.id:
+        raise _Stale(f"waitlist entry {entry.id} is {entry.state}: the offer is closed")
+    if expires_at is None or expires_at <= ctx.now:
+        raise _Stale(f"the offer of waitlist entry {entry.id} has expired")
+    replaced = await _replaced(ctx, entry)
+    return ctx.out(
+        offer_screens.place_offer(
+            ctx.view, entry.id, slot.starts_at, expires_at, helpdesk, replaced
+        )
+    )
+
+
+async def _place_offer_expired(ctx: _Context) -> Outgoing:
+    entry, slot, _helpdesk = await _offer_slot(ctx)
+    kept = await _replaced(ctx, entry) is not None
+    return ctx.out(offer_screens.place_offer_lapsed(ctx.view, slot.starts_at, kept))
+
+
 async def _intake_expiry_reminder(ctx: _Context) -> Outgoing:
     raw = ctx.message.payload.get("expires_at")
     try:
@@ -452,6 +487,8 @@ _RENDERERS = {
     MessageKind.REBOOK_AFTER_NO_SHOW.value: _rebook_after_no_show,
     MessageKind.WAITLIST_OFFER.value: _waitlist_offer,
     MessageKind.WAITLIST_OFFER_EXPIRED.value: _waitlist_offer_expired,
+    MessageKind.PLACE_OFFER.value: _place_offer,
+    MessageKind.PLACE_OFFER_EXPIRED.value: _place_offer_expired,
     MessageKind.INTAKE_EXPIRY_REMINDER.value: _intake_expiry_reminder,
     case_messages.MessageKind.CASE_ELIGIBLE.value: _case_eligible,
     plan_messages.MessageKind.PLAN_APPROVED.value: _plan_approved,

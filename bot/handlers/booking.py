@@ -31,6 +31,7 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filt
 from bot.callbacks import Callback, Cb, parse
 from bot.replies import Document, Edit, Reply, Send
 from bot.screens import booking as screens
+from bot.screens import offers as offer_screens
 from bot.screens.booking import (
     ERROR_TEXTS,
     SEE_WHERE_YOU_STAND,
@@ -760,7 +761,9 @@ async def on_accept_offer(turn_: Turn) -> list[Reply]:
         return [Edit(*await _fresh_step(turn_, _refusal(turn_, error.code)))]
     except BookingError as error:
         return [Edit(_refused(turn_, error))]
-    return _card(turn_, booked, await _helpdesk_of(turn_, booked), CardEvent.BOOKED)
+    # A staff offer of an earlier place moves the appointment there.
+    event = CardEvent.MOVED if booked.moved_from_id is not None else CardEvent.BOOKED
+    return _card(turn_, booked, await _helpdesk_of(turn_, booked), event)
 
 
 @turn
@@ -785,8 +788,14 @@ async def on_decline_offer(turn_: Turn) -> list[Reply]:
         return [Edit(*await _fresh_step(turn_, _refusal(turn_, error.code)))]
     except BookingError as error:
         return [Edit(_refused(turn_, error))]
-    text, keyboard = await _nothing_booked(turn_, screens.declined_text(_view(turn_)))
-    return [Edit(text, keyboard)]
+    standing = await _standing(turn_)
+    assert standing is not None
+    view = _view(turn_)
+    if isinstance(standing, Booked):
+        # Staff offered an earlier place: declined, the appointment stays as it was.
+        note = offer_screens.declined_keeping(view)
+        return [Edit(*screens.booking_screen(view, standing.booking, standing.helpdesk, note))]
+    return [Edit(*screens.nothing_booked_screen(view, screens.declined_text(view), standing))]
 
 
 # --- registration ----------------------------------------------------------------------
