@@ -63,7 +63,9 @@ ELIGIBILITY_DECISIONS = {
     "not_eligible": (False, N_("Not eligible")),
     "questionnaire": (None, N_("As the questionnaire says (remove the decision)")),
 }
-FILTER_FIELDS = ("q", "state", "urgent", "helpdesk", "from", "to", "assigned")
+FILTER_FIELDS = (
+    "q", "state", "urgent", "helpdesk", "from", "to", "assigned", "due", "due_from", "due_to",
+)  # fmt: skip
 
 
 def _not_found_or_forbidden(exc: CaseError) -> HTTPException:
@@ -116,12 +118,17 @@ async def case_list(
     from_: Annotated[QueryText, Query(alias="from")] = "",
     to: QueryText = "",
     assigned: QueryText = "",
+    # A deadline the figures page links to (`listing.CaseFilters.due`).
+    due: QueryText = "",
+    due_from: QueryText = "",
+    due_to: QueryText = "",
     after: QueryWord = "",
     before: QueryWord = "",
 ) -> HTMLResponse:
     raw = {
         "q": q, "state": state, "urgent": urgent, "helpdesk": helpdesk,
         "from": from_, "to": to, "assigned": assigned,
+        "due": due, "due_from": due_from, "due_to": due_to,
     }  # fmt: skip
     errors: dict[str, str] = {}
     params: dict[str, dict[str, object]] = {}

@@ -23,6 +23,7 @@ from shared.cases.errors import InvalidCursor, InvalidInput
 from shared.cases.models import Case, CaseNamePrefix, CaseState, Interview
 from shared.cases.search import MAX_QUERY, Search, parse_search
 from shared.citizens.models import Citizen
+from shared.figures import deadlines
 from shared.i18n import N_
 from shared.limits import DAY_OUT_OF_RANGE, DAY_RANGE, is_plausible_day
 from shared.settings import Settings
@@ -43,6 +44,11 @@ class CaseFilters:
     appointment_to: date | None = None
     # "me": assigned to the viewer; "none": unassigned.
     assigned: str | None = None
+    # A deadline of the figures page (`shared.figures.deadlines`: "interview" or "plan")
+    # falling from `due_from` to `due_to` (either open).
+    due: str | None = None
+    due_from: date | None = None
+    due_to: date | None = None
 
     @property
     def active(self) -> bool:
@@ -50,6 +56,7 @@ class CaseFilters:
 
 
 ASSIGNED_FILTERS = ("me", "none")
+DUE_FILTERS = (deadlines.Deadline.INTERVIEW.value, deadlines.Deadline.PLAN.value)
 
 
 def parse_filters(raw: Mapping[str, str]) -> CaseFilters:
@@ -79,7 +86,7 @@ def parse_filters(raw: Mapping[str, str]) -> CaseFilters:
         else:
             errors["helpdesk"] = N_("Choose one of the options.")
     days: dict[str, date | None] = {}
-    for name in ("from", "to"):
+    for name in ("from", "to", "due_from", "due_to"):
         days[name] = None
         if pick(name):
             try:
@@ -96,6 +103,8 @@ def parse_filters(raw: Mapping[str, str]) -> CaseFilters:
         errors["to"] = N_("The end date is before the start date.")
     if pick("assigned") not in ("", *ASSIGNED_FILTERS):
         errors["assigned"] = N_("Choose one of the options.")
+    if pick("due") not in ("", *DUE_FILTERS):
+        errors["due"] = N_("Choose one of the options.")
     if errors:
         raise InvalidInput(errors, params)
     return CaseFilters(
@@ -106,6 +115,9 @@ def parse_filters(raw: Mapping[str, str]) -> CaseFilters:
         appointment_from=days["from"],
         appointment_to=days["to"],
         assigned=pick("assigned") or None,
+        due=pick("due") or None,
+        due_from=days["due_from"],
+        due_to=days["due_to"],
     )
 
 
@@ -211,6 +223,10 @@ def _filter_conditions(
         conditions.append(Case.assigned_to_id == staff.user_id)
     elif filters.assigned == "none":
         conditions.append(Case.assigned_to_id.is_(None))
+    if filters.due == deadlines.Deadline.INTERVIEW.value:
+        conditions.append(deadlines.interview_due(settings, filters.due_from, filters.due_to))
+    elif filters.due == deadlines.Deadline.PLAN.value:
+        conditions.append(deadlines.plan_due(settings, filters.due_from, filters.due_to))
     return conditions
 
 
