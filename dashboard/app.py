@@ -39,6 +39,7 @@ VENDORED = (
 # Main menu: (path, label, roles that see it). Access is enforced on each route.
 NAV = (
     ("/agenda", N_("Agenda"), ("operatore", "coordinatore")),
+    ("/bookings", N_("Bookings"), ("coordinatore",)),
     ("/cases", N_("Cases"), ("operatore", "coordinatore")),
     ("/plans", N_("Plans"), ("operatore", "coordinatore")),
     ("/intake", N_("Phone and walk-in"), ("operatore", "coordinatore")),

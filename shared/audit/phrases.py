@@ -226,6 +226,10 @@ PHRASES: dict[str, Phrase] = {
             N_("Request expired: nobody confirmed it in time"),
         ),
     ),
+    # The coordinators' bookings board (each booking's own events are recorded too).
+    "booking.bulk_move": Phrase(N_("Bookings moved together from the bookings board")),
+    "booking.bulk_cancel": Phrase(N_("Bookings cancelled together from the bookings board")),
+    "booking.export": Phrase(N_("Bookings downloaded as CSV")),
     "waitlist.join": Phrase(N_("Joined the waiting list")),
     "waitlist.accept": Phrase(N_("Place from the waiting list accepted")),
     # Plans.
