@@ -45,6 +45,7 @@ NAV = (
     ("/intake", N_("Phone and walk-in"), ("operatore", "coordinatore")),
     ("/schedules", N_("Helpdesks and hours"), ("coordinatore",)),
     ("/funds", N_("Funds"), ("coordinatore",)),
+    ("/figures", N_("Figures"), ("coordinatore",)),
     ("/audit", N_("Audit log"), ("coordinatore",)),
     ("/staff", N_("Staff accounts"), ("admin",)),
 )
