@@ -257,9 +257,16 @@ async def decline_request(
     actor: str,
     reason: str,
     now: datetime | None = None,
+    propose_at: datetime | None = None,
 ) -> Booking:
     """Decline a citizen's request with a reason they are told: the place is freed (the
-    waitlist first) and the booking cancelled by the staff."""
+    waitlist first) and the booking cancelled by the staff.
+
+    `propose_at`: another time at the same helpdesk, held for the citizen as a staff
+    offer (`shared.booking.offers.offer_place`) they accept or decline on Telegram; its
+    refusals (the place was just taken...) come after the decline was written, so the
+    caller runs this in a savepoint to keep both or neither.
+    """
     now = now or utcnow()
     reason = clean_reason(reason)
     booking = await _decide(
@@ -283,10 +290,24 @@ async def decline_request(
         kind=messages.MessageKind.REQUEST_DECLINED,
         now=now,
     )
-    event = audit.Event(
-        actor, "booking.request_declined", "booking", str(booking.id), {"reason": reason}
-    )
+    details: dict[str, Any] = {"reason": reason}
+    if propose_at is not None:
+        details["proposed"] = propose_at.isoformat()
+    event = audit.Event(actor, "booking.request_declined", "booking", str(booking.id), details)
     await cases.on_booking_changed(session=session, booking=booking, now=now, events=[event])
+    if propose_at is not None:
+        # Imported here: `offers` imports the booking service, which imports this module.
+        from shared.booking import offers
+
+        await offers.offer_place(
+            session=session,
+            settings=settings,
+            citizen_id=booking.citizen_id,
+            helpdesk_id=booking.helpdesk_id,
+            starts_at=propose_at,
+            actor=actor,
+            now=now,
+        )
     return booking
 
 
@@ -347,6 +368,9 @@ class RequestLine:
 
     booking_id: int
     code: str
+    # A `Moderation` value (None: not a request).
+    moderation: str | None
+    helpdesk_id: int
     starts_at: datetime
     created_at: datetime
     request_expires_at: datetime | None
@@ -374,6 +398,8 @@ def _line(row: Any) -> RequestLine:
     return RequestLine(
         booking_id=booking.id,
         code=booking.code,
+        moderation=booking.moderation,
+        helpdesk_id=booking.helpdesk_id,
         starts_at=booking.starts_at,
         created_at=booking.created_at,
         request_expires_at=booking.request_expires_at,
@@ -395,6 +421,14 @@ async def pending_requests(*, session: AsyncSession) -> list[RequestLine]:
         .order_by(Booking.created_at, Booking.id)
     )
     return [_line(row) for row in rows]
+
+
+async def get_request(*, session: AsyncSession, booking_id: int) -> RequestLine:
+    """One booking as the coordinators' page shows a request (`BookingNotFound` if none)."""
+    row = (await session.execute(_lines_query().where(Booking.id == booking_id))).first()
+    if row is None:
+        raise BookingNotFound(f"No booking {booking_id}.")
+    return _line(row)
 
 
 async def recently_expired(
