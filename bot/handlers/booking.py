@@ -214,6 +214,15 @@ def _citizen_id_of(turn_: Turn) -> int:
     return int(identity[0])
 
 
+def _urgent_of(turn_: Turn) -> bool | None:
+    """The citizen's urgency, read without IO (as `_citizen_id_of`); None if not loaded
+    (every free place is shown then, and the booking itself applies the kept places)."""
+    if turn_.citizen is None:
+        return None
+    urgent = inspect(turn_.citizen).dict.get("urgent")
+    return urgent if isinstance(urgent, bool) else None
+
+
 def _active_with_id(standing: Standing, booking_id: int | None) -> Booking | None:
     """The citizen's active booking, if it is the one with that id."""
     if isinstance(standing, Booked) and standing.booking.id == booking_id:
@@ -239,7 +248,8 @@ async def _free(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> list[FreeSlot]:
-    """Free slots now; while moving, without the citizen's own slot."""
+    """Free slots now, as the citizen's urgency lets them see them (places kept for urgent
+    citizens); while moving, without the citizen's own slot."""
     slots = await availability.list_free_slots(
         session=turn_.session,
         settings=turn_.settings,
@@ -247,6 +257,7 @@ async def _free(
         helpdesk_id=helpdesk_id,
         since=since,
         until=until,
+        urgent=_urgent_of(turn_),
     )
     if moving is None:
         return slots
@@ -263,7 +274,7 @@ async def _places(turn_: Turn, moving: Moving | None) -> Places:
         return Places(slots, [])
     free_ids = {s.helpdesk_id for s in slots}
     active = await hours.list_helpdesks(session=turn_.session)
-    return Places(slots, [h for h in active if h.id in free_ids])
+    return Places(slots, [h for h in active if h.id in free_ids], urgent=_urgent_of(turn_) is True)
 
 
 async def _start_screen(turn_: Turn, flow: Flow, note: str = "") -> Screen:

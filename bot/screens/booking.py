@@ -28,6 +28,7 @@ from bot.screens.common import (
     long_day,
     when,
 )
+from bot.screens.offers import soonest_days_screen
 from shared.booking import moderation
 from shared.booking.availability import FreeSlot
 from shared.booking.errors import (
@@ -167,6 +168,8 @@ class Places:
 
     slots: list[FreeSlot]
     helpdesks: list[Helpdesk]
+    # An urgent citizen: the soonest days at any helpdesk come first.
+    urgent: bool = False
 
     def of(self, helpdesk: Helpdesk) -> list[FreeSlot]:
         return [s for s in self.slots if s.helpdesk_id == helpdesk.id]
@@ -196,6 +199,8 @@ def start_screen(view: View, places: Places, moving: Moving | None, note: str = 
         return nothing_free_screen(view, moving, note)
     if len(helpdesks) == 1:
         return days_screen(view, places, helpdesks[0], 0, moving, note)
+    if places.urgent:
+        return soonest_days_screen(view, places.slots, helpdesks, _extra(moving), note)
     lines = [t("Where would you like to have your interview?")]
     lines.extend(place(helpdesk, t) for helpdesk in helpdesks)
     rows = [[(f"📍 {h.name}", encode(Cb.HELPDESK, h.id, *_extra(moving)))] for h in helpdesks]

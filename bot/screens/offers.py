@@ -1,6 +1,7 @@
-"""What a citizen reads when staff offer them a place (`shared.booking.offers`): an
-earlier place for their appointment, or a place of its own, with "Accept" / "Decline"
-(the waitlist's buttons: one tap), and the note when the hold lapsed. Pure functions.
+"""Urgent first, on Telegram: the soonest free days for an urgent citizen, and what a
+citizen reads when staff offer them a place (`shared.booking.offers`): an earlier place
+for their appointment, or a place of its own, with "Accept" / "Decline" (the waitlist's
+buttons: one tap), and the note when the hold lapsed. Pure functions.
 """
 
 from __future__ import annotations
@@ -10,9 +11,23 @@ from datetime import datetime
 
 from bot.callbacks import Cb, encode
 from bot.screens.card import booking_details, place, when_line
-from bot.screens.common import Screen, View, clock, day_without_year, join, keyboard
+from bot.screens.common import (
+    Screen,
+    View,
+    clock,
+    day_label,
+    day_without_year,
+    join,
+    keyboard,
+)
+from shared.booking.availability import FreeSlot
 from shared.booking.models import Booking, Helpdesk
 from shared.i18n import N_
+
+# The soonest days an urgent citizen is offered first, whatever the helpdesk.
+EARLIEST_DAYS = 4
+SOONEST = N_("These are the soonest days with a free place, at any helpdesk:")
+OR_HELPDESK = N_("Or choose the helpdesk first:")
 
 EARLIER = N_("🎉 <b>An earlier place</b> has come up for your Ripartire interview:")
 EARLIER_NOW = N_("<b>Your appointment now</b> (it stays as it is if you say no):")
@@ -91,3 +106,30 @@ def place_offer_lapsed(view: View, starts_at: datetime, kept_appointment: bool) 
 
 def declined_keeping(view: View) -> str:
     return view.t(DECLINED_KEPT)
+
+
+def soonest_days_screen(
+    view: View,
+    slots: list[FreeSlot],
+    helpdesks: list[Helpdesk],
+    extra: tuple[int, ...],
+    note: str = "",
+) -> Screen:
+    """For an urgent citizen: the soonest free days across the helpdesks first (each opens
+    that day's times), then the helpdesks, as for anyone. `slots`: free, earliest first."""
+    t = view.t
+    names = {h.id: h.name for h in helpdesks}
+    days: list[tuple[int, str, str]] = []
+    seen: set[tuple[int, str]] = set()
+    for slot in slots:
+        day = view.local(slot.starts_at).date()
+        key = (slot.helpdesk_id, day.strftime("%Y%m%d"))
+        if slot.helpdesk_id in names and key not in seen:
+            seen.add(key)
+            label = f"{day_label(t, day)} · {names[slot.helpdesk_id]}"
+            days.append((slot.helpdesk_id, key[1], label))
+        if len(days) == EARLIEST_DAYS:
+            break
+    rows = [[(label, encode(Cb.DAY, hd, day, *extra))] for hd, day, label in days]
+    rows += [[(f"📍 {h.name}", encode(Cb.HELPDESK, h.id, *extra))] for h in helpdesks]
+    return join(note, t(SOONEST), t(OR_HELPDESK)), keyboard(rows)
