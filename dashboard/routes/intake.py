@@ -21,6 +21,7 @@ from dashboard.templating import render
 from shared import program
 from shared.audit import service as audit
 from shared.booking.errors import BookingError
+from shared.cases import labels
 from shared.cases.errors import CaseNotVisible
 from shared.citizens.models import Channel
 from shared.citizens.standing import Booked
@@ -70,6 +71,24 @@ BOOKING_ERRORS = {
 }
 
 
+# The household is two number boxes here, not the bot's "write two numbers": its hint and
+# messages speak of the boxes, each message next to the box it is about.
+HOUSEHOLD_HINT = N_(
+    "How many people live in the citizen's home, the citizen included, and how many of "
+    "them are under 18."
+)
+HOUSEHOLD_ERRORS = {
+    "empty": N_("Write how many people are in the household."),
+    "format": N_("Write the number of people in figures."),
+    "members_range": N_("A household has from 1 to {max} people, the citizen included."),
+    "minors_range": N_("There must be fewer minors than people in the household."),
+    "minors_exceed": N_("There must be fewer minors than people in the household."),
+}
+HOUSEHOLD_STEPS = {s.key for s in QUESTIONNAIRE if s.answer is AnswerType.HOUSEHOLD}
+# Which box a household message goes next to.
+_MINORS_REASONS = ("minors_range", "minors_exceed")
+
+
 @dataclass(frozen=True)
 class StepView:
     """One question of the form, its texts in the viewer's language."""
@@ -102,7 +121,9 @@ def _steps(t: Translator, settings: Settings) -> list[StepView]:
             key=s.key,
             answer=s.answer.value,
             title=t(s.title),
-            question=question_text(s, t, settings=settings),
+            question=t(HOUSEHOLD_HINT)
+            if s.answer is AnswerType.HOUSEHOLD
+            else question_text(s, t, settings=settings),
             optional=s.optional,
             condition=_condition_note(s, t),
             options=[(o.key, option_label(s, o.key, t)) for o in s.options],
@@ -112,9 +133,21 @@ def _steps(t: Translator, settings: Settings) -> list[StepView]:
     ]
 
 
+def _error_box(key: str, reason: str, form: IntakeForm) -> str:
+    """The field a message goes next to: the household's is one of its two boxes."""
+    if key not in HOUSEHOLD_STEPS:
+        return key
+    members = str(form.values.get(f"{key}_members", "")).strip()
+    bad_minors = reason == "format" and members.isdecimal()
+    return f"{key}_minors" if reason in _MINORS_REASONS or bad_minors else f"{key}_members"
+
+
 def _error_text(key: str, reason: str, t: Translator, settings: Settings) -> str:
     if key in FIELD_ERRORS:
         return t(FIELD_ERRORS[key])
+    if key in HOUSEHOLD_STEPS:
+        message = HOUSEHOLD_ERRORS.get(reason, HOUSEHOLD_ERRORS["format"])
+        return t(message, max=validators.MAX_HOUSEHOLD_MEMBERS)
     s = step(key)
     # The bot's "tap Yes or No" would puzzle someone filling a form.
     if reason in ("empty", "unknown_option") and s.options:
@@ -219,7 +252,10 @@ async def submit_intake(request: Request, session: Session, viewer: StaffViewer)
         )
     except staff_intake.InvalidSubmission as exc:
         t = Translator(viewer.language)
-        errors = {key: _error_text(key, reason, t, settings) for key, reason in exc.errors.items()}
+        errors = {
+            _error_box(key, reason, form): _error_text(key, reason, t, settings)
+            for key, reason in exc.errors.items()
+        }
         return _form_page(request, viewer, form, errors=errors, status=400)
     except staff_intake.DuplicatesFound as exc:
         return _form_page(request, viewer, form, duplicates=exc.duplicates, status=409)
@@ -261,7 +297,7 @@ async def _result_page(
         t=t,
         helpdesk_id=helpdesk_id,
         day=day,
-        offer=standing.may_book,
+        offer=standing.may_book and not submission.came,
     )
     if picker.day_error:
         status = 400
@@ -297,6 +333,8 @@ async def _result_page(
             "channel_labels": CHANNEL_LABELS,
             "duplicates": duplicates,
             "active": standing if isinstance(standing, Booked) else None,
+            "came": submission.came,
+            "state_label": labels.booking_state,
             **picker.context(),
             "slot_error": slot_error,
         },

@@ -24,6 +24,7 @@ from shared.booking.models import Booking
 from shared.cases import access
 from shared.cases import service as cases
 from shared.cases.errors import CaseNotVisible
+from shared.cases.models import CaseState
 from shared.citizens import standing
 from shared.citizens.errors import CitizenNotFound
 from shared.citizens.models import Channel, Citizen
@@ -90,6 +91,13 @@ class Submission:
     # Where the citizen stands (None right after `submit_intake`: read it with
     # `get_submission`): whether they may book, why not, or what they hold.
     standing: Standing | None = None
+    # Where their case is (`CaseState`): past the appointment, no interview is to be booked.
+    case_state: str | None = None
+
+    @property
+    def came(self) -> bool:
+        """The citizen came to their interview (checked in, or interviewed since)."""
+        return self.case_state in (CaseState.CHECKED_IN.value, CaseState.INTERVIEWED.value)
 
     @property
     def may_book(self) -> bool:
@@ -299,6 +307,7 @@ async def get_submission(
         case.id if case is not None else None,
         case.eligibility_override if case is not None else None,
         standing.decide(facts, settings=settings, now=now or utcnow()),
+        case.state if case is not None else None,
     )
 
 

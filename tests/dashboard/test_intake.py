@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import datetime, timedelta
 
@@ -450,3 +451,72 @@ async def test_a_citizen_on_the_waitlist_is_shown_so(
         )
     page = (await client.get(location)).text
     assert "In lista d&#39;attesa: riceverà un messaggio su Telegram" in page
+
+
+# --- the form reads as a form for staff (issue 12, point 5) -----------------------------------
+
+
+def _shown(page: str) -> str:
+    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", page)))
+
+
+async def test_the_household_is_two_labelled_boxes_with_messages_for_staff(
+    client: httpx.AsyncClient, database: Database
+) -> None:
+    token = await signed_in(client)
+    form = await client.get("/intake")
+    shown = _shown(form.text)
+    assert '<label for="f-household_members"' in form.text
+    assert "Persone nel nucleo familiare" in shown and "di cui minorenni" in shown
+    assert "3 1" not in shown and "due numeri" not in shown
+    for members, minors, box in (
+        ("3", "3", "minors"),
+        ("0", "", "members"),
+        ("tre", "", "members"),
+    ):
+        response = await post_intake(
+            client, token, household_members=members, household_minors=minors
+        )
+        assert response.status_code == 400
+        assert f'id="e-household_{box}"' in response.text, (members, minors)
+        error = re.search(rf'id="e-household_{box}"[^>]*>([^<]*)<', response.text)
+        assert error is not None
+        assert "3 1" not in error.group(1) and "due numeri" not in error.group(1)
+        assert f'name="household_members" type="number" value="{members}"' in response.text
+    # Stored as the questionnaire stores it.
+    made = await post_intake(client, token)
+    assert made.status_code == 303
+    async with database.transaction(read_only=True) as session:
+        intake = await session.scalar(select(Intake))
+        assert intake is not None and intake.answers["household"] == {"members": 3, "minors": 1}
+
+
+async def test_the_result_stops_saying_book_below_once_booked(
+    client: httpx.AsyncClient, database: Database, settings: Settings
+) -> None:
+    async with database.transaction() as session:
+        await make_helpdesk(session, weekdays=(0, 1, 2, 3, 4, 5, 6))
+    token = await signed_in(client)
+    made = await post_intake(client, token)
+    result = made.headers["location"]
+    page = await client.get(result)
+    assert "Prenota qui sotto" in _shown(page.text)
+    slot = SLOT_VALUE.search(page.text)
+    assert slot is not None
+    booked = await client.post(
+        f"{result}/booking", data={"csrf_token": token, "slot": html.unescape(slot.group(1))}
+    )
+    assert booked.status_code == 303
+    shown = _shown((await client.get(result)).text)
+    assert "Colloquio prenotato" in shown
+    assert "Prenota qui sotto" not in shown
+    # Nor once the citizen came: the interview is no longer to be booked.
+    async with database.transaction() as session:
+        made_booking = await session.scalar(select(Booking))
+        assert made_booking is not None
+        await booking.mark_attended(
+            session=session, booking_id=made_booking.id, actor="test", now=made_booking.starts_at
+        )
+    shown = _shown((await client.get(result)).text)
+    assert "Prenota qui sotto" not in shown
+    assert "si è presentata al colloquio" in shown
