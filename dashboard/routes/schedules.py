@@ -27,7 +27,7 @@ from dashboard.routes.agenda import (
     local_today,
     notice_of,
 )
-from shared.booking import hours
+from shared.booking import hours, moderation
 from shared.booking.agenda import AgendaEntry
 from shared.booking.errors import (
     BookingError,
@@ -339,6 +339,7 @@ def _helpdesk_page(
     shown = values or {
         "name": helpdesk.name,
         "address": helpdesk.address,
+        "moderated": "1" if helpdesk.moderated else "",
         **_directions_values(helpdesk.directions_by_language),
     }
     # What a citizen reading each language is given, the Italian fallback's note included.
@@ -356,6 +357,7 @@ def _helpdesk_page(
             "values": shown,
             "errors": errors or {},
             "readings": readings,
+            "working_days": settings_of(request).moderation_expiry_working_days,
         },
         notice=notice,
         status=status,
@@ -382,11 +384,14 @@ async def update_helpdesk(
     helpdesk_id: RecordId,
     name: FormText = "",
     address: FormText = "",
+    # The checkbox: "1" when ticked, absent when not.
+    moderated: FormText = "",
 ) -> Response:
     helpdesk = await _helpdesk(session, helpdesk_id)
     directions = _directions_typed(await storable_form(request))
+    ticked = "1" if moderated == "1" else ""
     form = Fields(
-        {"name": name, "address": address, **_directions_values(directions)},
+        {"name": name, "address": address, "moderated": ticked, **_directions_values(directions)},
         Translator(viewer.language),
     )
     form.text("name", required=True)
@@ -400,6 +405,9 @@ async def update_helpdesk(
                 address=address,
                 directions=directions,
                 actor=viewer.actor,
+            )
+            await moderation.set_moderated(
+                session=session, helpdesk_id=helpdesk_id, moderated=bool(ticked), actor=viewer.actor
             )
         except BookingError as exc:
             form.refused(exc)

@@ -218,3 +218,35 @@ async def test_recently_expired_requests_are_listed_to_phone(
     assert "Nessuna richiesta è in attesa di conferma." in page.text
     expired = page.text[page.text.index("Scadute negli ultimi") :]
     assert "Cittadina 0" in expired and "Niente Telegram" in expired
+
+
+async def test_the_helpdesk_form_turns_moderation_on_and_off(
+    client: httpx.AsyncClient, database: Database
+) -> None:
+    async with database.transaction() as session:
+        helpdesk = await make_helpdesk(session, name="Sportello Centro")
+    await login(client, "coordinatore")
+    url = f"/schedules/helpdesks/{helpdesk.id}"
+    page = await client.get(url)
+    assert 'name="moderated"' in page.text and " checked" not in page.text
+    token = await page_csrf(client, url)
+    fields = {"csrf_token": token, "name": "Sportello Centro", "address": "Via Roma 1"}
+    saved = await client.post(url, data={**fields, "moderated": "1"})
+    assert saved.status_code == 303
+    async with database.transaction(read_only=True) as session:
+        found = await session.get(type(helpdesk), helpdesk.id)
+        assert found is not None and found.moderated
+    page = await client.get(url)
+    assert (
+        'id="f-moderated" name="moderated" type="checkbox" value="1" class="form-check-input" checked'
+        in page.text
+    )
+    # A form refused keeps the box as ticked.
+    refused = await client.post(url, data={**fields, "address": "", "moderated": "1"})
+    assert refused.status_code == 400 and 'form-check-input" checked' in refused.text
+    await client.post(url, data=fields)
+    async with database.transaction(read_only=True) as session:
+        found = await session.get(type(helpdesk), helpdesk.id)
+        assert found is not None and not found.moderated
+    closures = await client.get(f"/schedules/helpdesks/{helpdesk.id}/closures")
+    assert "Chiudi lo sportello in questi giorni</button>" in closures.text

@@ -28,7 +28,7 @@ async def test_closing_a_day_leads_to_moving_its_booking(
     closing = page.get_by_role("form", name="Chiudi un giorno o alcune ore")
     await closing.get_by_label("Giorno").fill(closed_day.isoformat())
     await closing.get_by_label("Motivo").fill("Formazione del personale")
-    await closing.get_by_role("button", name="Chiudi", exact=True).click()
+    await closing.get_by_role("button", name="Chiudi lo sportello in questi giorni").click()
 
     # The closure's page lists the booking that falls inside it.
     await expect(page).to_have_url(re.compile(r"/schedules/closures/\d+\?notice=closure_affects"))
