@@ -115,15 +115,22 @@ class BulkResult:
             self.not_told.append(NotTold(row, Unreachable.BLOCKED))
 
 
-def _selection(booking_ids: list[int]) -> tuple[int, ...]:
+def _selection(
+    booking_ids: list[int],
+    errors: dict[str, str],
+    params: dict[str, dict[str, object]] | None = None,
+) -> tuple[int, ...]:
+    """The chosen bookings, each once; `InvalidInput` with the other fields' `errors` too
+    (all at once) when there are any, or when none is chosen, or too many."""
+    params = dict(params or {})
     chosen = tuple(dict.fromkeys(booking_ids))
     if not chosen:
-        raise InvalidInput({"booking": N_("Choose at least one booking.")})
-    if len(chosen) > MAX_SELECTION:
-        raise InvalidInput(
-            {"booking": N_("Choose at most {max} bookings at a time.")},
-            {"booking": {"max": MAX_SELECTION}},
-        )
+        errors["booking"] = N_("Choose at least one booking.")
+    elif len(chosen) > MAX_SELECTION:
+        errors["booking"] = N_("Choose at most {max} bookings at a time.")
+        params["booking"] = {"max": MAX_SELECTION}
+    if errors:
+        raise InvalidInput(errors, params)
     return chosen
 
 
@@ -187,12 +194,14 @@ async def move_bookings(
     booking's own), as near to its time of day as there is one; urgent citizens are
     placed first. Each citizen moved is told once (the move's own message)."""
     now = now or utcnow()
+    errors: dict[str, str] = {}
     if day is None and helpdesk_id is None:
-        raise InvalidInput({"day": N_("Choose the day or the helpdesk to move the bookings to.")})
+        errors["day"] = N_("Choose the day or the helpdesk to move the bookings to.")
+    chosen = _selection(booking_ids, errors)
     result = BulkResult()
     tz = settings.tz
     free: dict[tuple[int, date], dict[datetime, int]] = {}
-    for row in await _rows(session, settings, _selection(booking_ids), result):
+    for row in await _rows(session, settings, chosen, result):
         local = row.starts_at.astimezone(tz)
         target = (helpdesk_id or row.helpdesk_id, day or local.date())
         if target == (row.helpdesk_id, local.date()):
@@ -251,17 +260,16 @@ async def cancel_bookings(
     once (the cancellation's own message)."""
     now = now or utcnow()
     message = message.strip()
+    errors: dict[str, str] = {}
+    params: dict[str, dict[str, object]] = {}
     if not message:
-        raise InvalidInput(
-            {"message": N_("Write the message the citizens get: why it is cancelled.")}
-        )
-    if len(message) > booking.MAX_CANCEL_REASON:
-        raise InvalidInput(
-            {"message": N_("This text is too long: at most {max_length} characters.")},
-            {"message": {"max_length": booking.MAX_CANCEL_REASON}},
-        )
+        errors["message"] = N_("Write the message the citizens get: why it is cancelled.")
+    elif len(message) > booking.MAX_CANCEL_REASON:
+        errors["message"] = N_("This text is too long: at most {max_length} characters.")
+        params["message"] = {"max_length": booking.MAX_CANCEL_REASON}
+    chosen = _selection(booking_ids, errors, params)
     result = BulkResult()
-    for row in await _rows(session, settings, _selection(booking_ids), result):
+    for row in await _rows(session, settings, chosen, result):
         try:
             async with session.begin_nested():
                 await booking.cancel_booking(

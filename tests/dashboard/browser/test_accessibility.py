@@ -38,6 +38,7 @@ from tests.dashboard.browser.conftest import (
     STAFF_ACTOR,
     Scene,
     axe_violations,
+    click_label_of,
     describe,
     make_scene,
     register,
@@ -313,4 +314,25 @@ async def test_admin_pages_have_no_violations(page: Page, data: Data) -> None:
     await scan.check("new account form with errors")
     await scan.visit(f"/staff/{data.staff['operatore']}", shows="Disattiva l'account")
     await scan.visit(f"/staff/{data.staff['admin']}")  # one's own account
+    scan.assert_clean()
+
+
+async def test_bookings_board_has_no_violations(page: Page, data: Data) -> None:
+    """The coordinators' board: filtered, its bulk form with an error, a bulk result."""
+    scan = Scan(page)
+    scene = data.scene
+    await sign_in(page, "coordinatore")
+    await scan.visit("/bookings", shows=scene.tomorrow.name)
+    await scan.visit("/bookings?from=&urgent=yes", shows="Caso urgente")
+    await scan.visit("/bookings?from=31/02/2026", status=400, shows="Scrivi una data")
+    await page.goto("/bookings")
+    await click_label_of(page, page.get_by_label("Annullale, spiegando ai cittadini il motivo"))
+    await page.get_by_role("button", name="Applica alle prenotazioni selezionate").click()
+    await expect(page.get_by_text("Seleziona almeno una prenotazione.")).to_be_visible()
+    await scan.check("bookings board, bulk form with errors")
+    await page.get_by_label(f"Seleziona: {scene.tomorrow.name}").check()
+    await page.get_by_label("Messaggio ai cittadini").fill("Sportello chiuso per un guasto.")
+    await page.get_by_role("button", name="Applica alle prenotazioni selezionate").click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Prenotazioni annullate")
+    await scan.check("bookings board, bulk result")
     scan.assert_clean()
