@@ -65,6 +65,8 @@ _BASE: dict[str, Any] = {
 }
 _PREFIX = re.compile(r"#chart-[0-9a-f-]+")
 SVG = "{http://www.w3.org/2000/svg}"
+# The groups pygal's script shows on hover (the bars themselves are "tooltip-trigger").
+_TOOLTIPS = frozenset({"tooltip", "tooltip-overlay"})
 Formatter = Callable[[float], str]
 
 
@@ -76,9 +78,8 @@ def _clean(ident: str, title: str, description: str) -> Callable[[Any], Any]:
             for child in list(parent):
                 # Comments (pygal's credits and the day it drew) have no string tag.
                 tag = child.tag if isinstance(child.tag, str) else "comment"
-                if tag.removeprefix(SVG) in ("script", "style", "comment") or "tooltip" in (
-                    child.get("class") or ""
-                ):
+                classes = set((child.get("class") or "").split())
+                if tag.removeprefix(SVG) in ("script", "style", "comment") or classes & _TOOLTIPS:
                     parent.remove(child)
         for element in root.iter():
             element.attrib.pop("style", None)

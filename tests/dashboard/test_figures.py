@@ -92,6 +92,10 @@ async def test_charts_carry_no_script_and_no_inline_style(
     for svg in svgs:
         assert "<script" not in svg and "<style" not in svg and " style=" not in svg
         assert 'role="img"' in svg and "<title" in svg and "<desc" in svg
+        assert 'class="tooltip' not in svg
+    # The bars are there (pygal's "tooltip-trigger" class is on each of them).
+    funnel = next(svg for svg in svgs if 'id="chart-funnel"' in svg)
+    assert funnel.count('class="rect reactive tooltip-trigger"') == 8
     assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
     assert "'unsafe-inline'" not in CONTENT_SECURITY_POLICY
     css = await client.get("/figures/charts.css")
