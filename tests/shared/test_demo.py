@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import demo
-from shared.booking import availability
+from shared.booking import availability, moderation
 from shared.booking.models import Booking, Closure, Helpdesk
 from shared.cases import access
 from shared.db import utcnow
@@ -27,11 +27,40 @@ async def test_demo_data_covers_every_area(session: AsyncSession, settings: Sett
     logins = await demo.seed(session=session, settings=settings)
     assert {login.role.value for login in logins} == {"operatore", "coordinatore", "admin"}
     assert await session.scalar(select(func.count()).select_from(StaffUser)) == len(logins)
-    assert await session.scalar(select(func.count()).select_from(Helpdesk)) == 2
-    assert await session.scalar(select(func.count()).select_from(Closure)) >= 2
+    assert await session.scalar(select(func.count()).select_from(Helpdesk)) == 3
+    assert await session.scalar(select(func.count()).select_from(Closure)) >= 3
     assert await session.scalar(select(func.count()).select_from(Booking)) >= 3
     free = await availability.list_free_slots(session=session, settings=settings)
-    assert len({slot.helpdesk_id for slot in free}) == 2
+    assert len({slot.helpdesk_id for slot in free}) == 3
+
+
+async def test_demo_has_a_moderated_helpdesk_with_requests(
+    session: AsyncSession, settings: Settings
+) -> None:
+    await demo.seed(session=session, settings=settings)
+    now = utcnow()
+    [moderated] = (await session.scalars(select(Helpdesk).where(Helpdesk.moderated))).all()
+    pending = await moderation.pending_requests(session=session)
+    assert len(pending) >= 2
+    assert {line.helpdesk_id for line in pending} == {moderated.id}
+    assert all(line.request_expires_at and line.request_expires_at > now for line in pending)
+    # One about to expire; the queue's order is how long each has waited.
+    assert any(
+        line.request_expires_at and line.request_expires_at < now + timedelta(hours=2)
+        for line in pending
+    )
+    assert [line.created_at for line in pending] == sorted(line.created_at for line in pending)
+    [expired] = await moderation.recently_expired(session=session, now=now)
+    assert expired.helpdesk_id == moderated.id and expired.phone
+    # Its place was freed.
+    assert (
+        await session.scalar(
+            select(func.count())
+            .select_from(Booking)
+            .where(Booking.id == expired.booking_id, Booking.state == "booked")
+        )
+        == 0
+    )
 
 
 async def test_demo_plans_in_every_state_paid_from_two_funds(

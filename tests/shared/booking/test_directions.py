@@ -128,7 +128,9 @@ async def test_each_language_has_the_directions_limit(session: AsyncSession) -> 
 async def test_the_demo_has_english_directions_for_one_helpdesk(
     session: AsyncSession, settings: Settings
 ) -> None:
-    comune, farsi = await demo.seed(session=session, settings=settings, now=rome(2026, 12, 7, 8))
+    comune, farsi, *_moderated = await demo.seed(
+        session=session, settings=settings, now=rome(2026, 12, 7, 8)
+    )
     english = comune.directions_in("en")
     assert english is not None and english.language == "en" and not english.fallback
     italian_only = farsi.directions_in("en")
