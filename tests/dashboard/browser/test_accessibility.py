@@ -336,3 +336,54 @@ async def test_bookings_board_has_no_violations(page: Page, data: Data) -> None:
     await expect(page.get_by_role("heading", level=1)).to_have_text("Prenotazioni annullate")
     await scan.check("bookings board, bulk result")
     scan.assert_clean()
+
+
+async def test_requests_to_confirm_have_no_violations(
+    page: Page, live_server: str, database: Database, settings: Settings
+) -> None:
+    """The coordinators' requests: the queue, an expired one, the decline form with errors."""
+    from shared.booking import availability, moderation
+    from shared.booking import service as booking
+    from tests.dashboard.browser.conftest import open_every_day, register
+
+    now = utcnow()
+    async with database.transaction() as session:
+        helpdesk = await open_every_day(session, settings, name="Sportello su conferma")
+        await moderation.set_moderated(
+            session=session, helpdesk_id=helpdesk.id, moderated=True, actor="staff:test"
+        )
+        free = await availability.list_free_slots(
+            session=session, settings=settings, helpdesk_id=helpdesk.id, now=now
+        )
+        made = []
+        for n, name in enumerate(("Anna Galli", "Paolo Sala", "Rita Fontana")):
+            citizen = (
+                await register(session, settings, name=name, phone=f"333 123 47{n:02}")
+            ).citizen
+            made.append(
+                await booking.book_slot(
+                    session=session,
+                    settings=settings,
+                    citizen_id=citizen.id,
+                    helpdesk_id=helpdesk.id,
+                    starts_at=free[24 + n].starts_at,
+                    actor=f"citizen:{citizen.id}",
+                    now=now,
+                    by_citizen=True,
+                )
+            )
+        made[-1].request_expires_at = now - timedelta(hours=1)
+        await session.flush()
+        await moderation.expire_requests(session=session, settings=settings, now=now)
+    scan = Scan(page)
+    await sign_in(page, "coordinatore")
+    await scan.visit("/bookings/requests", shows="Anna Galli")
+    await scan.visit("/bookings/requests?notice=not_pending", shows="Rita Fontana")
+    await scan.visit(f"/bookings/{made[0].id}/decline", shows="Proponi un altro orario")
+    await page.get_by_role("button", name="Rifiuta la richiesta").click()
+    await expect(page.get_by_label("Motivo (lo leggerà il cittadino)")).to_have_attribute(
+        "aria-invalid", "true"
+    )
+    await scan.check("decline form with errors")
+    await scan.visit(f"/bookings/{made[2].id}/decline", shows="non è più in attesa")
+    scan.assert_clean()
