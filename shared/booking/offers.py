@@ -223,6 +223,15 @@ async def urgent_booking(*, session: AsyncSession, booking_id: int) -> tuple[Boo
     return booking, citizen
 
 
+async def refused_booking(*, session: AsyncSession, booking_id: int) -> tuple[Booking, Citizen]:
+    """A booking and its citizen, whatever their state (what a refusal page shows)."""
+    booking = await booking_service.get_booking(session=session, booking_id=booking_id)
+    citizen = await session.get(Citizen, booking.citizen_id)
+    if citizen is None:
+        raise BookingNotFound(f"No booking {booking_id}.")
+    return booking, citizen
+
+
 async def earlier_places(
     *, session: AsyncSession, settings: Settings, booking_id: int, now: datetime
 ) -> EarlierPlaces:
