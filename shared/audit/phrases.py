@@ -230,6 +230,7 @@ PHRASES: dict[str, Phrase] = {
     "booking.bulk_move": Phrase(N_("Bookings moved together from the bookings board")),
     "booking.bulk_cancel": Phrase(N_("Bookings cancelled together from the bookings board")),
     "booking.export": Phrase(N_("Bookings downloaded as CSV")),
+    "offer.make": Phrase(N_("A place offered to the citizen by staff")),
     "waitlist.join": Phrase(N_("Joined the waiting list")),
     "waitlist.accept": Phrase(N_("Place from the waiting list accepted")),
     # Plans.
@@ -296,6 +297,7 @@ FALLBACKS = {
     "extra_opening": N_("Change to a helpdesk's hours"),
     "staff": N_("Change to a staff account"),
     "waitlist": N_("Change to the waiting list"),
+    "offer": N_("Change to the waiting list"),
 }
 OTHER_ACTION = N_("Other recorded action")
 
@@ -339,6 +341,7 @@ DETAIL_LABELS = {
     "directions": N_("Directions (languages)"),
     "eligible": N_("Eligible by the questionnaire"),
     "entry_id": N_("Waiting-list entry"),
+    "expires_at": N_("Held until"),
     "from": N_("From"),
     "fund_id": N_("Fund"),
     "funder": N_("Funder"),
@@ -360,12 +363,14 @@ DETAIL_LABELS = {
     "previous": N_("Earlier case"),
     "questionnaire": N_("Eligible by the questionnaire"),
     "reason": N_("Reason"),
+    "replaces_booking_id": N_("Booking it would replace"),
     "referred_to": N_("Referred to"),
     "results": N_("Results"),
     "review_id": N_("Review"),
     "role": N_("Role"),
     "rule_id": N_("Opening hours"),
     "scan_id": N_("Scan"),
+    "slot_id": N_("Place offered"),
     "sent_back": N_("Sent back to draft"),
     "starts_at": N_("Appointment"),
     "support_id": N_("Support"),
