@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.booking import availability, places
+from shared.booking import availability, offers, places
 from shared.booking import service as booking
 from shared.booking.availability import FreeSlot
 from shared.booking.models import Booking
@@ -79,6 +79,9 @@ CANDIDATES = (
               needs="benefits_access"),
     Candidate("Davide Ferrari", "+39 333 410 2277", "no_show", worker="operatrice",
               situation="reduced_hours", benefits="wage_guarantee"),
+    # Missed two appointments: the bookings board lists her among repeated no-shows.
+    Candidate("Elena Conti", "+39 346 302 7715", "no_show_twice", worker="operatrice",
+              urgent="yes", needs="economic_support benefits_access"),
     Candidate("Valentina Russo", "+39 340 552 9087", "booked", worker="operatrice",
               needs="job_search internship"),
     Candidate("Mohamed Ben Salah", "+39 320 771 4412", "booked", urgent="yes",
@@ -427,20 +430,43 @@ async def seed(*, session: AsyncSession, settings: Settings, now: datetime) -> l
             )  # fmt: skip
         if who.stage == "booked" and upcoming:
             slot = upcoming.pop(len(upcoming) // 3)
-            await booking.book_slot(
+            booked = await booking.book_slot(
                 session=session, settings=settings, citizen_id=case.citizen_id,
                 helpdesk_id=slot.helpdesk_id, starts_at=slot.starts_at, actor="staff:demo",
                 now=now,
             )  # fmt: skip
+            if who.urgent == "yes":
+                await _offer_earlier_place(session, settings, booked.id, now)
+        elif who.stage == "no_show_twice" and len(history) > 1:
+            # A month ago and again last week.
+            for slot in (history.pop(len(history) // 2), history.pop(0)):
+                await _past_appointment(session, settings, case.citizen_id, who, slot, worker)
         elif who.stage != "new" and history:
             came = who.days_ago is not None
             later = _first_after(history, asked_at + timedelta(days=3)) if came else None
             slot = later or history[0]
             history.remove(slot)
-            await _past_appointment(session, case.citizen_id, who, slot, worker)
+            await _past_appointment(session, settings, case.citizen_id, who, slot, worker)
         await session.refresh(case)
         made.append(case)
     return made
+
+
+async def _offer_earlier_place(
+    session: AsyncSession, settings: Settings, booking_id: int, now: datetime
+) -> None:
+    """An urgent citizen's open offer of the soonest place before their appointment (held
+    for the waitlist's hold time from the demo's start, as a coordinator would make it)."""
+    found = await offers.earlier_places(
+        session=session, settings=settings, booking_id=booking_id, now=now
+    )
+    if found.places:
+        soonest = found.places[0]
+        await offers.offer_earlier_place(
+            session=session, settings=settings, booking_id=booking_id,
+            helpdesk_id=soonest.helpdesk_id, starts_at=soonest.starts_at,
+            actor="staff:coordinatore", now=now,
+        )  # fmt: skip
 
 
 # How far back the demo's history goes: the helpdesks' hours start then (shared.booking.demo).
@@ -475,6 +501,7 @@ def _first_after(history: list[FreeSlot], earliest: datetime) -> FreeSlot | None
 
 async def _past_appointment(
     session: AsyncSession,
+    settings: Settings,
     citizen_id: int,
     who: Candidate,
     slot: FreeSlot,
@@ -486,10 +513,11 @@ async def _past_appointment(
         session=session, citizen_id=citizen_id, slot=slot, actor="staff:demo",
         now=at - timedelta(days=3),
     )  # fmt: skip
-    if who.stage == "no_show":
+    if who.stage in ("no_show", "no_show_twice"):
         await booking.mark_no_show(
-            session=session, booking_id=past.id, actor="staff:demo", now=at + timedelta(minutes=30)
-        )
+            session=session, settings=settings, booking_id=past.id, actor="staff:demo",
+            now=at + timedelta(minutes=30),
+        )  # fmt: skip
         return
     await booking.mark_attended(
         session=session, booking_id=past.id, actor="staff:demo", now=at - timedelta(minutes=5)

@@ -9,8 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import demo
 from shared.booking import availability, moderation
-from shared.booking.models import Booking, Closure, Helpdesk
+from shared.booking.models import Booking, Closure, Helpdesk, Slot, WaitlistEntry
 from shared.cases import access
+from shared.citizens.models import Citizen
 from shared.db import utcnow
 from shared.funds import service as funds
 from shared.funds.errors import FundExhausted
@@ -162,3 +163,32 @@ async def test_demo_plans_in_every_state_paid_from_two_funds(
     assert refused.value.needed_cents == needed
     still = await session.scalar(select(Plan.state).where(Plan.case_id == case_id))
     assert still == PlanState.SUBMITTED.value
+
+
+async def test_demo_shows_urgent_cases_repeated_no_shows_and_an_earlier_place_offered(
+    session: AsyncSession, settings: Settings
+) -> None:
+    await demo.seed(session=session, settings=settings)
+    urgent = (await session.scalars(select(Citizen).where(Citizen.urgent.is_(True)))).all()
+    assert len(urgent) >= 3
+    # Someone missed two appointments (the board's "two or more no-shows").
+    twice = (
+        await session.execute(
+            select(Booking.citizen_id)
+            .where(Booking.state == "no_show")
+            .group_by(Booking.citizen_id)
+            .having(func.count() >= 2)
+        )
+    ).all()
+    assert len(twice) >= 1
+    # An urgent citizen has an open offer of an earlier place, which would move their booking.
+    [offer] = (
+        await session.scalars(select(WaitlistEntry).where(WaitlistEntry.offered_by.is_not(None)))
+    ).all()
+    assert offer.state == "offered" and offer.replaces_booking_id is not None
+    replaced = await session.get(Booking, offer.replaces_booking_id)
+    assert replaced is not None and replaced.state == "booked"
+    slot = await session.get(Slot, offer.offered_slot_id)
+    assert slot is not None and slot.starts_at < replaced.starts_at
+    citizen = await session.get(Citizen, offer.citizen_id)
+    assert citizen is not None and citizen.urgent
