@@ -20,6 +20,11 @@ What is guaranteed, whatever the concurrency:
   left to the others stay the same), and once none is kept the slot's own guarantee is
   all that matters. A place held by an open waitlist offer counts as taken, and as an
   urgent citizen's only once they accept it (so the rule errs on keeping one more).
+
+Not judged here: a place freed while citizens wait goes to the first in line, urgent
+first (`handoff.pass_on_place`), whatever the day still keeps; the waitlist only has
+citizens when nothing was free for them, so this is the one way a kept place can reach a
+citizen who is not urgent (when no urgent citizen waits).
 """
 
 from __future__ import annotations
