@@ -81,6 +81,7 @@ HOUSEHOLD_ERRORS = {
     "empty": N_("Write how many people are in the household."),
     "format": N_("Write the number of people in figures."),
     "members_range": N_("A household has from 1 to {max} people, the citizen included."),
+    "too_long": N_("A household has from 1 to {max} people, the citizen included."),
     "minors_range": N_("There must be fewer minors than people in the household."),
     "minors_exceed": N_("There must be fewer minors than people in the household."),
 }
@@ -138,7 +139,10 @@ def _error_box(key: str, reason: str, form: IntakeForm) -> str:
     if key not in HOUSEHOLD_STEPS:
         return key
     members = str(form.values.get(f"{key}_members", "")).strip()
-    bad_minors = reason == "format" and members.isdecimal()
+    minors = str(form.values.get(f"{key}_minors", "")).strip()
+    bad_minors = (
+        reason == "format" and members.isdecimal() and bool(minors) and not minors.isdecimal()
+    )
     return f"{key}_minors" if reason in _MINORS_REASONS or bad_minors else f"{key}_members"
 
 

@@ -499,9 +499,10 @@ async def test_audit_filters_past_their_limits_come_back_with_the_form(
     await login(client, "coordinatore")
     page = (await client.get("/audit")).text
     assert attribute(page, "actor", "maxlength") == "80"
-    assert attribute(page, "object_type", "maxlength") == "40"
+    # The action and the object type are chosen from lists (issue 12): nothing to bound.
+    assert '<select id="f-object_type"' in page and '<select id="f-action"' in page
     assert attribute(page, "object_id", "maxlength") == "64"
     refused = await client.get("/audit", params={"actor": "staff:" + "a" * 80, "action": "case"})
     assert refused.status_code == 400
     assert error(refused.text, "actor") == "Il testo è troppo lungo: al massimo 80 caratteri."
-    assert value(refused.text, "action") == "case"
+    assert '<option value="case" selected>' in refused.text
