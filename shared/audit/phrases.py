@@ -230,6 +230,7 @@ PHRASES: dict[str, Phrase] = {
     "booking.bulk_move": Phrase(N_("Bookings moved together from the bookings board")),
     "booking.bulk_cancel": Phrase(N_("Bookings cancelled together from the bookings board")),
     "booking.export": Phrase(N_("Bookings downloaded as CSV")),
+    "export.download": Phrase(N_("Export downloaded (CSV or Excel)")),
     "offer.make": Phrase(N_("A place offered to the citizen by staff")),
     "waitlist.join": Phrase(N_("Joined the waiting list")),
     "waitlist.accept": Phrase(N_("Place from the waiting list accepted")),
