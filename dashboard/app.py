@@ -46,6 +46,7 @@ NAV = (
     ("/schedules", N_("Helpdesks and hours"), ("coordinatore",)),
     ("/funds", N_("Funds"), ("coordinatore",)),
     ("/figures", N_("Figures"), ("coordinatore",)),
+    ("/exports", N_("Exports"), ("coordinatore",)),
     ("/audit", N_("Audit log"), ("coordinatore",)),
     ("/staff", N_("Staff accounts"), ("admin",)),
 )

@@ -10,8 +10,6 @@ bookings it moved or cancelled are no longer active, and each is refused on its 
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Mapping
 from datetime import date
 from typing import Annotated, Any
@@ -31,6 +29,7 @@ from shared.booking.models import BookingState, Helpdesk
 from shared.cases import labels
 from shared.cases.errors import InvalidCursor, InvalidInput
 from shared.db import utcnow
+from shared.exports import writers
 from shared.i18n import N_, Translator
 from shared.intake import questionnaire
 from shared.limits import DAY_RANGE
@@ -236,13 +235,11 @@ async def board_csv(
     rows, truncated = await board.export_rows(session=session, settings=settings, filters=filters)
     t = Translator(viewer.language)
     names = {h.id: h.name for h in await _helpdesks(session)}
-    out = io.StringIO()
-    writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
-    writer.writerow([t(h) for h in CSV_HEADERS])
     yes, no = t("yes"), t("no")
+    lines: list[list[object]] = [[t(h) for h in CSV_HEADERS]]
     for row in rows:
         view = RowView(row, t, names)
-        writer.writerow([
+        lines.append([
             format_moment(row.starts_at, t.language, settings.tz), view.helpdesk, row.code,
             row.name or "", format_phone(row.phone) if row.phone else "", view.channel,
             view.state, view.moderation, yes if row.urgent else no, view.household, view.needs,
@@ -254,7 +251,7 @@ async def board_csv(
     )  # fmt: skip
     filename = f"prenotazioni-{_today(request).isoformat()}.csv"
     return Response(
-        "\ufeff" + out.getvalue(),
+        writers.csv_text(lines),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
