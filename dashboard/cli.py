@@ -18,10 +18,23 @@ import uvicorn
 from sqlalchemy.exc import DBAPIError
 
 from dashboard.app import create_app
+from dashboard.params import BadDay, read_day
 from shared import demo as demo_data
 from shared import migrate
-from shared.db import CONNECT_TIMEOUT_SECONDS, MIN_FREE_BYTES, Database, free_bytes, sqlite_file
+from shared.db import (
+    CONNECT_TIMEOUT_SECONDS,
+    MIN_FREE_BYTES,
+    Database,
+    free_bytes,
+    sqlite_file,
+    utcnow,
+)
+from shared.exports import service as exports
+from shared.exports.columns import Days
+from shared.exports.definitions import EXPORTS
+from shared.figures.period import MAX_PERIOD_DAYS
 from shared.housekeeping import housekeeping_component
+from shared.i18n import DEFAULT_LANGUAGE
 from shared.logs import configure_logging
 from shared.runtime import load_components
 from shared.settings import Settings, SettingsError, load_settings
@@ -338,3 +351,71 @@ def users_add(username: str, role: str, display_name: str | None, password_stdin
     except StaffError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"Created {role} {username.strip().lower()!r}.")
+
+
+def _usage_failure(message: str) -> click.exceptions.Exit:
+    """A bad argument of `export`: one line on standard error, exit code 2."""
+    click.echo(f"Error: {message}", err=True)
+    return click.exceptions.Exit(2)
+
+
+def _export_day(value: str | None, option: str) -> Any:
+    try:
+        return read_day(value or "")
+    except BadDay:
+        raise _usage_failure(
+            f"{option} {value!r} is not a day; write it as 2026-12-31 or 31/12/2026."
+        ) from None
+
+
+_EXPORT_REFUSALS = {
+    exports.UNKNOWN: "there is no export called {name!r}; choose one of: {names}.",
+    exports.NO_FORMAT: "the export {name!r} has no {fmt} format.",
+    exports.REVERSED: "--to is before --from.",
+    exports.TOO_LONG: "the figures' period can be at most {days} days long.",
+}
+
+
+@main.command("export")
+@click.argument("name")
+@click.option("--format", "fmt", required=True, type=click.Choice(["csv", "xlsx"]))
+@click.option("--from", "first", default=None, help="First local day (2026-12-31).")
+@click.option("--to", "last", default=None, help="Last local day, included.")
+@click.option("--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
+def export(name: str, fmt: str, first: str | None, last: str | None, output: Path) -> None:
+    """Write an export (bookings, cases, plans, payments, figures, funder_pack) to a file."""
+    days = Days(_export_day(first, "--from"), _export_day(last, "--to"))
+    try:
+        chosen, file_format = exports.find(name, fmt)
+        exports.check_days(chosen, days)
+    except exports.ExportError as exc:
+        raise _usage_failure(
+            _EXPORT_REFUSALS[exc.code].format(
+                name=name, fmt=fmt, names=", ".join(EXPORTS), days=MAX_PERIOD_DAYS
+            )
+        ) from None
+    settings = _settings()
+    configure_logging(settings, _log_level())
+    try:
+        handle = output.open("wb")
+    except OSError as exc:
+        raise _usage_failure(f"cannot write {output} ({exc.strerror}).") from None
+
+    async def work(database: Database) -> None:
+        await migrate.upgrade(database)
+        async with database.transaction() as session:
+            await exports.record(
+                session=session, actor="cli", export=chosen, fmt=file_format, days=days
+            )
+            await exports.write(
+                session=session, settings=settings, export=chosen, fmt=file_format, days=days,
+                language=DEFAULT_LANGUAGE, now=utcnow(), target=handle,
+            )  # fmt: skip
+
+    try:
+        with handle:
+            _run(_with_database(settings, work))
+    except BaseException:
+        output.unlink(missing_ok=True)
+        raise
+    click.echo(f"Wrote {output}.")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
 from shared.db import Database
@@ -414,3 +414,79 @@ async def test_run_refuses_a_read_only_postgresql_database(
     finally:
         await database.dispose()
     assert_one_line(run_once(workdir, {}), "accepts no writes", "RIPARTIRE_DATABASE_URL")
+
+
+def _database_url(workdir: tuple[Path, dict[str, str]]) -> str:
+    cwd, env = workdir
+    return env.get("RIPARTIRE_DATABASE_URL", f"sqlite+aiosqlite:///{cwd / 'data' / 'ripartire.db'}")
+
+
+async def test_export_writes_the_file_and_is_audited(workdir: tuple[Path, dict[str, str]]) -> None:
+    import openpyxl
+
+    from shared.audit.models import AuditEvent
+    from tests.shared.figures.dataset import build
+
+    assert cli(workdir, "db", "upgrade").returncode == 0
+    database = Database(_database_url(workdir))
+    try:
+        async with database.transaction() as session:
+            await build(session)
+        output = workdir[0] / "casi.xlsx"
+        result = cli(workdir, "export", "cases", "--format", "xlsx", "--from", "2026-01-01",
+                     "--to", "31/12/2027", "--output", str(output))  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        rows = list(openpyxl.load_workbook(output).worksheets[0].iter_rows(values_only=True))
+        assert rows[0][0] == "Numero pratica" and len(rows) == 1 + 7
+        csv_output = workdir[0] / "prenotazioni.csv"
+        result = cli(workdir, "export", "bookings", "--format", "csv", "--output", str(csv_output))
+        assert result.returncode == 0, result.stderr
+        assert csv_output.read_bytes().startswith("\ufeff".encode())
+        assert len(csv_output.read_text("utf-8-sig").splitlines()) == 1 + 7
+        async with database.transaction() as session:
+            events = (
+                await session.scalars(
+                    select(AuditEvent)
+                    .where(AuditEvent.action == "export.download")
+                    .order_by(AuditEvent.id)
+                )
+            ).all()
+        assert [(e.actor, e.object_id, e.details) for e in events] == [
+            ("cli", "cases", {"format": "xlsx", "from": "2026-01-01", "to": "2027-12-31"}),
+            ("cli", "bookings", {"format": "csv", "from": None, "to": None}),
+        ]
+    finally:
+        await database.dispose()
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("citizens", "--format", "csv"), "no export called 'citizens'"),
+        (("funder_pack", "--format", "csv"), "no csv format"),
+        (("cases", "--format", "csv", "--from", "31/02/2026"), "--from '31/02/2026' is not a day"),
+        (
+            ("cases", "--format", "csv", "--from", "2027-03-01", "--to", "2027-02-01"),
+            "--to is before",
+        ),
+    ],
+)
+def test_export_refuses_bad_arguments_in_one_line(
+    workdir: tuple[Path, dict[str, str]], args: tuple[str, ...], fragment: str
+) -> None:
+    output = workdir[0] / "out.csv"
+    result = cli(workdir, "export", *args, "--output", str(output))
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert [line for line in result.stderr.splitlines() if line.strip()] == [
+        line for line in result.stderr.splitlines() if fragment in line
+    ]
+    assert not output.exists()
+
+
+def test_export_to_an_unwritable_path_is_one_line(workdir: tuple[Path, dict[str, str]]) -> None:
+    output = workdir[0] / "no such folder" / "out.csv"
+    result = cli(workdir, "export", "cases", "--format", "csv", "--output", str(output))
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "cannot write" in lines[0] and "Traceback" not in result.stderr
