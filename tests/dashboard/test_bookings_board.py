@@ -217,3 +217,17 @@ async def test_the_board_takes_at_most_six_statements(
         response, statements = await _statements(database, lambda p=path: client.get(p))
         assert response.status_code == 200, path
         assert len(statements) <= MAX_STATEMENTS, (path, statements)
+
+
+async def test_the_board_leads_to_the_requests_and_to_an_earlier_place_for_urgent_citizens(
+    client: httpx.AsyncClient, data: BoardData
+) -> None:
+    await _coordinator(client)
+    page = (await client.get(EVERY_DAY)).text
+    assert 'href="/bookings/requests"' in page
+    # Only an urgent citizen's active booking offers an earlier place (Anna's upcoming one).
+    offered = {int(i) for i in re.findall(r'href="/bookings/(\d+)/earlier"', page)}
+    assert offered == {data.bookings["Anna", "upcoming"]}
+    assert (
+        await client.get(f"/bookings/{data.bookings['Anna', 'upcoming']}/earlier")
+    ).status_code == 200
