@@ -195,7 +195,8 @@ async def accept_offer(
 
     A staff offer that replaces a booking still active moves it there: the old booking
     is cancelled ("moved", its place passed on) and the new one points back to it. At a
-    moderated helpdesk a staff offer accepted is confirmed: the staff chose the place.
+    moderated helpdesk a staff offer accepted is confirmed (the staff chose the place); a
+    place the waitlist offered is a request, as the citizen's own booking would be.
     """
     now = now or utcnow()
     # Ruled out since the offer was made (a coordinator's decision): not theirs to take.
@@ -238,26 +239,29 @@ async def accept_offer(
             actor=actor,
             moved_from_id=replaced.id if replaced is not None else None,
         )
-        if entry.offered_by is not None:
-            helpdesk = await session.get(Helpdesk, slot.helpdesk_id)
-            assert helpdesk is not None  # a foreign key
-            decided = moderation.moderation_of_new_booking(
-                helpdesk=helpdesk,
-                by_citizen=False,
-                actor=entry.offered_by,
-                settings=settings,
-                now=now,
-                starts_at=slot.starts_at,
-            )
+        helpdesk = await session.get(Helpdesk, slot.helpdesk_id)
+        assert helpdesk is not None  # a foreign key
+        # A place the staff offered is their choice; one the waitlist offered by itself,
+        # the citizen's, as if they had booked it.
+        decided = moderation.moderation_of_new_booking(
+            helpdesk=helpdesk,
+            by_citizen=entry.offered_by is None,
+            actor=entry.offered_by or actor,
+            settings=settings,
+            now=now,
+            starts_at=slot.starts_at,
+        )
+        if decided:
             for column, value in decided.items():
                 setattr(booking, column, value)
             await session.flush()
     entry.booking_id = booking.id
     citizen = await session.get(Citizen, citizen_id)
     assert citizen is not None
-    await messages.queue_reminders(
-        session=session, settings=settings, citizen=citizen, booking=booking, now=now
-    )
+    if not moderation.is_pending(booking):  # a request's reminders wait for its confirmation
+        await messages.queue_reminders(
+            session=session, settings=settings, citizen=citizen, booking=booking, now=now
+        )
     await outbox.cancel_pending(session=session, subject=f"waitlist:{entry.id}")
     await audit.record(
         session=session,

@@ -243,6 +243,29 @@ async def test_declining_frees_the_place_for_the_waitlist_and_tells_the_citizen(
     assert await _taken(session, made) == 1
 
 
+async def test_a_waitlist_place_taken_at_a_moderated_helpdesk_is_a_request(
+    session: AsyncSession, settings: Settings
+) -> None:
+    """The waitlist offers a freed place by itself: taking it is the citizen's choice, so at
+    a moderated helpdesk it is a request like any other (no reminders until confirmed)."""
+    helpdesk = await _moderated(session)
+    made = await _request(session, settings, helpdesk)
+    waiting = await make_citizen(session, name="Luca Bianchi")
+    entry = await _wait_for_any_place(session, settings, helpdesk, waiting.id)
+    await booking.cancel_booking(
+        session=session, settings=settings, booking_id=made.id, by=CancelledBy.CITIZEN,
+        actor="citizen:x", citizen_id=made.citizen_id, now=NOW,
+    )  # fmt: skip
+    await session.refresh(entry)
+    assert entry.state == "offered"
+    taken = await waitlist.accept_offer(
+        session=session, settings=settings, entry_id=entry.id, citizen_id=waiting.id, now=NOW
+    )
+    assert taken.moderation == Moderation.PENDING.value
+    assert moderation.is_pending(taken) and taken.request_expires_at is not None
+    assert await _kinds(session, taken.id) == []
+
+
 async def _wait_for_any_place(
     session: AsyncSession, settings: Settings, helpdesk: Helpdesk, citizen_id: int
 ) -> object:
