@@ -74,9 +74,11 @@ async def pick_slot(
     helpdesk_id: int | None,
     day: str,
     offer: bool,
+    urgent: bool,
 ) -> SlotPicker:
     """The free times to offer a citizen for the filter (none unless `offer`), and every
-    helpdesk (a booking already made names its own)."""
+    helpdesk (a booking already made names its own). `urgent`: the citizen's urgency —
+    places kept for urgent citizens are offered only to them, as `book_slot` will judge."""
     helpdesks = await hours.list_helpdesks(session=session, active_only=False)
     day_error = ""
     slots: list[availability.FreeSlot] = []
@@ -95,8 +97,9 @@ async def pick_slot(
         if chosen is not None:
             since, until = _day_bounds(chosen, settings)
         found = await availability.list_free_slots(
-            session=session, settings=settings, helpdesk_id=helpdesk_id, since=since, until=until
-        )
+            session=session, settings=settings, helpdesk_id=helpdesk_id, since=since,
+            until=until, urgent=urgent,
+        )  # fmt: skip
         slots = found[:SLOTS_SHOWN]
     days: dict[date, list[availability.FreeSlot]] = {}
     for slot in slots:

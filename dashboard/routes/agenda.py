@@ -415,8 +415,9 @@ async def _move_page(
     since = datetime.combine(start, time.min, tzinfo=tz)
     until = datetime.combine(start + timedelta(days=DAYS_OF_FREE_SLOTS), time.min, tzinfo=tz)
     slots = await availability.list_free_slots(
-        session=session, settings=settings, helpdesk_id=helpdesk_id, since=since, until=until
-    )
+        session=session, settings=settings, helpdesk_id=helpdesk_id, since=since, until=until,
+        urgent=entry.citizen.urgent,
+    )  # fmt: skip
     days = [
         (day, list(found))
         for day, found in itertools.groupby(slots, key=lambda s: s.starts_at.astimezone(tz).date())

@@ -302,6 +302,7 @@ async def _result_page(
         helpdesk_id=helpdesk_id,
         day=day,
         offer=standing.may_book and not submission.came,
+        urgent=citizen.urgent,
     )
     if picker.day_error:
         status = 400

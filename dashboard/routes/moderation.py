@@ -150,6 +150,7 @@ async def _proposals(request: Request, session: Session, line: RequestLine) -> l
         helpdesk_id=line.helpdesk_id,
         since=since,
         until=since + timedelta(days=PROPOSAL_DAYS),
+        urgent=line.urgent,
     )
     return [s for s in slots if s.starts_at != line.starts_at][:PROPOSALS_SHOWN]
 

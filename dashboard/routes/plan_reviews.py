@@ -264,6 +264,7 @@ async def _follow_up_page(
         helpdesk_id=helpdesk_id,
         day=day,
         offer=header["active"] and current is None,
+        urgent=citizen.urgent,
     )
     if picker.day_error:
         status = 400

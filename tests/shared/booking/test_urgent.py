@@ -10,12 +10,14 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from dashboard.slot_picker import pick_slot
 from shared.booking import availability, hours, waitlist
 from shared.booking import service as booking
 from shared.booking.availability import FreeSlot, first_kept_day, kept_places
 from shared.booking.errors import BookingError, SlotTaken
 from shared.booking.models import Booking
 from shared.db import Database
+from shared.i18n import Translator
 from shared.settings import Settings
 from tests.factories import make_citizen, make_helpdesk, rome
 
@@ -189,3 +191,24 @@ async def test_racing_for_the_last_unkept_place_keeps_the_kept_one(
                 select(func.count()).select_from(Booking).where(Booking.helpdesk_id == helpdesk_id)
             )
         assert booked == 2
+
+
+async def test_the_staff_pickers_offer_a_kept_place_only_to_an_urgent_citizen(
+    session: AsyncSession, keeping: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the staff see to book (intake, plan review) follows the citizen's urgency, as
+    `book_slot` will: a kept place is not offered to someone it would be refused to."""
+    monkeypatch.setattr("shared.booking.availability.utcnow", lambda: NOW)
+    helpdesk_id = await _wednesday_helpdesk(session)
+    for starts_at in (NINE, HALF_PAST):
+        await _book(session, keeping, (await make_citizen(session)).id, helpdesk_id, starts_at)
+
+    async def offered(urgent: bool) -> list[datetime]:
+        picker = await pick_slot(
+            session=session, settings=keeping, t=Translator("it"), helpdesk_id=helpdesk_id,
+            day="", offer=True, urgent=urgent,
+        )  # fmt: skip
+        return [s.starts_at for slots in picker.days.values() for s in slots]
+
+    assert await offered(urgent=False) == []
+    assert await offered(urgent=True) == [TEN]
