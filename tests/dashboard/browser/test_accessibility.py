@@ -237,7 +237,7 @@ async def test_coordinator_pages_have_no_violations(page: Page, data: Data, fund
     await scan.visit(f"/agenda/bookings/{scene.tomorrow.booking_id}/move", shows="Orari liberi")
     await scan.visit(f"/agenda/bookings/{scene.tomorrow.booking_id}/cancel", shows="Annulla")
 
-    await scan.visit("/cases", shows="Paolo Ricci")
+    await scan.visit("/cases?q=Ricci", shows="Paolo Ricci")
     await scan.visit("/cases?q=Rossi&urgent=yes", shows=scene.due.name)
     await scan.visit("/cases?from=31-31-2026", status=400)
     await scan.visit(f"/cases/{scene.due.case_id}", shows="Possibile doppione")
@@ -324,6 +324,10 @@ async def test_bookings_board_has_no_violations(page: Page, data: Data) -> None:
     await sign_in(page, "coordinatore")
     await scan.visit("/bookings", shows=scene.tomorrow.name)
     await scan.visit("/bookings?from=&urgent=yes", shows="Caso urgente")
+    # An urgent citizen's booking: the page offering them an earlier place.
+    await page.get_by_role("link", name="Offri un posto prima").first.click()
+    await expect(page.get_by_role("heading", level=1)).to_be_visible()
+    await scan.check("offer an urgent citizen an earlier place")
     await scan.visit("/bookings?from=31/02/2026", status=400, shows="Scrivi una data")
     await page.goto("/bookings")
     await click_label_of(page, page.get_by_label("Annullale, spiegando ai cittadini il motivo"))
