@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import event
 
 from dashboard.app import create_app
 from shared.db import Database
@@ -51,3 +52,23 @@ async def login(
 
 async def page_csrf(client: httpx.AsyncClient, path: str = "/password") -> str:
     return csrf_from((await client.get(path)).text)
+
+
+async def statements_of(
+    database: Database, request: Callable[[], Awaitable[httpx.Response]]
+) -> tuple[httpx.Response, list[str]]:
+    """The response to `request()` and the SQL statements it ran, in order."""
+    statements: list[str] = []
+
+    def count(*args: object) -> None:
+        sql = str(args[2]).lstrip().upper()
+        # Transaction control (BEGIN, SAVEPOINT, COMMIT) is not a query.
+        if sql.startswith(("SELECT", "INSERT", "UPDATE", "DELETE", "WITH")):
+            statements.append(sql)
+
+    event.listen(database.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        response = await request()
+    finally:
+        event.remove(database.engine.sync_engine, "before_cursor_execute", count)
+    return response, statements

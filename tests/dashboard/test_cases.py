@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from html import unescape
 
 import httpx
 from fastapi import FastAPI
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.audit.models import AuditEvent
@@ -24,7 +23,7 @@ from shared.outbox.models import MessageState, OutboxMessage
 from shared.settings import Settings
 from shared.staff import service as staff
 from shared.staff.models import Role, StaffUser
-from tests.dashboard.conftest import login, page_csrf
+from tests.dashboard.conftest import login, page_csrf, statements_of
 from tests.factories import make_helpdesk
 from tests.shared.cases.builders import NOW, WEDNESDAY_9, book, checked_in, make_candidate
 
@@ -433,25 +432,6 @@ async def test_hostile_names_and_answers_render_inert(
             assert '" onmouseover="' not in html, path
 
 
-async def _statements(
-    database: Database, request: Callable[[], Awaitable[httpx.Response]]
-) -> tuple[httpx.Response, list[str]]:
-    statements: list[str] = []
-
-    def count(*args: object) -> None:
-        sql = str(args[2]).lstrip().upper()
-        # Transaction control (BEGIN, SAVEPOINT, COMMIT) is not a query.
-        if sql.startswith(("SELECT", "INSERT", "UPDATE", "DELETE", "WITH")):
-            statements.append(sql)
-
-    event.listen(database.engine.sync_engine, "before_cursor_execute", count)
-    try:
-        response = await request()
-    finally:
-        event.remove(database.engine.sync_engine, "before_cursor_execute", count)
-    return response, statements
-
-
 async def test_list_and_case_pages_take_at_most_five_statements(
     app: FastAPI, client: httpx.AsyncClient, database: Database, settings: Settings
 ) -> None:
@@ -471,7 +451,7 @@ async def test_list_and_case_pages_take_at_most_five_statements(
         f"/cases/{case.id}",
         f"/cases/{case.id}/interview",
     ):
-        response, statements = await _statements(database, lambda path=path: client.get(path))
+        response, statements = await statements_of(database, lambda path=path: client.get(path))
         assert response.status_code == 200, path
         assert len(statements) <= 5, (path, statements)
 

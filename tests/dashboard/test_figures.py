@@ -4,16 +4,14 @@ kindly, the charts safe under the page's CSP, and at most 12 statements."""
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import event
 
 from dashboard.security import CONTENT_SECURITY_POLICY
 from shared.db import Database
-from tests.dashboard.conftest import login
+from tests.dashboard.conftest import login, statements_of
 from tests.shared.figures.dataset import NOW, build
 
 MAX_STATEMENTS = 12
@@ -27,24 +25,6 @@ def _fixed_clock(app: FastAPI) -> None:
 
 # The data set's period: every figure has something in it whatever today is.
 PERIOD = "/figures?from=2027-01-01&to=2027-03-10"
-
-
-async def _statements(
-    database: Database, request: Callable[[], Awaitable[httpx.Response]]
-) -> tuple[httpx.Response, list[str]]:
-    statements: list[str] = []
-
-    def count(*args: object) -> None:
-        sql = str(args[2]).lstrip().upper()
-        if sql.startswith(("SELECT", "INSERT", "UPDATE", "DELETE", "WITH")):
-            statements.append(sql)
-
-    event.listen(database.engine.sync_engine, "before_cursor_execute", count)
-    try:
-        response = await request()
-    finally:
-        event.remove(database.engine.sync_engine, "before_cursor_execute", count)
-    return response, statements
 
 
 @pytest.mark.parametrize("username", ["operatore", "admin"])
@@ -110,7 +90,7 @@ async def test_the_page_takes_at_most_twelve_statements(
         built = await build(session)
     await login(client, "coordinatore")
     for path in (PERIOD, f"{PERIOD}&helpdesk={built.h1}", "/figures"):
-        response, statements = await _statements(database, lambda p=path: client.get(p))
+        response, statements = await statements_of(database, lambda p=path: client.get(p))
         assert response.status_code == 200, path
         assert len(statements) <= MAX_STATEMENTS, (path, len(statements), statements)
 

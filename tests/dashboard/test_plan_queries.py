@@ -5,11 +5,10 @@ session's lookup and touch included, as the case pages' test counts them."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable
 from datetime import date
 
 import httpx
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from shared.cases import access
 from shared.db import Database, utcnow
@@ -19,7 +18,7 @@ from shared.plans.form import CommitmentInput, ObjectiveInput, Responsible, Team
 from shared.plans.models import PlanSupport
 from shared.settings import Settings
 from shared.staff.models import Role, StaffUser
-from tests.dashboard.conftest import login
+from tests.dashboard.conftest import login, statements_of
 from tests.shared.plans.builders import (
     admitted_case,
     as_input,
@@ -32,25 +31,6 @@ from tests.shared.plans.builders import (
 
 MAX_STATEMENTS = 6
 PDF = b"%PDF-1.4\n% a scan\n%%EOF\n"
-
-
-async def _statements(
-    database: Database, request: Callable[[], Awaitable[httpx.Response]]
-) -> tuple[httpx.Response, list[str]]:
-    statements: list[str] = []
-
-    def count(*args: object) -> None:
-        sql = str(args[2]).lstrip().upper()
-        # Transaction control (BEGIN, SAVEPOINT, COMMIT) is not a query.
-        if sql.startswith(("SELECT", "INSERT", "UPDATE", "DELETE", "WITH")):
-            statements.append(sql)
-
-    event.listen(database.engine.sync_engine, "before_cursor_execute", count)
-    try:
-        response = await request()
-    finally:
-        event.remove(database.engine.sync_engine, "before_cursor_execute", count)
-    return response, statements
 
 
 async def _active_plan(database: Database, settings: Settings) -> tuple[int, int]:
@@ -110,7 +90,7 @@ async def test_the_plan_page_takes_at_most_six_statements(
     for username in ("operatore", "coordinatore"):
         await login(client, username)
         for path in (f"/cases/{case_id}/plan", f"/cases/{waiting_id}/plan"):
-            response, statements = await _statements(database, lambda p=path: client.get(p))
+            response, statements = await statements_of(database, lambda p=path: client.get(p))
             assert response.status_code == 200, (username, path)
             assert len(statements) <= MAX_STATEMENTS, (username, path, statements)
         page = (await client.get(f"/cases/{case_id}/plan")).text
@@ -140,7 +120,7 @@ async def test_the_plans_list_takes_at_most_six_statements(
             f"/plans?kind={kinds[0]}",
             "/plans?state=&owner=&kind=",
         ):
-            response, statements = await _statements(database, lambda p=path: client.get(p))
+            response, statements = await statements_of(database, lambda p=path: client.get(p))
             assert response.status_code == 200, (username, path)
             assert len(statements) <= MAX_STATEMENTS, (username, path, statements)
         listed = (await client.get("/plans?state=active")).text
