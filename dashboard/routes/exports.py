@@ -1,5 +1,6 @@
 """The exports for the coordinators and the funders (SPEC J6, issue 13): `/exports` lists
-them with a period filter; `/exports/{name}.csv` and `/exports/{name}.xlsx` download one.
+them with a period filter; `/exports/{name}.csv` and `/exports/{name}.xlsx` download one
+(one route per export and format).
 
 Each download is audited (who, which export, the format, the days) before its first byte.
 A CSV streams as its rows are read, from a read-only session of its own (the request's
@@ -11,13 +12,14 @@ message next to its field, what was typed kept (400).
 from __future__ import annotations
 
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import date, datetime
 from typing import IO, Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from dashboard.deps import COORDINATION, Session, Viewer, allow, settings_of
 from dashboard.params import BAD_DAY, BadDay, QueryText, read_day
@@ -115,20 +117,30 @@ async def _csv_stream(
             yield chunk
 
 
-@router.get("/exports/{name}.{fmt}")
-async def download(
+def _download_route(export: Export, chosen: Format) -> Callable[..., Awaitable[Response]]:
+    async def route(
+        request: Request,
+        session: Session,
+        viewer: Coordinator,
+        from_: FromDay = "",
+        to: QueryText = "",
+    ) -> Response:
+        return await _download(request, session, viewer, export, chosen, from_, to)
+
+    route.__name__ = f"download_{export.name}_{chosen.value}"
+    return route
+
+
+async def _download(
     request: Request,
-    session: Session,
-    viewer: Coordinator,
-    name: str,
-    fmt: str,
-    from_: FromDay = "",
-    to: QueryText = "",
+    session: AsyncSession,
+    viewer: Viewer,
+    export: Export,
+    chosen: Format,
+    from_: str,
+    to: str,
 ) -> Response:
-    try:
-        export, chosen = service.find(name, fmt)
-    except service.ExportError:
-        raise HTTPException(status_code=404) from None
+    """One export as a file, for the days of `from_` and `to`."""
     t = Translator(viewer.language)
     values = {"from": from_.strip(), "to": to.strip()}
     days, errors = _read_days(values, t)
@@ -140,8 +152,8 @@ async def download(
     if days is None or errors:
         return _page(request, values, errors, 400)
     await service.record(session=session, actor=viewer.actor, export=export, fmt=chosen, days=days)
-    filename = f"{export.name}-{_now(request).astimezone(settings_of(request).tz).date()}"
-    headers = {"Content-Disposition": f'attachment; filename="{filename}.{chosen.value}"'}
+    day = _now(request).astimezone(settings_of(request).tz).date()
+    headers = {"Content-Disposition": f'attachment; filename="{export.name}-{day}.{chosen.value}"'}
     if chosen is Format.CSV:
         database: Database = request.app.state.database
         return StreamingResponse(
@@ -159,3 +171,17 @@ async def download(
         handle.close()
         raise
     return StreamingResponse(_file_chunks(handle), media_type=MEDIA_TYPES[chosen], headers=headers)
+
+
+def _add_download_routes() -> None:
+    """One address per export and format (`/exports/cases.xlsx`), so any other is a 404
+    and no name from the address reaches the code."""
+    for export in EXPORTS.values():
+        for chosen in export.formats:
+            router.add_api_route(
+                f"/exports/{export.name}.{chosen.value}", _download_route(export, chosen),
+                methods=["GET"], response_model=None,
+            )  # fmt: skip
+
+
+_add_download_routes()
