@@ -20,7 +20,7 @@ from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Select, String, func, literal, select, true, union_all
+from sqlalchemy import Select, String, func, literal, not_, select, true, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
@@ -366,7 +366,8 @@ def _conditions(
         )
     if filters.urgent is not None:
         joins.add("citizen")
-        conditions.append(Citizen.urgent.is_(filters.urgent))
+        # Plain `urgent`, not `urgent IS true`: PostgreSQL then uses `ix_citizen_urgent`.
+        conditions.append(Citizen.urgent.expression if filters.urgent else not_(Citizen.urgent))
     if filters.channel is not None:
         joins.add("citizen")
         conditions.append(Citizen.channel == filters.channel.value)
