@@ -39,8 +39,6 @@ from shared.booking.errors import (
 from shared.booking.models import (
     Booking,
     BookingState,
-    Helpdesk,
-    Slot,
     WaitlistEntry,
     WaitlistState,
 )
@@ -168,37 +166,6 @@ async def offer_place(
 
 
 @dataclass(frozen=True, slots=True)
-class OpenOffer:
-    """A staff offer still open: the place held, until when, and the booking it would move."""
-
-    entry: WaitlistEntry
-    helpdesk: Helpdesk
-    starts_at: datetime
-    expires_at: datetime
-
-
-async def open_offer(*, session: AsyncSession, citizen_id: int, now: datetime) -> OpenOffer | None:
-    """The citizen's open offer of a place (staff's or the waitlist's), if not lapsed."""
-    row = (
-        await session.execute(
-            select(WaitlistEntry, Slot, Helpdesk)
-            .join(Slot, Slot.id == WaitlistEntry.offered_slot_id)
-            .join(Helpdesk, Helpdesk.id == Slot.helpdesk_id)
-            .where(
-                WaitlistEntry.citizen_id == citizen_id,
-                WaitlistEntry.state == WaitlistState.OFFERED.value,
-                WaitlistEntry.offer_expires_at > now,
-            )
-        )
-    ).first()
-    if row is None:
-        return None
-    entry, slot, helpdesk = row
-    assert entry.offer_expires_at is not None  # by the comparison above
-    return OpenOffer(entry, helpdesk, slot.starts_at, entry.offer_expires_at)
-
-
-@dataclass(frozen=True, slots=True)
 class EarlierPlaces:
     """What a coordinator sees to offer an urgent citizen an earlier place."""
 
@@ -206,7 +173,8 @@ class EarlierPlaces:
     citizen: Citizen
     # Free places before the booking's, any helpdesk, earliest first.
     places: list[availability.FreeSlot]
-    offer: OpenOffer | None
+    # The place held for the citizen, by staff or the waitlist, if the offer is open.
+    offer: booking_service.HeldPlace | None
 
 
 async def urgent_booking(*, session: AsyncSession, booking_id: int) -> tuple[Booking, Citizen]:
@@ -241,7 +209,7 @@ async def earlier_places(
     free = await availability.list_free_slots(
         session=session, settings=settings, now=now, until=booking.starts_at, urgent=True
     )
-    offer = await open_offer(session=session, citizen_id=citizen.id, now=now)
+    offer = await booking_service.held_place(session=session, citizen_id=citizen.id, now=now)
     return EarlierPlaces(booking, citizen, free[:MAX_EARLIER_PLACES], offer)
 
 

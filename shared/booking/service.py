@@ -17,19 +17,14 @@ from sqlalchemy import and_, case, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.audit import service as audit
-from shared.booking import availability, handoff, hours, messages, moderation, places
+from shared.booking import availability, handoff, messages, moderation, places
 from shared.booking.errors import (
     AlreadyBooked,
     BookingError,
     BookingNotFound,
     CitizenNotFound,
-    HelpdeskInactive,
     IllegalTransition,
     NotAllowedToBook,
-    SlotInPast,
-    SlotNotOffered,
-    SlotTooFar,
-    SlotTooSoon,
     TextTooLong,
 )
 from shared.booking.models import (
@@ -78,21 +73,13 @@ async def _bookable_slot(
     now: datetime,
     urgent: bool | None = None,
 ) -> tuple[availability.FreeSlot, Helpdesk]:
-    helpdesk = await hours.get_helpdesk(session=session, helpdesk_id=helpdesk_id)
-    if not helpdesk.active:
-        raise HelpdeskInactive("This helpdesk is not taking bookings.")
-    if starts_at.tzinfo is None:
-        raise SlotNotOffered("A slot time must carry its time zone.")
-    earliest, latest = availability.booking_window(settings, now)
-    if starts_at <= now:
-        raise SlotInPast("That time has already passed.")
-    if starts_at < earliest:
-        raise SlotTooSoon("That time is too close to now.")
-    if starts_at >= latest:
-        raise SlotTooFar("That time is too far ahead.")
-    return await availability.offered_slot(
-        session, settings, helpdesk_id, starts_at, urgent=urgent, now=now
-    ), helpdesk
+    offered = await availability.bookable_slot(
+        session=session, settings=settings, helpdesk_id=helpdesk_id, starts_at=starts_at,
+        now=now, urgent=urgent,
+    )  # fmt: skip
+    helpdesk = await session.get(Helpdesk, helpdesk_id)  # read just above: no statement
+    assert helpdesk is not None
+    return offered, helpdesk
 
 
 async def _citizen(session: AsyncSession, citizen_id: int) -> Citizen:
