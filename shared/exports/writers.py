@@ -39,15 +39,28 @@ _SHEET_FORBIDDEN = str.maketrans({c: " " for c in "[]:*?/\\"})
 _SHEET_NAME_MAX = 31
 
 
+# What makes Excel read a cell as a formula: a citizen's name typed as "=HYPERLINK(...)"
+# must open as text. A sign before a digit ("+39 333 ...", "-2") is a number, not a formula.
+_FORMULA_STARTS = ("=", "@", "\t", "\r")
+
+
+def safe_text(value: str) -> str:
+    """`value` as a cell Excel shows as text (a leading apostrophe when it would run)."""
+    signed = len(value) > 1 and value[0] in "+-" and not value[1].isdigit()
+    if signed or value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def _writer(out: io.StringIO) -> Any:
     return csv.writer(out, delimiter=";", lineterminator="\r\n")
 
 
 def csv_text(rows: Iterable[Sequence[object]]) -> str:
-    """Rows (the header first) as one CSV document, the BOM included."""
+    """Rows (the header first) as one CSV document, the BOM included; no text a formula."""
     out = io.StringIO()
     out.write(BOM)
-    _writer(out).writerows(rows)
+    _writer(out).writerows([safe_text(v) if isinstance(v, str) else v for v in row] for row in rows)
     return out.getvalue()
 
 
@@ -65,7 +78,7 @@ def csv_value(kind: Kind, value: Any, *, language: str, tz: ZoneInfo) -> str:
         return _local(value, tz).strftime("%d/%m/%Y %H:%M")
     if kind is Kind.MONEY:
         return money.format_amount(int(value), language)
-    return str(value)
+    return safe_text(str(value)) if kind is Kind.TEXT else str(value)
 
 
 async def csv_chunks(sheet: Sheet, *, t: Translator, tz: ZoneInfo) -> AsyncIterator[bytes]:

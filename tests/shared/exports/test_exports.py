@@ -224,3 +224,28 @@ async def test_the_query_streams(
         async for _ in chunks:
             pass
     assert seen == [2, 2, 2, 2]
+
+
+@pytest.mark.parametrize(
+    ("typed", "written"),
+    [
+        ('=HYPERLINK("http://x")', '\'=HYPERLINK("http://x")'),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("+cmd", "'+cmd"),
+        ("-2+3", "-2+3"),
+        ("-", "-"),
+        ("+39 333 123 4567", "+39 333 123 4567"),
+        ("Maria Rossi", "Maria Rossi"),
+    ],
+)
+def test_a_csv_text_is_never_a_formula(typed: str, written: str) -> None:
+    """A name typed as `=...` opens in Excel as text, not as a formula to run."""
+    assert writers.csv_value(Kind.TEXT, typed, language="it", tz=ZoneInfo("Europe/Rome")) == written
+    document = writers.csv_text([[typed]])
+    assert document == "\ufeff" + _line(written)
+
+
+def _line(value: str) -> str:
+    out = io.StringIO()
+    csv.writer(out, delimiter=";", lineterminator="\r\n").writerow([value])
+    return out.getvalue()
