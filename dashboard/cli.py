@@ -385,16 +385,17 @@ _EXPORT_REFUSALS = {
 def export(name: str, fmt: str, first: str | None, last: str | None, output: Path) -> None:
     """Write an export (bookings, cases, plans, payments, figures, funder_pack) to a file."""
     days = Days(_export_day(first, "--from"), _export_day(last, "--to"))
+    settings = _settings()
+    now = utcnow()
     try:
         chosen, file_format = exports.find(name, fmt)
-        exports.check_days(chosen, days)
+        exports.check_days(chosen, days, today=now.astimezone(settings.tz).date())
     except exports.ExportError as exc:
         raise _usage_failure(
             _EXPORT_REFUSALS[exc.code].format(
                 name=name, fmt=fmt, names=", ".join(EXPORTS), days=MAX_PERIOD_DAYS
             )
         ) from None
-    settings = _settings()
     configure_logging(settings, _log_level())
     try:
         handle = output.open("wb")
@@ -409,7 +410,7 @@ def export(name: str, fmt: str, first: str | None, last: str | None, output: Pat
             )
             await exports.write(
                 session=session, settings=settings, export=chosen, fmt=file_format, days=days,
-                language=DEFAULT_LANGUAGE, now=utcnow(), target=handle,
+                language=DEFAULT_LANGUAGE, now=now, target=handle,
             )  # fmt: skip
 
     try:

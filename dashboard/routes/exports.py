@@ -142,17 +142,22 @@ async def _download(
 ) -> Response:
     """One export as a file, for the days of `from_` and `to`."""
     t = Translator(viewer.language)
+    tz = settings_of(request).tz
     values = {"from": from_.strip(), "to": to.strip()}
     days, errors = _read_days(values, t)
     if days is not None:
         try:
-            service.check_days(export, days)
-        except service.ExportError:
-            errors = {"from": t(TOO_LONG, days=MAX_PERIOD_DAYS)}
+            service.check_days(export, days, today=_now(request).astimezone(tz).date())
+        except service.ExportError as exc:
+            errors = (
+                {"from": t(TOO_LONG, days=MAX_PERIOD_DAYS)}
+                if exc.code == service.TOO_LONG
+                else {"to": t(BAD_RANGE)}
+            )
     if days is None or errors:
         return _page(request, values, errors, 400)
     await service.record(session=session, actor=viewer.actor, export=export, fmt=chosen, days=days)
-    day = _now(request).astimezone(settings_of(request).tz).date()
+    day = _now(request).astimezone(tz).date()
     headers = {"Content-Disposition": f'attachment; filename="{export.name}-{day}.{chosen.value}"'}
     if chosen is Format.CSV:
         database: Database = request.app.state.database

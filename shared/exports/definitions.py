@@ -12,7 +12,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, select
@@ -321,17 +321,25 @@ FIGURE_COLUMNS = (
 )  # fmt: skip
 
 
-def figures_period(ctx: Context) -> Period:
-    """The export's days as the figures' period: the page's default for an open side."""
-    default = Period.last_months(ctx.now.astimezone(ctx.settings.tz).date())
-    first = ctx.days.first or default.first
-    last = ctx.days.last or max(default.last, first)
-    return Period(first, last)
+def figures_period(days: Days, today: date) -> Period:
+    """The export's days as the figures' period: both days as given; only the last, the
+    twelve months up to it; only the first, from it to today (or that day alone, if it is
+    after today); neither, the page's default. PeriodReversed or PeriodTooLong else."""
+    if days.first and days.last:
+        return Period(days.first, days.last)
+    if days.last:
+        return Period.last_months(days.last)
+    if days.first:
+        return Period(days.first, max(today, days.first))
+    return Period.last_months(today)
 
 
 async def _figure_rows(ctx: Context) -> AsyncIterator[Row]:
     found = await figures_service.figures(
-        session=ctx.session, settings=ctx.settings, period=figures_period(ctx), now=ctx.now
+        session=ctx.session,
+        settings=ctx.settings,
+        now=ctx.now,
+        period=figures_period(ctx.days, ctx.now.astimezone(ctx.settings.tz).date()),
     )
     t = ctx.t
     funnel, section = found.funnel, t(N_("Path of the citizens"))

@@ -7,7 +7,7 @@ or response; this module only reads and writes.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import date, datetime
 from typing import IO
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.audit import service as audit
 from shared.exports import writers
 from shared.exports.columns import Context, Days, Export, Format
-from shared.exports.definitions import EXPORTS
-from shared.figures.period import MAX_PERIOD_DAYS
+from shared.exports.definitions import EXPORTS, figures_period
+from shared.figures.period import PeriodReversed, PeriodTooLong
 from shared.i18n import Translator
 from shared.settings import Settings
 
@@ -33,6 +33,8 @@ UNKNOWN = "unknown"  # no export of that name
 NO_FORMAT = "format"  # the export has no such format
 REVERSED = "reversed"  # the last day before the first
 TOO_LONG = "too_long"  # the figures' period is longer than their limit
+# The exports that carry the figures, whose period has a limit.
+FIGURE_EXPORTS = ("figures", "funder_pack")
 
 
 def find(name: str, fmt: str) -> tuple[Export, Format]:
@@ -49,17 +51,18 @@ def find(name: str, fmt: str) -> tuple[Export, Format]:
     return export, chosen
 
 
-def check_days(export: Export, days: Days) -> None:
-    """ExportError when the days can't be the export's period."""
+def check_days(export: Export, days: Days, *, today: date) -> None:
+    """ExportError when the days can't be the export's period (checked before the first
+    byte is written, so a download never breaks half-way for its filter)."""
     if days.first and days.last and days.last < days.first:
         raise ExportError(REVERSED)
-    if (
-        export.name in ("figures", "funder_pack")
-        and days.first
-        and days.last
-        and (days.last - days.first).days + 1 > MAX_PERIOD_DAYS
-    ):
-        raise ExportError(TOO_LONG)
+    if export.name in FIGURE_EXPORTS:
+        try:
+            figures_period(days, today)
+        except PeriodReversed:
+            raise ExportError(REVERSED) from None
+        except PeriodTooLong:
+            raise ExportError(TOO_LONG) from None
 
 
 def _context(
@@ -73,7 +76,7 @@ async def csv_chunks(
     now: datetime,
 ) -> AsyncIterator[bytes]:  # fmt: skip
     """The export as CSV bytes, a few rows at a time as the query yields them."""
-    check_days(export, days)
+    check_days(export, days, today=now.astimezone(settings.tz).date())
     ctx = _context(session, settings, days, language, now)
     (sheet,) = export.sheets(ctx)
     async for chunk in writers.csv_chunks(sheet, t=ctx.t, tz=settings.tz):
@@ -85,7 +88,7 @@ async def write(
     language: str, now: datetime, target: IO[bytes],
 ) -> None:  # fmt: skip
     """The export written to `target` (a file open for writing bytes, seekable for XLSX)."""
-    check_days(export, days)
+    check_days(export, days, today=now.astimezone(settings.tz).date())
     if fmt is Format.CSV:
         async for chunk in csv_chunks(
             session=session, settings=settings, export=export, days=days, language=language,

@@ -182,7 +182,7 @@ def test_unknown_names_formats_and_days() -> None:
     assert pack_csv.value.code == service.NO_FORMAT
     export, _ = service.find("bookings", "csv")
     with pytest.raises(service.ExportError) as reversed_:
-        service.check_days(export, Days(date(2027, 2, 1), date(2027, 1, 1)))
+        service.check_days(export, Days(date(2027, 2, 1), date(2027, 1, 1)), today=NOW.date())
     assert reversed_.value.code == service.REVERSED
 
 
@@ -249,3 +249,28 @@ def _line(value: str) -> str:
     out = io.StringIO()
     csv.writer(out, delimiter=";", lineterminator="\r\n").writerow([value])
     return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("days", "code"),
+    [
+        (Days(None, date(2020, 1, 1)), None),  # the twelve months up to that day
+        (Days(date(2020, 1, 1), None), service.TOO_LONG),  # from 2020 to today (NOW)
+        (Days(date(2027, 6, 1), None), None),  # a first day after today: that day alone
+        (Days(date(2020, 1, 1), date(2027, 1, 1)), service.TOO_LONG),
+    ],
+)
+async def test_the_figures_period_with_one_side_open(
+    session: AsyncSession, settings: Settings, days: Days, code: str | None
+) -> None:
+    """Checked before the first byte: the figures never fail once the file has started."""
+    for name in ("figures", "funder_pack"):
+        export, fmt = service.find(name, "xlsx")
+        if code is None:
+            service.check_days(export, days, today=NOW.date())
+            await service.write(session=session, settings=settings, export=export, fmt=fmt,
+                                days=days, language="it", now=NOW, target=io.BytesIO())  # fmt: skip
+        else:
+            with pytest.raises(service.ExportError) as refused:
+                service.check_days(export, days, today=NOW.date())
+            assert refused.value.code == code
