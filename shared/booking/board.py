@@ -46,6 +46,9 @@ EXPORT_LIMIT = 50_000
 CHOOSE = N_("Choose one of the options.")
 BAD_DAY = N_("Write a date like 31/12/2026.")
 NO_SHOW = BookingState.NO_SHOW.value
+# The state written into the statement, not bound: a partial index (`state = 'no_show'`)
+# serves a query only if the query says so in its text.
+_NO_SHOW_TEXT = literal(NO_SHOW, String, literal_execute=True)
 
 
 class Sort(StrEnum):
@@ -319,7 +322,7 @@ _LATEST_CASE = (
 # The citizens with `REPEATED_NO_SHOWS` no-shows or more (the partial no-show index).
 _REPEATED_NO_SHOWS = (
     select(_MISSED.citizen_id)
-    .where(_MISSED.state == NO_SHOW)
+    .where(_MISSED.state == _NO_SHOW_TEXT)
     .group_by(_MISSED.citizen_id)
     .having(func.count() >= REPEATED_NO_SHOWS)
 )
@@ -327,7 +330,7 @@ _REPEATED_NO_SHOWS = (
 _NO_SHOWS_OF_CITIZEN = (
     select(func.count())
     .select_from(_MISSED)
-    .where(_MISSED.citizen_id == Booking.citizen_id, _MISSED.state == NO_SHOW)
+    .where(_MISSED.citizen_id == Booking.citizen_id, _MISSED.state == _NO_SHOW_TEXT)
     .correlate(Booking)
     .scalar_subquery()
 )
