@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import itertools
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.booking import demo, hours
+from shared.booking.availability import FreeSlot, booking_window
 from shared.booking.models import Helpdesk
 from shared.citizens.models import Citizen
 from shared.citizens.service import PRIVACY_NOTICE_VERSION
 from shared.intake.models import Intake, IntakeState
+from shared.settings import Settings
 
 ROME = ZoneInfo("Europe/Rome")
 _ids = itertools.count(1000)
@@ -22,6 +24,18 @@ CONSENTED_AT = datetime(2026, 1, 1, 9, tzinfo=ROME)
 
 def rome(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
     return datetime(year, month, day, hour, minute, tzinfo=ROME)
+
+
+def well_inside(
+    slots: list[FreeSlot], settings: Settings, now: datetime, margin: timedelta = timedelta(hours=6)
+) -> list[FreeSlot]:
+    """The slots at least `margin` inside both ends of the booking window at `now`: still
+    bookable by a test that books at an earlier `now` or acts on the real clock a little
+    later, whatever the hour the suite runs at (the window's ends move with the clock)."""
+    earliest, latest = booking_window(settings, now)
+    inside = [s for s in slots if earliest + margin <= s.starts_at < latest - margin]
+    assert inside, "no slot well inside the booking window"
+    return inside
 
 
 # A completed questionnaire that meets every requirement: the demo's, not urgent.

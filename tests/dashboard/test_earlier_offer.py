@@ -15,7 +15,7 @@ from shared.db import Database, utcnow
 from shared.outbox.models import OutboxMessage
 from shared.settings import Settings
 from tests.dashboard.conftest import login, page_csrf
-from tests.factories import ROME, make_citizen, make_helpdesk
+from tests.factories import ROME, make_citizen, make_helpdesk, well_inside
 
 EVERY_DAY = (0, 1, 2, 3, 4, 5, 6)
 
@@ -23,16 +23,21 @@ EVERY_DAY = (0, 1, 2, 3, 4, 5, 6)
 async def _booked(
     database: Database, settings: Settings, *, urgent: bool = True, telegram: bool = True
 ) -> tuple[Booking, str]:
-    """A citizen booked on the last free slot of a helpdesk open every day (on the real
-    clock: the routes use it); with the "helpdesk|start" of the earliest free place."""
+    """A citizen booked on a late free slot of a helpdesk open every day (on the real
+    clock: the routes use it); with the "helpdesk|start" of an earlier free place, both well
+    inside the booking window."""
     now = utcnow()
     async with database.transaction() as session:
         helpdesk = await make_helpdesk(
             session, name="Sportello Comune", weekdays=EVERY_DAY, places=2,
             valid_from=now.astimezone(ROME).date() - timedelta(days=1),
         )  # fmt: skip
-        slots = await availability.list_free_slots(
-            session=session, settings=settings, helpdesk_id=helpdesk.id, now=now
+        slots = well_inside(
+            await availability.list_free_slots(
+                session=session, settings=settings, helpdesk_id=helpdesk.id, now=now
+            ),
+            settings,
+            now,
         )
         citizen = await make_citizen(session, urgent=urgent, name="Anna Bianchi", telegram=telegram)
         made = await booking.book_slot(

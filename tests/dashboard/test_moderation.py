@@ -16,7 +16,7 @@ from shared.db import Database, utcnow
 from shared.outbox.models import OutboxMessage
 from shared.settings import Settings
 from tests.dashboard.conftest import login, page_csrf
-from tests.factories import ROME, make_citizen, make_helpdesk
+from tests.factories import ROME, make_citizen, make_helpdesk, well_inside
 
 EVERY_DAY = (0, 1, 2, 3, 4, 5, 6)
 
@@ -39,8 +39,13 @@ async def _requests(
         await moderation.set_moderated(
             session=session, helpdesk_id=helpdesk.id, moderated=True, actor="staff:test"
         )
-        slots = await availability.list_free_slots(
-            session=session, settings=settings, helpdesk_id=helpdesk.id, now=now
+        slots = well_inside(
+            await availability.list_free_slots(
+                session=session, settings=settings, helpdesk_id=helpdesk.id, now=now
+            ),
+            settings,
+            now,
+            margin=timedelta(hours=count + 6),
         )
         for n in range(count):
             citizen = await make_citizen(session, name=f"Cittadina {n}", telegram=telegram)
