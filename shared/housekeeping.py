@@ -71,7 +71,9 @@ async def run_chores(*, database: Database, settings: Settings, now: datetime) -
                 payload={"expires_at": (stale.updated_at + max_age).isoformat()},
             )
     async with database.transaction() as session:
-        expired_intakes = await intake.expire_stale(session=session, now=now, max_age=max_age)
+        expired_intakes = await intake.expire_stale(
+            session=session, now=now, max_age=max_age, tz=settings.tz
+        )
         await citizens.forget_processed_updates(session=session, now=now)
     return ChoresDone(
         expired_offers=expired_offers,

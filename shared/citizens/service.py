@@ -16,6 +16,8 @@ from shared.booking import waitlist
 from shared.citizens.models import Channel, Citizen, ConsentRefusal, ProcessedUpdate
 from shared.db import upsert_insert
 from shared.i18n import normalise_language
+from shared.intake import tally
+from shared.intake.models import Intake
 from shared.settings import Settings
 
 # Bump when the privacy notice text changes: consents record the version they accepted.
@@ -115,6 +117,10 @@ async def erase(
     await waitlist.leave_waitlist(
         session=session, settings=settings, citizen_id=citizen_id, now=now
     )
+    # Erasure keeps only anonymous counts: the questionnaire's, for the figures.
+    questionnaire = await session.scalar(select(Intake).where(Intake.citizen_id == citizen_id))
+    if questionnaire is not None:
+        await tally.on_erasure(session=session, intake=questionnaire, settings=settings)
     await session.delete(citizen)
     await session.flush()
     await audit.record(

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String
+from sqlalchemy import JSON, CheckConstraint, Date, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import Base, UTCDateTime, utcnow
@@ -52,3 +52,36 @@ class Intake(Base):
     # Null until the citizen confirms the summary.
     eligible: Mapped[bool | None] = mapped_column()
     urgent: Mapped[bool] = mapped_column(default=False)
+
+
+class TallyKind(StrEnum):
+    # Key: the question (a step key, or "summary") an abandoned questionnaire stood at
+    # when the expiry sweep or its citizen's erasure wiped it.
+    STOPPED = "stopped"
+    # Key: the state of a questionnaire deleted with its citizen (SPEC J8).
+    ERASED = "erased"
+    # Key: "" (how many of the erased ones the rules had ruled out), or the rule's reason
+    # (a questionnaire may fail more than one).
+    RULED_OUT = "ruled_out"
+    REASON = "reason"
+
+
+class ScreeningTally(Base):
+    """Anonymous counts of questionnaires that are no longer what they were in `intake`.
+
+    The expiry sweep wipes an abandoned questionnaire and an erasure deletes it; what the
+    figures counted of it is added here, in the same transaction, so the figures stay the
+    same. No citizen and no answer: the local day the questionnaire was started (the
+    figures count by it), what is counted, a key and how many.
+    """
+
+    __tablename__ = "screening_tally"
+    __table_args__ = (
+        CheckConstraint("kind IN ('stopped', 'erased', 'ruled_out', 'reason')", name="kind"),
+        CheckConstraint("n > 0", name="n_positive"),
+    )
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(12), primary_key=True)
+    key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    n: Mapped[int] = mapped_column()

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.cases import service as cases
 from shared.citizens.models import Citizen
 from shared.db import upsert_insert
+from shared.intake import tally
 from shared.intake.errors import (
     CannotGoBack,
     IncompleteAnswers,
@@ -232,14 +234,23 @@ async def confirm(
     return await _close(session, intake, now, settings)
 
 
-async def expire_stale(*, session: AsyncSession, now: datetime, max_age: timedelta) -> list[int]:
-    """Delete the answers of questionnaires left unfinished for `max_age`; their citizens' ids."""
-    stale = await session.scalars(
-        select(Intake)
-        .where(Intake.state.in_(UNFINISHED), Intake.updated_at < now - max_age)
-        .order_by(Intake.id)
-        .with_for_update()
+async def expire_stale(
+    *, session: AsyncSession, now: datetime, max_age: timedelta, tz: ZoneInfo
+) -> list[int]:
+    """Delete the answers of questionnaires left unfinished for `max_age`; their citizens' ids.
+
+    Where each stood is counted first, anonymously (`tally.on_expiry`, by the local day in
+    `tz` it was started), for the figures' drop-off per question.
+    """
+    stale = list(
+        await session.scalars(
+            select(Intake)
+            .where(Intake.state.in_(UNFINISHED), Intake.updated_at < now - max_age)
+            .order_by(Intake.id)
+            .with_for_update()
+        )
     )
+    await tally.on_expiry(session=session, intakes=stale, tz=tz)
     expired = []
     for intake in stale:
         intake.state = IntakeState.EXPIRED.value

@@ -577,7 +577,10 @@ async def test_an_expired_questionnaire_starts_again_with_an_explanation(
     async with database.transaction() as session:
         later = MORNING + timedelta(days=bot_settings.intake_expiry_days + 1)
         expired = await intake.expire_stale(
-            session=session, now=later, max_age=timedelta(days=bot_settings.intake_expiry_days)
+            session=session,
+            now=later,
+            max_age=timedelta(days=bot_settings.intake_expiry_days),
+            tz=bot_settings.tz,
         )
         assert len(expired) == 1
     calls = await maria.say("/start")

@@ -502,7 +502,9 @@ async def test_expire_stale_deletes_only_old_unfinished_answers(
         await answer(session, settings, recent, PATH[:2], now=NOW - timedelta(days=29))
 
     async with database.transaction() as session:
-        expired = await intake.expire_stale(session=session, now=NOW, max_age=timedelta(days=30))
+        expired = await intake.expire_stale(
+            session=session, now=NOW, max_age=timedelta(days=30), tz=settings.tz
+        )
     assert sorted(expired) == sorted([stale_in_progress, stale_summary])
 
     async with database.transaction(read_only=True) as session:
@@ -517,7 +519,12 @@ async def test_expire_stale_deletes_only_old_unfinished_answers(
     assert rows[recent].answers == {"residence": "yes", "situation": "job_loss"}
 
     async with database.transaction() as session:
-        assert await intake.expire_stale(session=session, now=NOW, max_age=timedelta(days=30)) == []
+        assert (
+            await intake.expire_stale(
+                session=session, now=NOW, max_age=timedelta(days=30), tz=settings.tz
+            )
+            == []
+        )
         with pytest.raises(WrongState):
             await answer(session, settings, stale_in_progress, PATH[5:6])
         # An expired questionnaire can be started again from the beginning.
