@@ -48,6 +48,13 @@ CONNECT_TIMEOUT_SECONDS = 5
 # Below this much free space an SQLite database can't be trusted to save: each commit
 # appends to the write-ahead log, which a checkpoint then copies into the file.
 MIN_FREE_BYTES = 1024 * 1024
+# PostgreSQL plans each of asyncpg's prepared statements afresh for its values, instead of
+# switching to a generic plan after five runs (its default): the same statement serves
+# "the bookings from today" and "the whole history", states of ten rows and of ten
+# thousand, and the generic plan chosen for the unknown values took the board's counts
+# from 8 to 150 ms at 100k bookings (docs/benchmarks.md, "Bookings board"). Planning
+# again costs tenths of a millisecond.
+POSTGRESQL_SERVER_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
 _READ_ONLY = "ripartire_read_only"
 # A write that changes nothing, to the one table every migrated database has: it meets
 # whatever refuses writes (a read-only file or mount, `PRAGMA query_only`, a PostgreSQL
@@ -182,7 +189,10 @@ class Database:
             options |= {
                 "pool_size": pool_size,
                 "max_overflow": pool_size * 2,
-                "connect_args": {"timeout": CONNECT_TIMEOUT_SECONDS},
+                "connect_args": {
+                    "timeout": CONNECT_TIMEOUT_SECONDS,
+                    "server_settings": POSTGRESQL_SERVER_SETTINGS,
+                },
             }
         self.engine = create_async_engine(url, **options)
         if self.is_sqlite:

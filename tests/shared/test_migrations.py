@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import DBAPIError
@@ -55,3 +57,22 @@ async def test_sqlite_is_configured_for_a_server(database: Database) -> None:
         assert (await session.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
         assert (await session.execute(text("PRAGMA foreign_keys"))).scalar() == 1
         assert (await session.execute(text("PRAGMA busy_timeout"))).scalar() == 30_000
+
+
+@pytest.mark.postgres_only
+async def test_postgresql_plans_each_prepared_statement_for_its_values(database: Database) -> None:
+    """No generic plan after five runs: a statement's best plan depends on its values (the
+    bookings from today or of the whole history), docs/benchmarks.md "Bookings board"."""
+    probe = text("SELECT count(*) FROM booking WHERE starts_at >= :since")
+    async with database.transaction(read_only=True) as session:
+        for day in range(1, 11):
+            await session.execute(probe, {"since": datetime(2026, 1, day, tzinfo=UTC)})
+        generic, custom = (
+            await session.execute(
+                text(
+                    "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
+                    " WHERE statement LIKE 'SELECT count(*) FROM booking WHERE starts_at%'"
+                )
+            )
+        ).one()
+    assert (generic, custom) == (0, 10)
