@@ -12,10 +12,11 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.booking.models import Booking, Helpdesk
@@ -372,7 +373,8 @@ async def _figure_rows(ctx: Context) -> AsyncIterator[Row]:
 # --- the pseudonymised funder pack ------------------------------------------------------
 
 BENEFICIARY_COLUMNS = (
-    Column(N_("Reference")), Column(N_("Opened on"), Kind.DATE),
+    Column(N_("Reference")), Column(N_("First case opened on"), Kind.DATE),
+    Column(N_("Cases opened"), Kind.INT),
     Column(N_("People in the household"), Kind.INT), Column(N_("Minors"), Kind.INT),
     Column(N_("Needs")), Column(N_("Interventions")),
     Column(N_("Committed"), Kind.MONEY), Column(N_("Paid"), Kind.MONEY),
@@ -400,85 +402,111 @@ def _count(value: Any) -> int | None:
 
 
 async def _beneficiary_rows(ctx: Context) -> AsyncIterator[Row]:
+    """One row per citizen with a case opened in the period (a citizen who came back has
+    two cases, one reference): their cases' interventions and money together, the latest
+    case's outcome (or state)."""
     # Only the questionnaire's closed answers (household, needs) and the plans' types,
     # amounts and outcomes: no free text (notes, summaries) that could carry a name.
-    latest_intake = (
-        select(Intake.citizen_id, func.max(Intake.id).label("intake_id"))
-        .group_by(Intake.citizen_id)
-        .subquery()
-    )
-    statement = _within(
+    per_citizen = _within(
         select(
-            Case.id,
             Case.citizen_id,
-            Case.opened_at,
+            func.min(Case.id).label("first_id"),
+            func.max(Case.id).label("latest_id"),
+            func.min(Case.opened_at).label("first_opened"),
+            func.count().label("cases"),
+        ).group_by(Case.citizen_id),
+        Case.opened_at,
+        ctx,
+    ).subquery()
+    statement = (
+        select(
+            per_citizen.c.citizen_id,
+            per_citizen.c.first_opened,
+            per_citizen.c.cases,
+            per_citizen.c.latest_id,
             Case.state,
             Intake.answers["household"],
             Intake.answers["needs"],
         )
-        .outerjoin(latest_intake, latest_intake.c.citizen_id == Case.citizen_id)
-        .outerjoin(Intake, Intake.id == latest_intake.c.intake_id)
-        .order_by(Case.id),
-        Case.opened_at,
-        ctx,
+        .join(Case, Case.id == per_citizen.c.latest_id)
+        # A citizen has one questionnaire (started again, it is the same row).
+        .outerjoin(Intake, Intake.citizen_id == per_citizen.c.citizen_id)
+        .order_by(per_citizen.c.first_id)
     )
     t, tz, code = ctx.t, ctx.settings.tz, reference_coder()
     async for partition in batches(ctx.session, statement, BATCH):
-        ids = [r[0] for r in partition]
-        plans = await _plans_of(ctx.session, ids)
-        for r in partition:
-            household = r[4] if isinstance(r[4], dict) else {}
-            kinds, committed, paid, outcome = plans.get(r[0], ([], 0, 0, None))
+        plans = await _plans_of(ctx, [r[0] for r in partition], [r[3] for r in partition])
+        for citizen_id, opened, cases, latest_id, state, household, needs in partition:
+            household = household if isinstance(household, dict) else {}
+            kinds, committed, paid = plans.money.get(citizen_id, ([], 0, 0))
+            outcome = plans.outcomes.get(latest_id)
             yield (
-                code(r[1]), r[2].astimezone(tz).date(),
+                code(citizen_id), opened.astimezone(tz).date(), int(cases),
                 _count(household.get("members")), _count(household.get("minors")),
-                questionnaire.labels("needs", r[5], t) if r[5] else "",
+                questionnaire.labels("needs", needs, t) if needs else "",
                 ", ".join(_kind(t, k) for k in kinds), committed, paid,
                 _label(t, PLAN_OUTCOMES, outcome) if outcome
-                else _label(t, labels.CASE_STATES, r[3]),
+                else _label(t, labels.CASE_STATES, state),
             )  # fmt: skip
 
 
-async def _plans_of(
-    session: AsyncSession, case_ids: list[int]
-) -> dict[int, tuple[list[str], int, int, str | None]]:
-    """Per case of one batch: its interventions' types, money committed (net of releases)
-    and paid, and its latest plan's outcome. Three statements per batch."""
-    found: dict[int, tuple[list[str], int, int, str | None]] = {}
+@dataclass(frozen=True, slots=True)
+class _Plans:
+    # Per citizen: their interventions' types, money committed (net of releases) and paid.
+    money: dict[int, tuple[list[str], int, int]]
+    # Per (latest) case: its latest plan's outcome.
+    outcomes: dict[int, str]
+
+
+async def _plans_of(ctx: Context, citizen_ids: list[int], latest_ids: list[int]) -> _Plans:
+    """What the plans of one batch's citizens hold, over their cases of the period; three
+    statements per batch."""
+    session = ctx.session
+
+    def of_their_cases(statement: Any) -> Any:
+        return _within(
+            statement.join(Case, Case.id == Plan.case_id).where(Case.citizen_id.in_(citizen_ids)),
+            Case.opened_at,
+            ctx,
+        )
+
     kinds: dict[int, list[str]] = {}
-    outcomes: dict[int, str | None] = {}
-    for case_id, kind in await session.execute(
-        select(Plan.case_id, PlanSupport.kind)
-        .join(PlanSupport, PlanSupport.plan_id == Plan.id)
-        .where(Plan.case_id.in_(case_ids))
+    for citizen_id, kind in await session.execute(
+        of_their_cases(
+            select(Case.citizen_id, PlanSupport.kind)
+            .select_from(Plan)
+            .join(PlanSupport, PlanSupport.plan_id == Plan.id)
+        )
         .distinct()
-        .order_by(Plan.case_id, PlanSupport.kind)
+        .order_by(Case.citizen_id, PlanSupport.kind)
     ):
-        kinds.setdefault(case_id, []).append(kind)
+        kinds.setdefault(citizen_id, []).append(kind)
+    outcomes: dict[int, str] = {}
     for case_id, outcome in await session.execute(
         select(Plan.case_id, Plan.outcome)
-        .where(Plan.case_id.in_(case_ids), Plan.outcome.is_not(None))
+        .where(Plan.case_id.in_(latest_ids), Plan.outcome.is_not(None))
         .order_by(Plan.case_id, Plan.id)
     ):
         outcomes[case_id] = outcome
-    money: dict[int, dict[str, int]] = {}
-    for case_id, kind, cents in await session.execute(
-        select(Plan.case_id, FundMovement.kind, func.sum(FundMovement.amount_cents))
-        .join(Plan, and_(Plan.id == FundMovement.plan_id))
-        .where(Plan.case_id.in_(case_ids))
-        .group_by(Plan.case_id, FundMovement.kind)
+    sums: dict[int, dict[str, int]] = {}
+    for citizen_id, kind, cents in await session.execute(
+        of_their_cases(
+            select(Case.citizen_id, FundMovement.kind, func.sum(FundMovement.amount_cents))
+            .select_from(FundMovement)
+            .join(Plan, Plan.id == FundMovement.plan_id)
+        ).group_by(Case.citizen_id, FundMovement.kind)
     ):
-        money.setdefault(case_id, {})[kind] = int(cents or 0)
-    for case_id in set(kinds) | set(outcomes) | set(money):
-        sums = money.get(case_id, {})
-        committed = sums.get(MovementKind.COMMITMENT.value, 0) - sums.get(
+        sums.setdefault(citizen_id, {})[kind] = int(cents or 0)
+    money = {}
+    for citizen_id in set(kinds) | set(sums):
+        moved = sums.get(citizen_id, {})
+        committed = moved.get(MovementKind.COMMITMENT.value, 0) - moved.get(
             MovementKind.RELEASE.value, 0
         )
-        found[case_id] = (
-            kinds.get(case_id, []), committed, sums.get(MovementKind.PAYMENT.value, 0),
-            outcomes.get(case_id),
+        money[citizen_id] = (
+            kinds.get(citizen_id, []), committed, moved.get(MovementKind.PAYMENT.value, 0),
         )  # fmt: skip
-    return found
+    return _Plans(money, outcomes)
 
 
 # --- the registry -----------------------------------------------------------------------

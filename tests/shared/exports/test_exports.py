@@ -15,11 +15,15 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.cases.models import Case
 from shared.citizens.models import Citizen
 from shared.exports import definitions, service, writers
 from shared.exports.columns import Column, Days, Kind, Sheet
+from shared.funds.models import FundMovement
 from shared.i18n import Translator
+from shared.plans.models import Plan, PlanSupport
 from shared.settings import Settings
+from tests.factories import rome
 from tests.shared.figures.dataset import NOW, PERIOD, build
 
 ALL = Days(date(2026, 1, 1), date(2027, 12, 31))
@@ -161,10 +165,76 @@ async def test_the_funder_pack_carries_no_personal_data(
     assert not set(references) & {r[0] for r in _values(again.worksheets[1])[1:]}
     # C1: emergency support and job search, 1.600 € committed, 1.000 € paid, employed.
     first = beneficiaries[1]
-    assert first[5:9] == [
+    assert first[1:3] == [_naive(date(2027, 1, 10)), 1]
+    assert first[6:10] == [
         "Supporto economico d'emergenza, Supporto nella ricerca attiva del lavoro", 1600,
         1000, "Occupato",
     ]  # fmt: skip
+
+
+async def test_the_funder_pack_has_one_row_per_beneficiary(
+    session: AsyncSession, settings: Settings
+) -> None:
+    """C1 came back after their case closed: a second case, with a plan of its own."""
+    built = await build(session)
+    first_case = await session.scalar(
+        select(Case)
+        .join(Citizen, Citizen.id == Case.citizen_id)
+        .where(Citizen.name == "Cittadino 1")
+    )
+    assert first_case is not None
+    again = Case(
+        citizen_id=first_case.citizen_id, state="interviewed", eligible=True,
+        opened_at=rome(2027, 3, 5, 9), previous_case_id=first_case.id,
+    )  # fmt: skip
+    session.add(again)
+    await session.flush()
+    plan = Plan(case_id=again.id, state="active", approved_at=rome(2027, 3, 8, 12))
+    session.add(plan)
+    await session.flush()
+    support = PlanSupport(
+        plan_id=plan.id, kind="microcredit", state="active", fund_id=built.funds["F1"]
+    )
+    session.add(support)
+    await session.flush()
+    for kind, cents, extra in (
+        ("commitment", 500_00, {}),
+        ("payment", 200_00, {"paid_on": date(2027, 3, 9), "paid_to": "citizen",
+                             "method": "bank_transfer"}),
+    ):  # fmt: skip
+        session.add(
+            FundMovement(fund_id=built.funds["F1"], kind=kind, amount_cents=cents,
+                         support_id=support.id, plan_id=plan.id, actor="test",
+                         at=rome(2027, 3, 9, 12), **extra)
+        )  # fmt: skip
+    await session.flush()
+
+    beneficiaries = _values((await _xlsx(session, settings, "funder_pack", Days())).worksheets[1])
+    # Still seven citizens with a case, one row each, one reference each.
+    assert len(beneficiaries) == 1 + 7
+    assert len({r[0] for r in beneficiaries[1:]}) == 7
+    [c1] = [r for r in beneficiaries[1:] if r[2] == 2]
+    # From the first case's opening; both cases' interventions and money; the latest
+    # case's state (its plan has no outcome yet), not the first one's "employed".
+    assert c1[1:3] == [_naive(date(2027, 1, 10)), 2]
+    assert c1[6:10] == [
+        "Supporto economico d'emergenza, Supporto nella ricerca attiva del lavoro, "
+        "Sostegno per l'accesso al microcredito", 2100, 1200, "Colloquio svolto",
+    ]  # fmt: skip
+    # A period holding only the second case: one case, its own plan only.
+    march = _values(
+        (await _xlsx(session, settings, "funder_pack", Days(date(2027, 3, 2), None))).worksheets[1]
+    )
+    assert [r[1:3] + r[6:10] for r in march[1:] if r[6]] == [
+        [
+            _naive(date(2027, 3, 5)),
+            1,
+            "Sostegno per l'accesso al microcredito",
+            500,
+            200,
+            "Colloquio svolto",
+        ],
+    ]
 
 
 def test_a_reference_is_stable_within_an_export_only() -> None:
