@@ -455,7 +455,7 @@ class _Plans:
     # Per citizen: their interventions' types, money committed (net of releases) and paid.
     money: dict[int, tuple[list[str], int, int]]
     # Per (latest) case: its latest plan's outcome.
-    outcomes: dict[int, str]
+    outcomes: dict[int, str | None]
 
 
 async def _plans_of(ctx: Context, citizen_ids: list[int], latest_ids: list[int]) -> _Plans:
@@ -481,7 +481,7 @@ async def _plans_of(ctx: Context, citizen_ids: list[int], latest_ids: list[int])
         .order_by(Case.citizen_id, PlanSupport.kind)
     ):
         kinds.setdefault(citizen_id, []).append(kind)
-    outcomes: dict[int, str] = {}
+    outcomes: dict[int, str | None] = {}
     for case_id, outcome in await session.execute(
         select(Plan.case_id, Plan.outcome)
         .where(Plan.case_id.in_(latest_ids), Plan.outcome.is_not(None))
