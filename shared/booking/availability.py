@@ -72,7 +72,6 @@ from shared.booking.models import (
     Slot,
 )
 from shared.booking.schedule import DayClosure, DayHours, WeeklyHours, generate_slots
-from shared.citizens.models import Citizen
 from shared.db import UTCDateTime, is_postgresql, utcnow
 from shared.settings import Settings
 
@@ -197,11 +196,10 @@ def _schedule_query(
                 Booking.starts_at,
                 cast(func.count(), Integer),
             )
-            .join(Citizen, Citizen.id == Booking.citizen_id)
             .where(
                 for_helpdesk(Booking.helpdesk_id),
                 Booking.state == BookingState.BOOKED.value,
-                Citizen.urgent.is_(True),
+                Booking.citizen_urgent.is_(True),
                 Booking.starts_at >= urgent_since,
                 Booking.starts_at < until,
             )

@@ -368,9 +368,10 @@ def _conditions(
             Booking.citizen_id.in_(missed if missed is not None else _REPEATED_NO_SHOWS)
         )
     if filters.urgent is not None:
-        joins.add("citizen")
-        # Plain `urgent`, not `urgent IS true`: PostgreSQL then uses `ix_citizen_urgent`.
-        conditions.append(Citizen.urgent.expression if filters.urgent else not_(Citizen.urgent))
+        # The booking's copy of the citizen's urgency, plain (not `IS true`): both databases
+        # then walk the partial index `ix_booking_urgent_state_starts_at`.
+        urgent = Booking.citizen_urgent.expression
+        conditions.append(urgent if filters.urgent else not_(urgent))
     if filters.channel is not None:
         joins.add("citizen")
         conditions.append(Citizen.channel == filters.channel.value)

@@ -248,6 +248,14 @@ class Booking(Base):
             sqlite_where=text("state = 'no_show'"),
             postgresql_where=text("state = 'no_show'"),
         ),
+        Index(
+            "ix_booking_urgent_state_starts_at",
+            "state",
+            "starts_at",
+            "id",
+            sqlite_where=text("citizen_urgent"),
+            postgresql_where=text("citizen_urgent"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -265,6 +273,9 @@ class Booking(Base):
     cancel_reason: Mapped[str | None] = mapped_column(String(200))
     # A move is a cancellation plus a new booking that points back to the old one.
     moved_from_id: Mapped[int | None] = mapped_column(ForeignKey("booking.id"))
+    # The citizen's `urgent`, kept equal to it by `shared.booking.places` (when the booking
+    # is made and when the citizen is assessed again): the board filters on it by index.
+    citizen_urgent: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
     # At a moderated helpdesk: a `Moderation` value, and until when a pending request
     # holds its place; who confirmed or declined it, and when. Null elsewhere.
     moderation: Mapped[str | None] = mapped_column(String(10))

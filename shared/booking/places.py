@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.booking.errors import AlreadyBooked, SlotTaken
 from shared.booking.models import Booking, BookingState, Slot
 from shared.booking.schedule import SlotTime
+from shared.citizens.models import Citizen
 from shared.db import upsert_insert
 
 # No look-alikes (0/O/Q, 1/I/L, 2/Z, 5/S, 6/G, 8/B): easy to read out on the phone.
@@ -90,6 +91,8 @@ async def insert_booking(
         state=BookingState.BOOKED.value,
         created_by=actor,
         moved_from_id=moved_from_id,
+        # Read by the INSERT itself: no statement more, and the citizen's value of now.
+        citizen_urgent=select(Citizen.urgent).where(Citizen.id == citizen_id).scalar_subquery(),
     )
     session.add(booking)
     try:
@@ -98,6 +101,17 @@ async def insert_booking(
         # The one-active-booking index (or, with a `code` not checked, the code's).
         raise AlreadyBooked("You already have an active booking.") from None
     return booking
+
+
+async def follow_urgency(*, session: AsyncSession, citizen_id: int, urgent: bool) -> None:
+    """Keep the citizen's bookings' `citizen_urgent` equal to their new `urgent` (the one
+    other place that writes it is `insert_booking`). One statement; none of the bookings
+    is loaded."""
+    await session.execute(
+        update(Booking)
+        .where(Booking.citizen_id == citizen_id, Booking.citizen_urgent != urgent)
+        .values(citizen_urgent=urgent)
+    )
 
 
 async def book_place(

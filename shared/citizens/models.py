@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, CheckConstraint, Index, String, text
+from sqlalchemy import BigInteger, CheckConstraint, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import Base, UTCDateTime, utcnow
@@ -21,10 +21,6 @@ class Citizen(Base):
         CheckConstraint("channel IN ('telegram', 'phone', 'walk_in')", name="channel"),
         Index("ix_citizen_phone", "phone"),
         Index("ix_citizen_fiscal_code", "fiscal_code"),
-        # The bookings board's urgent filter (shared.booking.board, migration 0016).
-        Index(
-            "ix_citizen_urgent", "id", sqlite_where=text("urgent"), postgresql_where=text("urgent")
-        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -33,6 +33,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.booking import places
 from shared.cases import service as cases
 from shared.citizens.models import Citizen
 from shared.db import upsert_insert
@@ -319,6 +320,7 @@ async def _close(
         if isinstance(value, str):
             setattr(citizen, field, value)
     citizen.urgent = eligibility.urgent
+    await places.follow_urgency(session=session, citizen_id=citizen_id, urgent=eligibility.urgent)
     await session.flush()
     await cases.on_intake_confirmed(
         session=session,

@@ -849,8 +849,9 @@ def _interview_rows(plan: Plan, forms: Sequence[Questionnaire]) -> Iterator[dict
 
 
 def _booking_rows(
-    plan: Plan, slot_ids: dict[tuple[int, datetime], int]
+    plan: Plan, slot_ids: dict[tuple[int, datetime], int], forms: Sequence[Questionnaire]
 ) -> Iterator[dict[str, Any]]:
+    urgent = {p.id: forms[p.questionnaire].urgent for p in plan.people}
     for b in plan.bookings:
         yield {
             "id": b.id, "code": b.code, "citizen_id": b.citizen_id, "helpdesk_id": b.helpdesk_id,
@@ -858,6 +859,7 @@ def _booking_rows(
             "ends_at": b.starts_at + SLOT, "state": b.state, "created_at": b.created_at,
             "created_by": b.created_by, "closed_at": b.closed_at, "closed_by": b.closed_by,
             "cancel_reason": None, "moved_from_id": None,
+            "citizen_urgent": urgent[b.citizen_id],
         }  # fmt: skip
 
 
@@ -1009,7 +1011,9 @@ async def load(
                 for key, taken in plan.slots.items()
             ),
         )  # fmt: skip
-        written["booking"] = await _insert(connection, BOOKING, _booking_rows(plan, slot_ids))
+        written["booking"] = await _insert(
+            connection, BOOKING, _booking_rows(plan, slot_ids, forms)
+        )
         written["case_file"] = await _insert(connection, CASE, _case_rows(plan))
         written["interview"] = await _insert(connection, INTERVIEW, _interview_rows(plan, forms))
         written["case_name_prefix"] = await _insert(connection, PREFIX, _prefix_rows(plan))
@@ -1031,7 +1035,18 @@ async def load(
         stored = (await connection.execute(select(func.count()).select_from(CASE))).scalar_one()
         if stored != len(plan.cases):
             raise AssertionError(f"{stored} cases stored, {len(plan.cases)} planned")
+    if not database.is_sqlite:
+        await vacuum(database)
     return written
+
+
+async def vacuum(database: Database) -> None:
+    """What PostgreSQL's autovacuum does within a minute of a bulk load: the visibility map,
+    without which an index-only scan reads the table too (the board's counts, covered by
+    their indexes, took 24 ms at 100k bookings instead of 2). Outside a transaction."""
+    async with database.engine.connect() as connection:
+        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        await autocommit.execute(text("VACUUM ANALYZE"))
 
 
 async def check_name_index(database: Database, plan: Plan, rng: random.Random) -> None:

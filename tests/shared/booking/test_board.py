@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.booking import board
@@ -14,6 +14,8 @@ from shared.booking.board import BoardFilters, Eligibility, Sort
 from shared.booking.models import Booking, BookingState
 from shared.cases.errors import InvalidCursor, InvalidInput
 from shared.citizens.models import Channel
+from shared.intake import service as intake_service
+from shared.intake.models import Intake, IntakeState
 from shared.settings import Settings
 from tests.factories import make_citizen, make_helpdesk, rome
 from tests.shared.booking.board_data import NOW, board_data
@@ -227,3 +229,41 @@ async def test_a_forged_cursor_is_refused(session: AsyncSession, settings: Setti
                 session=session, settings=settings, filters=BoardFilters(), after=cursor
             )
     assert date(2026, 12, 7) == TODAY
+
+
+async def test_the_urgent_filter_follows_the_citizens_urgency(
+    session: AsyncSession, settings: Settings
+) -> None:
+    """The board filters on the booking's copy of the citizen's urgency: made with the
+    booking, and changed with the citizen when a questionnaire assesses them again."""
+    helpdesk = await make_helpdesk(session, name="Sportello Centro", places=2)
+    anna = await make_citizen(session, name="Anna Colombo", urgent=True)
+    bruno = await make_citizen(session, name="Bruno Ferrari")
+    made = {}
+    for citizen, at in ((anna, rome(2026, 12, 8, 9)), (bruno, rome(2026, 12, 8, 10))):
+        done = await booking.book_slot(
+            session=session, settings=settings, citizen_id=citizen.id,
+            helpdesk_id=helpdesk.id, starts_at=at, actor="staff:coordinatore", now=NOW,
+        )  # fmt: skip
+        made[citizen.name] = done.id
+    await session.flush()
+    urgent, not_urgent = {**ALL_DATES, "urgent": "yes"}, {**ALL_DATES, "urgent": "no"}
+    assert await _ids(session, settings, urgent) == {made["Anna Colombo"]}
+    assert await _ids(session, settings, not_urgent) == {made["Bruno Ferrari"]}
+
+    # Bruno answers again, now struggling with urgent expenses; Anna no longer is.
+    for citizen, answer in ((bruno, "yes"), (anna, "no")):
+        [intake] = await session.scalars(select(Intake).where(Intake.citizen_id == citizen.id))
+        intake.state = IntakeState.SUMMARY.value
+        intake.answers = {
+            **intake.answers, "urgent": answer, "phone": "+39 333 000 0000", "email": None,
+            "fiscal_code": None,
+        }  # fmt: skip
+        await intake_service.confirm(
+            session=session, citizen_id=citizen.id, now=NOW, settings=settings
+        )
+    assert (bruno.urgent, anna.urgent) == (True, False)
+    assert await _ids(session, settings, urgent) == {made["Bruno Ferrari"]}
+    assert await _ids(session, settings, not_urgent) == {made["Anna Colombo"]}
+    stored = dict((await session.execute(select(Booking.id, Booking.citizen_urgent))).all())
+    assert stored == {made["Bruno Ferrari"]: True, made["Anna Colombo"]: False}
