@@ -14,13 +14,25 @@ the citizen's latest case and the pre-screening essentials) and the counts per s
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Select, String, func, literal, not_, select, true, union_all
+from sqlalchemy import (
+    Integer,
+    Select,
+    String,
+    bindparam,
+    func,
+    literal,
+    not_,
+    select,
+    true,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
@@ -340,47 +352,102 @@ def _day_start(day: date, settings: Settings) -> datetime:
     return datetime.combine(day, time.min, tzinfo=settings.tz)
 
 
-def _conditions(
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """What makes the filters' SQL differ; their values are bound. The statements are built
+    once per shape (`_counts_for`, `_rows_for`): building the counts' five capped
+    subqueries took longer than running them (docs/benchmarks.md, "Bookings board")."""
+
+    day_from: bool = False
+    day_to: bool = False
+    helpdesk: bool = False
+    # None, `NO_MODERATION`, or `_BOUND` (one moderation state, bound).
+    moderation: str | None = None
+    # None; `_BOUND`: the citizens with repeated no-shows, read first and bound; or
+    # `_SUBQUERY`: found by the statement itself.
+    repeated: str | None = None
+    urgent: bool | None = None
+    channel: bool = False
+    eligibility: Eligibility | None = None
+
+
+_BOUND = "bound"
+_SUBQUERY = "subquery"
+
+
+def _shape_of(
     filters: BoardFilters, settings: Settings, missed: tuple[int, ...] | None = None
-) -> tuple[list[ColumnElement[bool]], set[str]]:
-    """The filters but the state, on the booking and (named in the set) the tables joined.
+) -> tuple[_Shape, dict[str, Any]]:
+    """The filters but the state as a statement's shape and the values to bind to it.
 
     `missed` is the citizens with repeated no-shows, read first (`_repeated_citizens`) so
     that the plan starts from their few bookings (`ix_booking_citizen`) instead of walking
     the whole history in order and checking each booking against them; when it is None
-    the filter is the subquery (the export, one statement fewer being no matter there).
+    the filter is the subquery.
     """
+    values: dict[str, Any] = {}
+    if filters.day_from is not None:
+        values["day_from"] = _day_start(filters.day_from, settings)
+    if filters.day_to is not None:
+        values["day_to"] = _day_start(filters.day_to + timedelta(days=1), settings)
+    if filters.helpdesk_id is not None:
+        values["helpdesk_id"] = filters.helpdesk_id
+    moderation = filters.moderation
+    if moderation is not None and moderation != NO_MODERATION:
+        values["moderation"] = moderation
+        moderation = _BOUND
+    repeated = None
+    if filters.repeated_no_shows:
+        repeated = _SUBQUERY if missed is None else _BOUND
+        if missed is not None:
+            values["missed"] = list(missed)
+    if filters.channel is not None:
+        values["channel"] = filters.channel.value
+    shape = _Shape(
+        day_from=filters.day_from is not None,
+        day_to=filters.day_to is not None,
+        helpdesk=filters.helpdesk_id is not None,
+        moderation=moderation,
+        repeated=repeated,
+        urgent=filters.urgent,
+        channel=filters.channel is not None,
+        eligibility=filters.eligibility,
+    )
+    return shape, values
+
+
+def _conditions(shape: _Shape) -> tuple[list[ColumnElement[bool]], set[str]]:
+    """The shape's conditions on the booking and (named in the set) the tables joined."""
     conditions: list[ColumnElement[bool]] = []
     joins: set[str] = set()
-    if filters.day_from is not None:
-        conditions.append(Booking.starts_at >= _day_start(filters.day_from, settings))
-    if filters.day_to is not None:
-        end = _day_start(filters.day_to + timedelta(days=1), settings)
-        conditions.append(Booking.starts_at < end)
-    if filters.helpdesk_id is not None:
-        conditions.append(Booking.helpdesk_id == filters.helpdesk_id)
-    if filters.moderation == NO_MODERATION:
+    if shape.day_from:
+        conditions.append(Booking.starts_at >= bindparam("day_from"))
+    if shape.day_to:
+        conditions.append(Booking.starts_at < bindparam("day_to"))
+    if shape.helpdesk:
+        conditions.append(Booking.helpdesk_id == bindparam("helpdesk_id"))
+    if shape.moderation == NO_MODERATION:
         conditions.append(Booking.moderation.is_(None))
-    elif filters.moderation is not None:
-        conditions.append(Booking.moderation == filters.moderation)
-    if filters.repeated_no_shows:
-        conditions.append(
-            Booking.citizen_id.in_(missed if missed is not None else _REPEATED_NO_SHOWS)
-        )
-    if filters.urgent is not None:
+    elif shape.moderation == _BOUND:
+        conditions.append(Booking.moderation == bindparam("moderation"))
+    if shape.repeated == _BOUND:
+        conditions.append(Booking.citizen_id.in_(bindparam("missed", expanding=True)))
+    elif shape.repeated == _SUBQUERY:
+        conditions.append(Booking.citizen_id.in_(_REPEATED_NO_SHOWS))
+    if shape.urgent is not None:
         # The booking's copy of the citizen's urgency, plain (not `IS true`): both databases
         # then walk the partial index `ix_booking_urgent_state_starts_at`.
         urgent = Booking.citizen_urgent.expression
-        conditions.append(urgent if filters.urgent else not_(urgent))
-    if filters.channel is not None:
+        conditions.append(urgent if shape.urgent else not_(urgent))
+    if shape.channel:
         joins.add("citizen")
-        conditions.append(Citizen.channel == filters.channel.value)
-    if filters.eligibility is not None:
+        conditions.append(Citizen.channel == bindparam("channel"))
+    if shape.eligibility is not None:
         joins.add("case")
         decided = func.coalesce(Case.eligibility_override, Case.eligible)
-        if filters.eligibility is Eligibility.ELIGIBLE:
+        if shape.eligibility is Eligibility.ELIGIBLE:
             conditions.append(decided == true())
-        elif filters.eligibility is Eligibility.NOT_ELIGIBLE:
+        elif shape.eligibility is Eligibility.NOT_ELIGIBLE:
             conditions.append(decided == literal(False))
         else:
             conditions.append(Case.eligibility_override.is_not(None))
@@ -395,11 +462,10 @@ def _joined(query: Select[Any], joins: set[str]) -> Select[Any]:
     return query
 
 
-def _counts_statement(
-    filters: BoardFilters, settings: Settings, missed: tuple[int, ...] | None = None
-) -> Any:
+@functools.lru_cache(maxsize=256)
+def _counts_for(shape: _Shape) -> Any:
     """Per state, the filtered bookings up to `COUNT_LIMIT` + 1, in one UNION ALL."""
-    conditions, joins = _conditions(filters, settings, missed)
+    conditions, joins = _conditions(shape)
     parts = []
     for state in BookingState:
         capped = (
@@ -424,22 +490,20 @@ _ROW_COLUMNS = (
 )  # fmt: skip
 
 
-def _rows_statement(
-    filters: BoardFilters,
-    settings: Settings,
-    position: tuple[datetime, int] | None,
-    downwards: bool,
-    limit: int,
-    booking_ids: tuple[int, ...] | None = None,
-    missed: tuple[int, ...] | None = None,
+@functools.lru_cache(maxsize=256)
+def _rows_for(
+    shape: _Shape, *, state: bool, by_ids: bool, sort: Sort, after: bool, downwards: bool
 ) -> Any:
-    conditions, _joins = _conditions(filters, settings, missed)
-    if filters.state is not None:
-        conditions.append(Booking.state == filters.state.value)
-    if booking_ids is not None:
-        conditions.append(Booking.id.in_(booking_ids))
-    key = _key(filters.sort)
-    if position is not None:
+    """A keyset page of rows. Bound besides the shape's values: `state`, `booking_ids`,
+    `after_at` and `after_id` (the position walked from), `limit`."""
+    conditions, _joins = _conditions(shape)
+    if state:
+        conditions.append(Booking.state == bindparam("state"))
+    if by_ids:
+        conditions.append(Booking.id.in_(bindparam("booking_ids", expanding=True)))
+    key = _key(sort)
+    if after:
+        position: tuple[Any, Any] = (bindparam("after_at"), bindparam("after_id"))
         conditions.append(_beyond(key, Booking.id, position, downwards=downwards))
     return (
         select(*_ROW_COLUMNS, _NO_SHOWS_OF_CITIZEN)
@@ -448,8 +512,32 @@ def _rows_statement(
         .outerjoin(Intake, Intake.citizen_id == Booking.citizen_id)
         .where(*conditions)
         .order_by(_walk(key, downwards=downwards), _walk(Booking.id, downwards=downwards))
-        .limit(limit)
+        .limit(bindparam("limit", type_=Integer))
     )
+
+
+async def _fetch_rows(
+    session: AsyncSession,
+    filters: BoardFilters,
+    settings: Settings,
+    position: tuple[datetime, int] | None,
+    downwards: bool,
+    limit: int,
+    booking_ids: tuple[int, ...] | None = None,
+    missed: tuple[int, ...] | None = None,
+) -> list[Any]:
+    shape, values = _shape_of(filters, settings, missed)
+    statement = _rows_for(
+        shape, state=filters.state is not None, by_ids=booking_ids is not None,
+        sort=filters.sort, after=position is not None, downwards=downwards,
+    )  # fmt: skip
+    if filters.state is not None:
+        values["state"] = filters.state.value
+    if booking_ids is not None:
+        values["booking_ids"] = list(booking_ids)
+    if position is not None:
+        values["after_at"], values["after_id"] = position
+    return list((await session.execute(statement, {**values, "limit": limit})).all())
 
 
 def _row(r: Any) -> BoardRow:
@@ -486,8 +574,8 @@ async def count_by_state(
     missed: tuple[int, ...] | None = None,
 ) -> list[Count]:
     """The filtered bookings per state (the state filter aside), in one statement."""
-    statement = _counts_statement(filters, settings, missed)
-    found = {state: n for state, n in await session.execute(statement)}
+    shape, values = _shape_of(filters, settings, missed)
+    found = {state: n for state, n in await session.execute(_counts_for(shape), values)}
     return [
         Count(s.value, min(found.get(s.value, 0), COUNT_LIMIT), found.get(s.value, 0) > COUNT_LIMIT)
         for s in BookingState
@@ -515,8 +603,9 @@ async def list_bookings(
     position = decode_cursor(cursor, order) if cursor is not None else None
     downwards = order.descending != backwards
     missed = await _repeated_citizens(session, filters)
-    statement = _rows_statement(filters, settings, position, downwards, limit + 1, missed=missed)
-    fetched = (await session.execute(statement)).all()
+    fetched = await _fetch_rows(
+        session, filters, settings, position, downwards, limit + 1, missed=missed
+    )
     more = len(fetched) > limit
     rows = [_row(r) for r in fetched[:limit]]
     if backwards:
@@ -547,10 +636,10 @@ async def rows_of(
     """The board's rows of these bookings (whatever the filters), soonest first; one statement."""
     if not booking_ids:
         return []
-    statement = _rows_statement(
-        BoardFilters(), settings, None, False, len(booking_ids), booking_ids=booking_ids
+    fetched = await _fetch_rows(
+        session, BoardFilters(), settings, None, False, len(booking_ids), booking_ids=booking_ids
     )
-    return [_row(r) for r in await session.execute(statement)]
+    return [_row(r) for r in fetched]
 
 
 async def export_rows(
@@ -568,10 +657,9 @@ async def export_rows(
     position: tuple[datetime, int] | None = None
     missed = await _repeated_citizens(session, filters)
     while len(found) <= limit:
-        statement = _rows_statement(
-            filters, settings, position, order.descending, batch, missed=missed
+        fetched = await _fetch_rows(
+            session, filters, settings, position, order.descending, batch, missed=missed
         )
-        fetched = (await session.execute(statement)).all()
         found += [_row(r) for r in fetched]
         if len(fetched) < batch:
             break

@@ -187,9 +187,10 @@ def decode_cursor(cursor: str, order: _Order) -> tuple[datetime, int]:
 
 
 def _beyond(
-    at_column: Any, id_column: Any, position: tuple[datetime, int], *, downwards: bool
+    at_column: Any, id_column: Any, position: tuple[Any, Any], *, downwards: bool
 ) -> ColumnElement[bool]:
-    """Rows strictly past `position` when walking the (at, id) order down (or up).
+    """Rows strictly past `position` (a time and an id, or parameters bound to them) when
+    walking the (at, id) order down (or up).
 
     The plain range lets any planner seek the index; the OR settles equal times.
     """
