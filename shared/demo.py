@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.booking import demo as booking_demo
 from shared.cases import demo as case_demo
 from shared.db import utcnow
+from shared.figures import demo as history_demo
 from shared.plans import demo as plan_demo
 from shared.settings import Settings
 from shared.staff import service as staff
@@ -51,5 +52,6 @@ async def seed(*, session: AsyncSession, settings: Settings) -> tuple[DemoLogin,
     now = utcnow()
     await booking_demo.seed(session=session, settings=settings, now=now)
     await case_demo.seed(session=session, settings=settings, now=now)
-    await plan_demo.seed(session=session, settings=settings, now=now)
+    history = await history_demo.seed(session=session, settings=settings, now=now)
+    await plan_demo.seed(session=session, settings=settings, now=now, extra=history)
     return DEMO_LOGINS

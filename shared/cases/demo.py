@@ -469,17 +469,20 @@ async def _offer_earlier_place(
         )  # fmt: skip
 
 
-# How far back the demo's history goes: the helpdesks' hours start then (shared.booking.demo).
+# How far back these candidates' appointments go (the helpdesks' hours go further back:
+# shared.booking.demo.HISTORY_DAYS, for shared.figures.demo's history).
 HISTORY_DAYS = 60
 
 
-async def _past_slots(session: AsyncSession, settings: Settings, now: datetime) -> list[FreeSlot]:
-    """The free slots of the last `HISTORY_DAYS` already past, the most recent first.
+async def _past_slots(
+    session: AsyncSession, settings: Settings, now: datetime, *, days: int = HISTORY_DAYS
+) -> list[FreeSlot]:
+    """The free slots of the last `days` already past, the most recent first.
 
     Listed as they were offered back then, one booking horizon at a time.
     """
     found: dict[tuple[int, datetime], FreeSlot] = {}
-    offered_at = now - timedelta(days=HISTORY_DAYS)
+    offered_at = now - timedelta(days=days)
     while offered_at < now:
         for slot in await availability.list_free_slots(
             session=session, settings=settings, now=offered_at

@@ -17,7 +17,7 @@ Runs after `shared.cases.demo`, which admitted the candidates these plans are fo
 from __future__ import annotations
 
 import calendar
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
@@ -64,8 +64,9 @@ class DemoFund:
 
 
 FUNDS = (
-    DemoFund(CARIPLO, FUNDERS[0], 80, (
-        (80, 40_000, "Prima tranche del contributo «Doniamo Energia»"),
+    # Open since the start of the demo's history (shared.figures.demo): its plans draw on it.
+    DemoFund(CARIPLO, FUNDERS[0], 165, (
+        (165, 40_000, "Prima tranche del contributo «Doniamo Energia»"),
         (25, 20_000, "Seconda tranche del contributo «Doniamo Energia»"),
     )),
     # Nearly spent: the last plan in the queue asks it for more than it has left.
@@ -624,8 +625,18 @@ async def _admitted(session: AsyncSession) -> dict[str, tuple[Case, datetime]]:
     return {name: (case, at) for name, case, at in rows.all() if name and at}
 
 
-async def seed(*, session: AsyncSession, settings: Settings, now: datetime) -> list[Plan]:
-    """The two funds with their deposits, and plans in every state paid from them."""
+async def seed(
+    *,
+    session: AsyncSession,
+    settings: Settings,
+    now: datetime,
+    extra: Sequence[DemoPlan] = (),
+) -> list[Plan]:
+    """The two funds with their deposits, and plans in every state paid from them.
+
+    `extra`: more plans' scripts (the history's, `shared.figures.demo`), run in the same
+    timeline, so every fund's ledger reads in the order things happened.
+    """
     coordinator_id = await session.scalar(
         select(StaffUser.id).where(StaffUser.username == "coordinatore")
     )
@@ -642,7 +653,7 @@ async def seed(*, session: AsyncSession, settings: Settings, now: datetime) -> l
             timeline.append((at, partial(demo.deposit, fund, euros, note, at)))
     admitted = await _admitted(session)
     progress = []
-    for script in PLANS:
+    for script in (*PLANS, *extra):
         if script.citizen not in admitted:
             raise LookupError(f"{script.citizen} has no admitted case: see shared.cases.demo")
         case, admitted_at = admitted[script.citizen]
