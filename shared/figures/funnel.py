@@ -14,7 +14,8 @@ it by `now`, whenever they did:
 - plan approved: whose case has a plan a coordinator approved; closed: whose plan was
   closed with an outcome.
 
-A citizen erased at their request (SPEC J8) is no longer counted anywhere.
+A citizen erased at their request (SPEC J8) is no longer counted here (the questionnaire's
+figures keep an anonymous count of theirs: `shared.intake.tally`).
 
 With a helpdesk, the stages before booking are not counted (`None`): nobody has chosen a
 helpdesk yet then; from booking on, only the bookings and cases at that helpdesk count.
