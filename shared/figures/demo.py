@@ -312,10 +312,8 @@ def plan_scripts(admitted: list[tuple[str, datetime]], *, today_of: datetime) ->
             Step(Act.SIGN, start - 6),
             Step(Act.PAY, start - 7, payment=Payment(0, 250, Payee.LANDLORD, "Affitto")),
         ]  # fmt: skip
-        # Some plans ask for a microcredit; in others the job search was cancelled (the
-        # citizen found a course instead). Not both: the editor's form names a support's
-        # type and a microcredit's own type alike (`support-N.kind`), so a plan with a
-        # microcredit can't be read back into the form and saved (see the report).
+        # Some plans ask for a microcredit; in the others the job search was cancelled (the
+        # citizen found a course instead).
         microcredit = index % 5 != 1
         if not microcredit:
             steps.append(Step(Act.EDIT, start - 9, edits={"support-1.state": "cancelled"}))
@@ -344,7 +342,7 @@ def _contents(start: int, microcredit: bool) -> Callable[[Context], PlanInput]:
             Kind.MICROCREDIT,
             _org("farsi_prossimo"),
             (begins, begins + timedelta(days=90)),
-            kind="social",
+            credit_type="social",
             amount_requested="2000",
             duration_months="24",
             lender="PerMicro",

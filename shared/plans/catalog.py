@@ -97,7 +97,9 @@ class EmergencySupport(FormModel):
 
 
 class Microcredit(FormModel):
-    kind: str | None = required(
+    # Not `kind`: the editor names a detail after the support (`support-<n>.<field>`), and
+    # the support's own type is `support-<n>.kind`.
+    credit_type: str | None = required(
         N_("Type of microcredit"), Widget.CHOICE,
         options=(("social", N_("Social microcredit")), ("business", N_("Business microcredit"))),
     )  # fmt: skip
@@ -120,7 +122,7 @@ class Microcredit(FormModel):
     @field_validator("amount_requested")
     @classmethod
     def _social_amount(cls, value: int | None, info: ValidationInfo) -> int | None:
-        social = info.data.get("kind") == "social"
+        social = info.data.get("credit_type") == "social"
         if social and value is not None and value > SOCIAL_MICROCREDIT_MAX_CENTS:
             raise PydanticCustomError("microcredit_amount", "over the legal maximum")
         return value
@@ -128,7 +130,7 @@ class Microcredit(FormModel):
     @field_validator("duration_months")
     @classmethod
     def _social_duration(cls, value: int | None, info: ValidationInfo) -> int | None:
-        social = info.data.get("kind") == "social"
+        social = info.data.get("credit_type") == "social"
         if social and value is not None and value > SOCIAL_MICROCREDIT_MAX_MONTHS:
             raise PydanticCustomError("microcredit_duration", "over the legal maximum")
         return value

@@ -303,7 +303,7 @@ def _moretti(ctx: Context) -> PlanInput:
         ),
         supports=(
             _support(Kind.MICROCREDIT, _org("farsi_prossimo"), (ctx.day(7), ctx.day(97)),
-                     kind="business", amount_requested="12000", duration_months="48",
+                     credit_type="business", amount_requested="12000", duration_months="48",
                      lender="Banca Etica – filiale di Milano",
                      tutor="Farsi Prossimo – sportello microcredito",
                      application_state="submitted"),
@@ -426,7 +426,7 @@ def _ricci(ctx: Context) -> PlanInput:
             _support(Kind.EMERGENCY_SUPPORT, _org("farsi_prossimo"), (ctx.day(7), ctx.day(7)),
                      ctx.fund_ids[CARIPLO], form="one_off", one_off_amount="1300",
                      purpose=["rent"], paid_to="landlord", payee="Giorgio Villa (proprietario)"),
-            _support(Kind.MICROCREDIT, _org("farsi_prossimo"), (None, None), kind="social",
+            _support(Kind.MICROCREDIT, _org("farsi_prossimo"), (None, None), credit_type="social",
                      amount_requested="3000", duration_months="36", lender="PerMicro",
                      application_state="to_prepare"),
         ),

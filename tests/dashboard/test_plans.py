@@ -17,7 +17,7 @@ from shared.cases import access
 from shared.cases.models import Case
 from shared.db import Database, utcnow
 from shared.funds import service as funds
-from shared.plans import scans
+from shared.plans import catalog, scans
 from shared.plans import service as plans
 from shared.plans.models import Plan
 from shared.settings import Settings
@@ -333,3 +333,31 @@ async def test_the_plan_is_dated_on_the_programs_day_not_utcs(
     pdf = await client.get(f"/cases/{case_id}/plan.pdf")
     text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.content)).pages)
     assert "2 dicembre 2026" in text and "1 dicembre 2026" not in text
+
+
+async def test_every_field_of_every_support_has_a_name_of_its_own(
+    client: httpx.AsyncClient, database: Database, settings: Settings
+) -> None:
+    """No two controls of the editor share a name (radio buttons of one group aside): a
+    detail named like one of the support's own fields (the microcredit's "kind") would be
+    sent twice, and its value read as the other's."""
+    case_id, _fund_id = await _case_of(database, settings, "operatore")
+    await login(client, "operatore")
+    page = await client.get(f"/cases/{case_id}/plan")
+    await client.post(f"/cases/{case_id}/plan/start", data={"csrf_token": csrf_from(page.text)})
+    page = await client.get(f"/cases/{case_id}/plan")
+    for kind in catalog.kinds():
+        form = _form(page.text) | {"add": f"support:{kind.value}"}
+        page = await client.post(f"/cases/{case_id}/plan", data=form)
+        assert page.status_code == 200, kind
+    [editor] = re.findall(
+        rf'<form [^>]*action="/cases/{case_id}/plan"[^>]*>(.*?)</form>', page.text, re.S
+    )
+    controls: list[str] = []
+    for tag in re.findall(r"<(?:input|select|textarea) [^>]*>", editor):
+        name = re.search(r'name="([^"]+)"', tag)
+        grouped = re.search(r'type="(radio|checkbox)"', tag)
+        if name and not (grouped and name[1] in controls):
+            controls.append(name[1])
+    shared = sorted({n for n in controls if controls.count(n) > 1})
+    assert shared == [], shared

@@ -68,7 +68,7 @@ def test_unknown_options_are_refused() -> None:
     ],
 )
 def test_social_microcredit_within_the_law(amount: str, months: str, refused: set[str]) -> None:
-    values = {"kind": "social", "amount_requested": amount, "duration_months": months}
+    values = {"credit_type": "social", "amount_requested": amount, "duration_months": months}
     if not refused:
         details = _parse(Kind.MICROCREDIT, **values)
         assert catalog.amount_cents(Kind.MICROCREDIT, details, None, None) == 0  # a loan
@@ -77,7 +77,7 @@ def test_social_microcredit_within_the_law(amount: str, months: str, refused: se
         _parse(Kind.MICROCREDIT, **values)
     assert set(found.value.errors) == refused
     # A business microcredit has no such limit.
-    _parse(Kind.MICROCREDIT, **{**values, "kind": "business"})
+    _parse(Kind.MICROCREDIT, **{**values, "credit_type": "business"})
 
 
 def test_internship_guidance_warns_but_does_not_refuse() -> None:
