@@ -15,12 +15,12 @@ from typing import Any, TypeVar
 
 import click
 import uvicorn
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, StatementError
 
 from dashboard.app import create_app
 from dashboard.params import BadDay, read_day
+from shared import crypto, migrate
 from shared import demo as demo_data
-from shared import migrate
 from shared.db import (
     CONNECT_TIMEOUT_SECONDS,
     MIN_FREE_BYTES,
@@ -37,6 +37,7 @@ from shared.housekeeping import housekeeping_component
 from shared.i18n import DEFAULT_LANGUAGE
 from shared.logs import configure_logging
 from shared.runtime import load_components
+from shared.schema import metadata
 from shared.settings import Settings, SettingsError, load_settings
 from shared.staff import service as staff
 from shared.staff.errors import StaffError
@@ -197,7 +198,12 @@ class _Ripartire(click.Group):
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except Exception as exc:
+            # Keys that can't read the data: a column type's refusal comes wrapped in the
+            # statement's error.
+            cause = exc.orig if isinstance(exc, StatementError) else exc
             invocation = ctx.ensure_object(_Invocation)
+            if isinstance(cause, crypto.DataKeyError) and not invocation.debug:
+                raise click.ClickException(str(cause)) from None
             message = None if invocation.debug else explain_failure(exc, invocation.settings)
             if message is None:
                 raise
@@ -208,8 +214,14 @@ def _run(coroutine: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coroutine)
 
 
+def _database(settings: Settings) -> Database:
+    """The settings' database, with the keys of its encrypted columns when they are set."""
+    keys = settings.data_keys()
+    return Database(settings.database_url, cipher=crypto.DataCipher(keys) if keys else None)
+
+
 async def _with_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
-    database = Database(settings.database_url)
+    database = _database(settings)
     try:
         return await work(database)
     finally:
@@ -234,6 +246,7 @@ def run(host: str, port: int) -> None:
     settings = _settings()
     try:
         settings.require_secret_key()
+        settings.require_data_keys()
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
     configure_logging(settings, _log_level())
@@ -265,11 +278,12 @@ def demo(host: str, port: int) -> None:
 
 
 async def _serve(settings: Settings, host: str, port: int) -> None:
-    database = Database(settings.database_url)
+    database = _database(settings)
     try:
         await migrate.upgrade(database)
         # At head, upgrading writes nothing: a database that saves nothing would pass.
         await database.check_writable()
+        await crypto.check_stored(database.engine, metadata.sorted_tables)
         components = [
             housekeeping_component(settings=settings, database=database),
             *load_components(settings=settings, database=database),
@@ -404,6 +418,7 @@ def export(name: str, fmt: str, first: str | None, last: str | None, output: Pat
 
     async def work(database: Database) -> None:
         await migrate.upgrade(database)
+        await crypto.check_stored(database.engine, metadata.sorted_tables)
         async with database.transaction() as session:
             await exports.record(
                 session=session, actor="cli", export=chosen, fmt=file_format, days=days
@@ -420,3 +435,40 @@ def export(name: str, fmt: str, first: str | None, last: str | None, output: Pat
         output.unlink(missing_ok=True)
         raise
     click.echo(f"Wrote {output}.")
+
+
+@main.group()
+def keys() -> None:
+    """The keys of the encrypted notes (RIPARTIRE_DATA_KEY)."""
+
+
+@keys.command("rotate")
+@click.option(
+    "--batch", default=crypto.ROTATE_BATCH, show_default=True, type=click.IntRange(1, 100_000),
+    help="Rows re-encrypted per transaction.",
+)  # fmt: skip
+def keys_rotate(batch: int) -> None:
+    """Re-encrypt every encrypted note with the first key of RIPARTIRE_DATA_KEY."""
+    settings = _settings()
+    try:
+        keys = settings.require_data_keys()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+    configure_logging(settings, _log_level())
+
+    async def work(database: Database) -> crypto.RotationReport:
+        await migrate.upgrade(database)
+        await crypto.check_stored(database.engine, metadata.sorted_tables)
+        return await crypto.rotate(database.engine, metadata.sorted_tables, batch=batch)
+
+    report = _run(_with_database(settings, work))
+    rotated, plain = sum(report.reencrypted.values()), sum(report.encrypted_plain.values())
+    click.echo(
+        f"Re-encrypted {rotated} values with the first key and encrypted {plain} plain ones; "
+        f"{sum(report.current.values())} were already under the first key."
+    )
+    if len(keys) > 1:
+        click.echo(
+            "Every value is now under the first key: remove the others from "
+            "RIPARTIRE_DATA_KEY, then restart."
+        )

@@ -31,6 +31,8 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm.attributes import instance_dict
 from sqlalchemy.types import TypeDecorator
 
+from shared import crypto
+
 log = logging.getLogger(__name__)
 
 NAMING_CONVENTION = {
@@ -171,9 +173,20 @@ def _failure_name(exc: BaseException) -> str:
 
 
 class Database:
-    """One engine and its session factories; the entry points own the transactions."""
+    """One engine and its session factories; the entry points own the transactions.
 
-    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 10) -> None:
+    `cipher`: the keys of the encrypted columns (`shared.crypto`); without it, reading or
+    writing an encrypted value raises `crypto.DataKeyError`.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        echo: bool = False,
+        pool_size: int = 10,
+        cipher: crypto.DataCipher | None = None,
+    ) -> None:
         self.url = url
         self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
         # Bound parameters carry names, answers and token hashes: never in an error message.
@@ -195,6 +208,7 @@ class Database:
                 },
             }
         self.engine = create_async_engine(url, **options)
+        crypto.attach(self.engine, cipher)
         if self.is_sqlite:
             _configure_sqlite(self.engine)
         self._read_engine = self.engine.execution_options(**{_READ_ONLY: True})

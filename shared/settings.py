@@ -10,6 +10,7 @@ from functools import cached_property
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from cryptography.fernet import Fernet
 from pydantic import (
     AnyHttpUrl,
     Field,
@@ -56,6 +57,9 @@ class Settings(BaseSettings):
     webhook_url: HttpUrl | None = None
     webhook_secret: SecretStr | None = None
     secret_key: SecretStr | None = None
+    # Fernet keys (shared.crypto) for the sensitive free text, separated by commas: the
+    # first encrypts, every one decrypts (a rotation puts the new key first).
+    data_key: SecretStr | None = None
     timezone: str = "Europe/Rome"
 
     # Booking rules (SPEC section 4).
@@ -144,7 +148,7 @@ class Settings(BaseSettings):
             raise ValueError("Telegram delivers webhooks only to https:// addresses")
         return value
 
-    @field_validator("webhook_secret", "secret_key")
+    @field_validator("webhook_secret", "secret_key", "data_key")
     @classmethod
     def _empty_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
         return value if value is not None and value.get_secret_value() else None
@@ -162,6 +166,23 @@ class Settings(BaseSettings):
         if value is not None and len(value.get_secret_value()) < MIN_SECRET_KEY_LENGTH:
             raise ValueError(f"too short: use at least {MIN_SECRET_KEY_LENGTH} random characters")
         return value
+
+    @field_validator("data_key")
+    @classmethod
+    def _check_data_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        keys = _split_keys(value.get_secret_value())
+        for number, key in enumerate(keys, start=1):
+            try:
+                Fernet(key)
+            except ValueError:
+                which = f"key {number} of {len(keys)}" if len(keys) > 1 else "the key"
+                raise ValueError(
+                    f"{which} is not a Fernet key (44 characters of URL-safe base64); "
+                    f"generate one with {GENERATE_DATA_KEY}"
+                ) from None
+        return value if keys else None
 
     @field_validator("timezone")
     @classmethod
@@ -208,8 +229,33 @@ class Settings(BaseSettings):
             '`python -c "import secrets; print(secrets.token_urlsafe(48))"`'
         )
 
+    def data_keys(self) -> tuple[str, ...]:
+        """The data keys, the one that encrypts first; generated per process in demo mode,
+        none when unset (`require_data_keys` is for the commands that need them)."""
+        if self.data_key is not None:
+            return _split_keys(self.data_key.get_secret_value())
+        return (_demo_data_key,) if self.demo else ()
+
+    def require_data_keys(self) -> tuple[str, ...]:
+        keys = self.data_keys()
+        if not keys:
+            raise SettingsError(
+                f"RIPARTIRE_DATA_KEY is not set: generate one with {GENERATE_DATA_KEY}"
+            )
+        return keys
+
+
+GENERATE_DATA_KEY = (
+    '`python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"`'
+)
+
+
+def _split_keys(value: str) -> tuple[str, ...]:
+    return tuple(key.strip() for key in value.split(",") if key.strip())
+
 
 _demo_secret = secrets.token_urlsafe(48)
+_demo_data_key = Fernet.generate_key().decode()
 
 
 def load_settings(**overrides: object) -> Settings:

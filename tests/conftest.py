@@ -14,11 +14,12 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from cryptography.fernet import Fernet
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared import migrate
+from shared import crypto, migrate
 from shared.db import Database
 from shared.schema import metadata
 from shared.settings import Settings
@@ -28,6 +29,9 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 POSTGRES_ADMIN_URL = os.environ.get(
     "RIPARTIRE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
+
+# The run's key of the encrypted columns (shared.crypto), as RIPARTIRE_DATA_KEY would give.
+DATA_KEY = Fernet.generate_key().decode()
 
 if BACKEND not in ("sqlite", "postgresql"):
     raise pytest.UsageError(f"RIPARTIRE_TEST_DATABASE must be sqlite or postgresql, not {BACKEND}")
@@ -102,7 +106,7 @@ async def database_factory(
 
 @pytest.fixture(scope="session")
 async def migrated_database(database_factory: DatabaseFactory) -> AsyncIterator[Database]:
-    database = Database(await database_factory.create())
+    database = Database(await database_factory.create(), cipher=crypto.DataCipher([DATA_KEY]))
     await migrate.upgrade(database)
     yield database
     await database.dispose()
@@ -145,7 +149,9 @@ async def session(database: Database) -> AsyncIterator[AsyncSession]:
 
 @pytest.fixture
 def settings(database: Database) -> Settings:
-    return Settings(database_url=database.url, secret_key="x" * 40, _env_file=None)  # type: ignore[call-arg]
+    return Settings(  # type: ignore[call-arg]
+        database_url=database.url, secret_key="x" * 40, data_key=DATA_KEY, _env_file=None
+    )
 
 
 @pytest.fixture

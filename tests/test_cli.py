@@ -18,8 +18,9 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
+from shared import crypto
 from shared.db import Database
-from tests.conftest import BACKEND, POSTGRES_ADMIN_URL, DatabaseFactory
+from tests.conftest import BACKEND, DATA_KEY, POSTGRES_ADMIN_URL, DatabaseFactory
 from tests.disks import fill, read_only_file, small_disk, use_up_inodes
 
 RIPARTIRE = shutil.which("ripartire", path=str(Path(sys.executable).parent)) or "ripartire"
@@ -33,6 +34,7 @@ async def workdir(tmp_path: Path, database_factory: DatabaseFactory) -> tuple[Pa
     On SQLite the default `./data/ripartire.db` is used, so its creation is tested too.
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith("RIPARTIRE_")}
+    env["RIPARTIRE_DATA_KEY"] = DATA_KEY
     if BACKEND == "postgresql":
         env["RIPARTIRE_DATABASE_URL"] = await database_factory.create()
     return tmp_path, env
@@ -114,6 +116,21 @@ def test_run_refuses_to_start_without_a_secret_key(workdir: tuple[Path, dict[str
     result = cli(workdir, "run", "--port", "1")
     assert result.returncode == 1
     assert "RIPARTIRE_SECRET_KEY" in result.stderr
+
+
+def test_run_refuses_to_start_without_a_data_key(workdir: tuple[Path, dict[str, str]]) -> None:
+    result = cli(
+        workdir, "run", "--port", "1",
+        extra_env={"RIPARTIRE_SECRET_KEY": "s" * 40, "RIPARTIRE_DATA_KEY": ""},
+    )  # fmt: skip
+    assert_one_line(result, "RIPARTIRE_DATA_KEY is not set", "Fernet.generate_key()")
+
+
+def test_a_malformed_data_key_is_one_line(workdir: tuple[Path, dict[str, str]]) -> None:
+    bad = "not-a-fernet-key-at-all"
+    result = cli(workdir, "db", "upgrade", extra_env={"RIPARTIRE_DATA_KEY": f"{DATA_KEY},{bad}"})
+    line = assert_one_line(result, "RIPARTIRE_DATA_KEY", "key 2 of 2 is not a Fernet key")
+    assert bad not in line and DATA_KEY not in line
 
 
 def _free_port() -> int:
@@ -428,7 +445,7 @@ async def test_export_writes_the_file_and_is_audited(workdir: tuple[Path, dict[s
     from tests.shared.figures.dataset import build
 
     assert cli(workdir, "db", "upgrade").returncode == 0
-    database = Database(_database_url(workdir))
+    database = Database(_database_url(workdir), cipher=crypto.DataCipher([DATA_KEY]))
     try:
         async with database.transaction() as session:
             await build(session)
@@ -490,3 +507,45 @@ def test_export_to_an_unwritable_path_is_one_line(workdir: tuple[Path, dict[str,
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "cannot write" in lines[0] and "Traceback" not in result.stderr
+
+
+async def test_keys_rotate_end_to_end(workdir: tuple[Path, dict[str, str]]) -> None:
+    from cryptography.fernet import Fernet
+
+    from tests.shared.figures.dataset import build
+
+    assert cli(workdir, "db", "upgrade").returncode == 0
+    database = Database(_database_url(workdir), cipher=crypto.DataCipher([DATA_KEY]))
+    try:
+        async with database.transaction() as session:
+            await build(session)
+    finally:
+        await database.dispose()
+    new = Fernet.generate_key().decode()
+
+    def rotate(keys: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return cli(workdir, "keys", "rotate", *args, extra_env={"RIPARTIRE_DATA_KEY": keys})
+
+    assert_one_line(rotate(""), "RIPARTIRE_DATA_KEY is not set")
+    assert_one_line(rotate(new), "RIPARTIRE_DATA_KEY does not open the encrypted data")
+
+    rotated = rotate(f"{new},{DATA_KEY}", "--batch", "2")
+    assert rotated.returncode == 0, rotated.stderr
+    found = re.search(r"Re-encrypted (\d+) values with the first key and encrypted 0 plain ones; "
+                      r"0 were already under the first key\.", rotated.stdout)  # fmt: skip
+    assert found and int(found[1]) > 0, rotated.stdout
+    assert "remove the others from RIPARTIRE_DATA_KEY" in rotated.stdout
+
+    again = rotate(new)
+    assert again.returncode == 0, again.stderr
+    assert (
+        f"Re-encrypted 0 values with the first key and encrypted 0 plain ones; {found[1]} were "
+        "already under the first key." in again.stdout
+    )
+    assert "remove the others" not in again.stdout
+    # The old key alone no longer opens anything: it can be forgotten.
+    exported = cli(
+        workdir, "export", "plans", "--format", "csv", "--output", str(workdir[0] / "p.csv"),
+        extra_env={"RIPARTIRE_DATA_KEY": DATA_KEY},
+    )  # fmt: skip
+    assert_one_line(exported, "RIPARTIRE_DATA_KEY does not open the encrypted data")

@@ -27,10 +27,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.booking.models import Booking
+from shared.crypto import EncryptedJSON
 from shared.db import Base, UTCDateTime, utcnow
 from shared.outbox.models import OutboxMessage
 
@@ -139,7 +140,8 @@ class Interview(Base):
     case_id: Mapped[int] = mapped_column(
         ForeignKey("case_file.id", ondelete="CASCADE"), unique=True
     )
-    answers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Encrypted at rest, whole: its notes, wellbeing, income and debts (shared.crypto).
+    answers: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON, default=dict)
     outcome: Mapped[str | None] = mapped_column(String(12))
     # Why not admitted; to whom referred.
     outcome_reason: Mapped[str | None] = mapped_column(Text)

@@ -33,11 +33,11 @@ from sqlalchemy import (
     Index,
     LargeBinary,
     String,
-    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from shared.crypto import EncryptedJSON, EncryptedText
 from shared.db import Base, UTCDateTime, utcnow
 
 
@@ -103,7 +103,9 @@ class Plan(Base):
     state: Mapped[str] = mapped_column(String(12), default=PlanState.DRAFT.value)
     # Raised at each approval after the first: the version printed and signed.
     version: Mapped[int] = mapped_column(default=1)
-    summary: Mapped[str] = mapped_column(Text, default="")
+    # The situation, the return comment and the outcome notes are encrypted at rest
+    # (shared.crypto).
+    summary: Mapped[str] = mapped_column(EncryptedText, default="")
     # The case worker who builds it (the case's assignee when it was started).
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id", ondelete="SET NULL"))
     next_review_on: Mapped[date | None] = mapped_column(Date)
@@ -113,14 +115,14 @@ class Plan(Base):
     # The coordinator's last decision: approved or returned, with the comment.
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     decided_by: Mapped[str | None] = mapped_column(String(80))
-    return_comment: Mapped[str | None] = mapped_column(Text)
+    return_comment: Mapped[str | None] = mapped_column(EncryptedText)
     approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # The date on the paper the citizen signed (the legal default), and when it was recorded.
     signed_on: Mapped[date | None] = mapped_column(Date)
     activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     outcome: Mapped[str | None] = mapped_column(String(32))
-    outcome_notes: Mapped[str | None] = mapped_column(Text)
+    outcome_notes: Mapped[str | None] = mapped_column(EncryptedText)
     # The closure check (`Trend`), one per baseline of the interview.
     income_trend: Mapped[str | None] = mapped_column(String(8))
     debts_trend: Mapped[str | None] = mapped_column(String(8))
@@ -212,8 +214,9 @@ class PlanChange(Base):
     # "summary", "objective", "commitment", "support", "team", or a transition ("approve").
     what: Mapped[str] = mapped_column(String(20))
     item_id: Mapped[int | None] = mapped_column()
-    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Encrypted at rest (shared.crypto): they copy the situation and the return comment.
+    before: Mapped[dict[str, Any] | None] = mapped_column(EncryptedJSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(EncryptedJSON)
     # It sent the approved plan back to the coordinator.
     material: Mapped[bool] = mapped_column(default=False)
 
@@ -297,8 +300,9 @@ class PlanReview(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     plan_id: Mapped[int] = mapped_column(ForeignKey("plan.id", ondelete="CASCADE"))
     held_on: Mapped[date] = mapped_column(Date)
-    progress: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    notes: Mapped[str] = mapped_column(Text, default="")
+    # Encrypted at rest (shared.crypto): the notes, and each item's note in the progress.
+    progress: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON, default=dict)
+    notes: Mapped[str] = mapped_column(EncryptedText, default="")
     next_review_on: Mapped[date] = mapped_column(Date)
     actor: Mapped[str] = mapped_column(String(80))
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())

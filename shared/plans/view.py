@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     Boolean,
     Date,
     Integer,
@@ -37,6 +36,7 @@ from shared.cases import access
 from shared.cases.errors import CaseNotFound, CaseNotVisible
 from shared.cases.models import Case
 from shared.citizens.models import Citizen
+from shared.crypto import EncryptedJSON
 from shared.db import Base, UTCDateTime, for_reading
 from shared.funds.models import Fund
 from shared.plans.errors import NotAllowed
@@ -129,8 +129,10 @@ _COLUMNS: tuple[tuple[str, type[TypeEngine[Any]]], ...] = (
     ("d2", Date),
     ("at", UTCDateTime),
     ("flag", Boolean),
-    ("j1", JSON),
-    ("j2", JSON),
+    # Encrypted JSON: the changes' before and after are encrypted at rest, and a plain
+    # document (a support's details) reads as it is (shared.crypto).
+    ("j1", EncryptedJSON),
+    ("j2", EncryptedJSON),
 )
 
 

@@ -4,6 +4,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 
 from shared.settings import SettingsError, load_settings
 
@@ -100,6 +101,29 @@ def test_secret_key_has_no_default_outside_demo() -> None:
         load_settings().require_secret_key()
     demo_key = load_settings(demo=True).require_secret_key()
     assert len(demo_key) >= 32
+
+
+def test_data_keys_first_encrypts_none_outside_demo(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(SettingsError, match="RIPARTIRE_DATA_KEY is not set"):
+        load_settings().require_data_keys()
+    assert load_settings().data_keys() == ()
+    [demo_key] = load_settings(demo=True).require_data_keys()
+    assert load_settings(demo=True).data_keys() == (demo_key,)  # one per process
+    new, old = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    monkeypatch.setenv("RIPARTIRE_DATA_KEY", f" {new} , {old},")
+    assert load_settings().require_data_keys() == (new, old)
+    monkeypatch.setenv("RIPARTIRE_DATA_KEY", "")
+    assert load_settings().data_keys() == ()
+
+
+def test_a_bad_data_key_is_named_and_not_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    good = Fernet.generate_key().decode()
+    monkeypatch.setenv("RIPARTIRE_DATA_KEY", f"{good},{good[:-2]}")
+    with pytest.raises(SettingsError) as refused:
+        load_settings()
+    message = str(refused.value)
+    assert message.startswith("RIPARTIRE_DATA_KEY: key 2 of 2 is not a Fernet key")
+    assert good[:-2] not in message
 
 
 def test_municipalities_are_a_json_list(monkeypatch: pytest.MonkeyPatch) -> None:
