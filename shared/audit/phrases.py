@@ -166,6 +166,13 @@ def _case_read(details: Mapping[str, Any], known: Known, object_id: str | None) 
     return N_("Case record read"), {}
 
 
+def _pruned(details: Mapping[str, Any], known: Known, object_id: str | None) -> Any:
+    count = _id(details.get("pruned"))
+    if count is None:
+        return N_("Older events removed from the audit log (retention)"), {}
+    return N_("Events removed from the audit log by retention: {count}"), {"count": count}
+
+
 # The hours' "from" and "to" are times of day.
 _HOURS = {"from": N_("Opens at"), "to": N_("Closes at")}
 
@@ -271,6 +278,17 @@ PHRASES: dict[str, Phrase] = {
     "closure.delete": Phrase(N_("Closure removed")),
     "extra_opening.create": Phrase(N_("Extra opening added"), labels=_HOURS),
     "extra_opening.delete": Phrase(N_("Extra opening removed")),
+    # The audit log itself: the checkpoint keeps the rest verifiable.
+    "audit.prune": Phrase(
+        N_("Older events removed from the audit log (retention)"),
+        _pruned,
+        frozenset({"pruned"}),
+        labels={
+            "before": N_("Recorded before"),
+            "through_id": N_("Up to event"),
+            "last_hash": N_("Fingerprint of the last event removed"),
+        },
+    ),
     # Staff accounts.
     "staff.login": Phrase(N_("Signed in")),
     "staff.login_failed": Phrase(N_("Sign-in failed")),
@@ -312,6 +330,7 @@ OBJECTS = {
     "helpdesk": (N_("Helpdesks"), N_("Helpdesk {id}")),
     "staff_user": (N_("Staff accounts"), N_("Staff account {id}")),
     "waitlist_entry": (N_("Waiting list"), N_("Waiting-list entry {id}")),
+    "audit_checkpoint": (N_("Audit log checkpoints"), N_("Audit log checkpoint {id}")),
 }
 OTHER_OBJECT = (N_("Other"), N_("Other record {id}"))
 
@@ -332,6 +351,7 @@ DETAIL_LABELS = {
     "booking_id": N_("Booking"),
     "booking_state": N_("Booking state"),
     "by": N_("Cancelled by"),
+    "by_text": N_("Searched by name, phone or code"),
     "bytes": N_("Size (bytes)"),
     "changes": N_("Changes"),
     "citizen_id": N_("Citizen"),
@@ -349,6 +369,7 @@ DETAIL_LABELS = {
     "held_on": N_("Held on"),
     "interview_id": N_("Interview"),
     "last_day": N_("Last day"),
+    "locks_account": N_("Account locked after too many failures"),
     "method": N_("Payment method"),
     "movement_id": N_("Ledger entry"),
     "moved_from": N_("Moved from booking"),
@@ -382,6 +403,7 @@ DETAIL_LABELS = {
     "valid_from": N_("Valid from"),
     "version": N_("Version"),
     "weekday": N_("Weekday"),
+    "while_locked": N_("Tried while the account was locked"),
 }
 OTHER_DETAIL = N_("Other detail")
 # Detail values that are codes themselves.

@@ -224,7 +224,6 @@ async def confirm_request(
         action="booking.request_confirmed",
         object_type="booking",
         object_id=str(booking.id),
-        details={"code": booking.code},
     )
     return booking
 
@@ -290,7 +289,8 @@ async def decline_request(
         kind=messages.MessageKind.REQUEST_DECLINED,
         now=now,
     )
-    details: dict[str, Any] = {"reason": reason}
+    # The reason is typed text, told to the citizen and kept on the booking: not logged.
+    details: dict[str, Any] = {}
     if propose_at is not None:
         details["proposed"] = propose_at.isoformat()
     event = audit.Event(actor, "booking.request_declined", "booking", str(booking.id), details)

@@ -58,6 +58,14 @@ from shared.settings import Settings
 CHECK_IN_EARLY = timedelta(hours=1)
 # A staff cancellation's reason, as `Booking.cancel_reason` holds it.
 MAX_CANCEL_REASON = 200
+# The reasons the services give themselves (codes); any other is text staff typed.
+REASON_CODES = frozenset({"moved", "erasure"})
+
+
+def audit_reason(reason: str | None) -> str | None:
+    """The cancellation's reason as the audit log keeps it: a code, never typed text (it
+    may name the citizen; it stays on the booking, which an erasure reaches)."""
+    return reason if reason in REASON_CODES else None
 
 
 class CancelledBy(StrEnum):
@@ -204,7 +212,6 @@ async def book_slot(
         str(booking.id),
         {
             "citizen_id": citizen_id,
-            "code": booking.code,
             "moved_from": moved_from_id,
             **({"moderation": booking.moderation} if booking.moderation else {}),
         },
@@ -311,7 +318,7 @@ async def cancel_booking(
         "booking.cancel",
         "booking",
         str(booking.id),
-        {"by": by.value, "reason": booking.cancel_reason},
+        {"by": by.value, "reason": audit_reason(booking.cancel_reason)},
     )
     await cases.on_booking_changed(session=session, booking=booking, now=now, events=[event])
     return booking

@@ -271,7 +271,6 @@ async def accept_offer(
         object_id=str(booking.id),
         details={
             "entry_id": entry.id,
-            "code": booking.code,
             **({"moved_from": replaced.id} if replaced is not None else {}),
         },
     )

@@ -415,6 +415,7 @@ async def list_cases(
             actor=staff.actor,
             action="case.search",
             object_type="case",
-            details={"text": filters.text, "results": len(rows)},
+            # Not the text: it is a name, a phone number or a booking code.
+            details={"by_text": True, "results": len(rows)},
         )
     return page

@@ -230,7 +230,6 @@ async def on_booking_changed(
     case, before = changed
     details = {
         "booking_id": booking.id,
-        "code": booking.code,
         "booking_state": state.value,
         "from": before,
         "to": case.state,
@@ -499,11 +498,8 @@ async def record_outcome(
         staff.actor,
         "case.outcome",
         case,
-        {
-            "outcome": chosen.value,
-            "reason": interview.outcome_reason,
-            "referred_to": interview.referred_to,
-        },
+        # The reason and the referral are typed text: they stay on the interview.
+        {"outcome": chosen.value},
     )
     return case
 
@@ -558,7 +554,6 @@ async def override_eligibility(
         {
             "from": before,
             "to": eligible,
-            "reason": case.override_reason,
             "questionnaire": case.eligible,
         },
     )
@@ -601,7 +596,6 @@ async def close_case(
     case.closed_at = case.updated_at = now
     case.close_reason = reason
     await session.flush()
-    await access.record(
-        session, staff.actor, "case.close", case, {"from": before, "reason": reason}
-    )
+    # The reason is typed text: it stays on the case, which an erasure reaches.
+    await access.record(session, staff.actor, "case.close", case, {"from": before})
     return case

@@ -71,7 +71,7 @@ async def add_user(
         action="staff.create",
         object_type="staff_user",
         object_id=str(user.id),
-        details={"username": name, "role": role.value},
+        details={"role": role.value},
     )
     return user
 
@@ -147,7 +147,6 @@ async def set_active(
         action="staff.reactivate" if active else "staff.deactivate",
         object_type="staff_user",
         object_id=str(user.id),
-        details={"username": user.username},
     )
     return user
 
@@ -176,7 +175,6 @@ async def reset_password(
         action="staff.password_reset",
         object_type="staff_user",
         object_id=str(user.id),
-        details={"username": user.username},
     )
     return user
 
@@ -198,6 +196,6 @@ async def change_role(
         action="staff.role_change",
         object_type="staff_user",
         object_id=str(user.id),
-        details={"username": user.username, "from": previous, "to": role.value},
+        details={"from": previous, "to": role.value},
     )
     return user

@@ -63,6 +63,17 @@ def _throttle_key(username: str) -> str:
     return username.strip().lower()[:80]
 
 
+async def _record_failure(session: AsyncSession, username: str, details: dict[str, bool]) -> None:
+    """Audit a refused sign-in under the account tried, by id; what was typed is not kept
+    (a username is personal data of staff, a mistyped one may be a password)."""
+    user = await staff.get_by_username(session=session, username=username)
+    await audit.record(
+        session=session, actor="anonymous", action="staff.login_failed",
+        object_type="staff_user", object_id=str(user.id) if user is not None else None,
+        details=details,
+    )  # fmt: skip
+
+
 async def sign_in(
     *,
     session: AsyncSession,
@@ -75,6 +86,7 @@ async def sign_in(
     key = _throttle_key(username)
     throttle = await session.get(LoginThrottle, key)
     if throttle is not None and throttle.locked_until is not None and throttle.locked_until > now:
+        await _record_failure(session, username, {"while_locked": True})
         raise AccountLocked("Too many failed attempts. Try again later.")
     try:
         user = await staff.authenticate(session=session, username=username, password=password)
@@ -83,14 +95,12 @@ async def sign_in(
             throttle = LoginThrottle(username=key, failures=0)
             session.add(throttle)
         throttle.failures += 1
-        if throttle.failures >= policy.max_failures:
+        locks = throttle.failures >= policy.max_failures
+        if locks:
             throttle.failures = 0
             throttle.locked_until = now + policy.lockout
         await session.flush()
-        await audit.record(
-            session=session, actor="anonymous", action="staff.login_failed",
-            object_type="staff_user", details={"username": key},
-        )  # fmt: skip
+        await _record_failure(session, username, {"locks_account": True} if locks else {})
         raise SignInRefused("Wrong username or password.") from None
     if throttle is not None:
         await session.delete(throttle)
