@@ -188,6 +188,8 @@ class Database:
         cipher: crypto.DataCipher | None = None,
     ) -> None:
         self.url = url
+        # Another engine on the same database (a test's or benchmark's) takes the same keys.
+        self.cipher = cipher
         self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
         # Bound parameters carry names, answers and token hashes: never in an error message.
         options: dict[str, Any] = {

@@ -18,11 +18,12 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import sqlalchemy
+from cryptography.fernet import Fernet
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared import migrate
+from shared import crypto, migrate
 from shared.db import Database
 
 # The PostgreSQL server's admin database, as for the test suite (tests/conftest.py).
@@ -88,7 +89,8 @@ async def fresh_database(backend: Backend, workdir: Path) -> AsyncIterator[Datab
         finally:
             await admin.close()
         url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    database = Database(url)
+    # The notes are encrypted as in production (shared.crypto), with a key of the run's own.
+    database = Database(url, cipher=crypto.DataCipher([Fernet.generate_key().decode()]))
     try:
         await migrate.upgrade(database)
         yield database

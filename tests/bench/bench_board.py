@@ -167,7 +167,7 @@ async def open_site(stack: AsyncExitStack, databases: Databases, size: int) -> S
     plan = planner.plan()
     rows = await load(database, plan, settings, forms, now)
     client = await stack.enter_async_context(signed_in(bench_app(settings, database), VIEWER))
-    counting_database = Database(database.url)
+    counting_database = Database(database.url, cipher=database.cipher)
     stack.push_async_callback(counting_database.dispose)
     log = StatementLog(counting_database)
     counting = await stack.enter_async_context(

@@ -1320,7 +1320,7 @@ async def open_site(stack: AsyncExitStack, databases: Databases, size: int) -> S
     client = await stack.enter_async_context(signed_in(bench_app(settings, database), VIEWER))
     # The counting app has its own engine: the listener is there before its first connection,
     # and the timed app's engine carries none.
-    counting_database = Database(database.url)
+    counting_database = Database(database.url, cipher=database.cipher)
     stack.push_async_callback(counting_database.dispose)
     log = StatementLog(counting_database)
     counting = await stack.enter_async_context(

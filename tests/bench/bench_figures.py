@@ -525,7 +525,7 @@ async def open_site(stack: AsyncExitStack, databases: Databases, size: int) -> S
     extras.plans()
     rows |= {f"+{k}": v for k, v in (await load_extras(database, extras)).items()}
 
-    counting_database = Database(database.url)
+    counting_database = Database(database.url, cipher=database.cipher)
     stack.push_async_callback(counting_database.dispose)
     log = StatementLog(counting_database)
     app, counting_app = bench_app(settings, database), bench_app(settings, counting_database)

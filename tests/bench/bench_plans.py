@@ -507,7 +507,7 @@ async def open_site(stack: AsyncExitStack, databases: Databases, size: int) -> S
         size, now=now, workers=workers, boss=f"staff:{COORDINATOR}", funds=(1, 2, 3)
     )
     written = await load(database, generator)
-    counting_database = Database(database.url)
+    counting_database = Database(database.url, cipher=database.cipher)
     stack.push_async_callback(counting_database.dispose)
     log = StatementLog(counting_database)
     app, counting_app = bench_app(settings, database), bench_app(settings, counting_database)
