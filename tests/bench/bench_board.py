@@ -94,12 +94,14 @@ class Site:
     size: int
     bookings: int
     database: Database
-    client: httpx.AsyncClient
-    counting: httpx.AsyncClient
+    settings: Settings
+    counting_database: Database
     log: StatementLog
     requests: dict[str, list[Request]]
     setup_seconds: float
     rows: dict[str, int]
+    client: httpx.AsyncClient = field(init=False)
+    counting: httpx.AsyncClient = field(init=False)
     turn: Counter[str] = field(default_factory=Counter)
     latency: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     rates: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
@@ -166,20 +168,24 @@ async def open_site(stack: AsyncExitStack, databases: Databases, size: int) -> S
     )  # fmt: skip
     plan = planner.plan()
     rows = await load(database, plan, settings, forms, now)
-    client = await stack.enter_async_context(signed_in(bench_app(settings, database), VIEWER))
     counting_database = Database(database.url, cipher=database.cipher)
     stack.push_async_callback(counting_database.dispose)
-    log = StatementLog(counting_database)
-    counting = await stack.enter_async_context(
-        signed_in(bench_app(settings, counting_database), VIEWER)
-    )
-    site = Site(
-        size=size, bookings=len(plan.bookings), database=database, client=client,
-        counting=counting, log=log, requests=_requests(plan.bookings, helpdesks, settings),
+    return Site(
+        size=size, bookings=len(plan.bookings), database=database, settings=settings,
+        counting_database=counting_database, log=StatementLog(counting_database),
+        requests=_requests(plan.bookings, helpdesks, settings),
         setup_seconds=time.perf_counter() - started, rows=rows,
     )  # fmt: skip
+
+
+async def sign_in(stack: AsyncExitStack, site: Site) -> None:
+    """Sign the site's clients in once every data set is made: a sign-in made before the
+    next data set's load (39 minutes at 100k on a loaded machine) had expired by then."""
+    app = bench_app(site.settings, site.database)
+    site.client = await stack.enter_async_context(signed_in(app, VIEWER))
+    counting = bench_app(site.settings, site.counting_database)
+    site.counting = await stack.enter_async_context(signed_in(counting, VIEWER))
     await check_pages(site)
-    return site
 
 
 async def check_pages(site: Site) -> None:
@@ -305,6 +311,8 @@ async def run(databases: Databases, options: Options) -> None:
                 f"  {site.label}: {site.bookings:,} bookings in {site.setup_seconds:.0f} s: {rows}"
             )
             sites.append(site)
+        for site in sites:
+            await sign_in(stack, site)
         print(f"signed in as {VIEWER} (a coordinator)\n")
         for site in sites:
             await count_statements(site)
