@@ -21,6 +21,7 @@ from dashboard.app import create_app
 from dashboard.params import BadDay, read_day
 from shared import crypto, migrate
 from shared import demo as demo_data
+from shared.audit import chain as audit_chain
 from shared.db import (
     CONNECT_TIMEOUT_SECONDS,
     MIN_FREE_BYTES,
@@ -365,6 +366,49 @@ def users_add(username: str, role: str, display_name: str | None, password_stdin
     except StaffError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"Created {role} {username.strip().lower()!r}.")
+
+
+_BREAKS = {
+    audit_chain.Break.EDITED: "its content is not what its hash says: it was changed",
+    audit_chain.Break.UNLINKED: (
+        "it does not follow the event before it: an event was deleted, added or moved"
+    ),
+    audit_chain.Break.PRUNED: "it is older than the checkpoint, which says it was pruned",
+    audit_chain.Break.CHECKPOINT: "no audit.prune event in the chain records this checkpoint",
+}
+
+
+@main.group()
+def audit() -> None:
+    """The audit log."""
+
+
+@audit.command("verify")
+def audit_verify() -> None:
+    """Walk the audit log's hash chain: "ok, N events", or the first event that breaks it."""
+    settings = _settings()
+    configure_logging(settings, _log_level())
+
+    async def work(database: Database) -> audit_chain.Verdict:
+        await migrate.upgrade(database)
+        async with database.transaction(read_only=True) as session:
+            return await audit_chain.verify(session)
+
+    verdict = _run(_with_database(settings, work))
+    checkpoint = verdict.checkpoint
+    if verdict.reason is not None:
+        where = "checkpoint" if verdict.reason is audit_chain.Break.CHECKPOINT else "event"
+        click.echo(f"broken at {where} {verdict.broken_at}: {_BREAKS[verdict.reason]}")
+        click.echo(f"{verdict.events} events before it hold.")
+        raise click.exceptions.Exit(1)
+    click.echo(f"ok, {verdict.events} events")
+    if checkpoint is not None:
+        click.echo(
+            f"after checkpoint {checkpoint.id}: {checkpoint.total} earlier events pruned, "
+            f"through event {checkpoint.through_id}"
+        )
+    # Kept somewhere else, it shows a log shortened or rebuilt since (shared.audit.chain).
+    click.echo(f"last hash: {verdict.head}")
 
 
 def _usage_failure(message: str) -> click.exceptions.Exit:

@@ -112,24 +112,27 @@ async def migrated_database(database_factory: DatabaseFactory) -> AsyncIterator[
     await database.dispose()
 
 
+# The append-only tables: their SQLite triggers are dropped and restored around a wipe.
+_APPEND_ONLY = text(
+    "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
+    "AND tbl_name IN ('audit_event', 'audit_checkpoint')"
+)
+
+
 async def _empty_tables(database: Database) -> None:
-    tables = [t.name for t in metadata.sorted_tables if t.name != "audit_event"]
+    tables = [t.name for t in metadata.sorted_tables]
     async with database.transaction() as session:
         if database.is_sqlite:
-            # The audit log is append-only: its triggers are dropped and restored around the wipe.
+            triggers = (await session.execute(_APPEND_ONLY)).all()
+            for name, _sql in triggers:
+                await session.execute(text(f'DROP TRIGGER "{name}"'))
             for table in reversed(tables):
                 await session.execute(text(f'DELETE FROM "{table}"'))
-            await session.execute(text("DROP TRIGGER audit_event_no_delete"))
-            await session.execute(text("DELETE FROM audit_event"))
-            await session.execute(
-                text(
-                    "CREATE TRIGGER audit_event_no_delete BEFORE DELETE ON audit_event "
-                    "BEGIN SELECT RAISE(ABORT, 'audit_event is append-only'); END"
-                )
-            )
+            for _name, sql in triggers:
+                await session.execute(text(sql))
         else:
             # TRUNCATE does not fire row-level DELETE triggers.
-            names = ", ".join(f'"{t}"' for t in [*tables, "audit_event"])
+            names = ", ".join(f'"{t}"' for t in tables)
             await session.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
 
 

@@ -59,6 +59,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from dashboard.app import create_app
 from dashboard.deps import STAFF, Session, Viewer, allow
+from shared.audit import hashing as audit_hashing
+from shared.audit.hashing import GENESIS
 from shared.audit.models import AuditEvent
 from shared.booking import hours
 from shared.booking.models import Booking, BookingState, Slot
@@ -1017,7 +1019,9 @@ async def load(
         written["case_file"] = await _insert(connection, CASE, _case_rows(plan))
         written["interview"] = await _insert(connection, INTERVIEW, _interview_rows(plan, forms))
         written["case_name_prefix"] = await _insert(connection, PREFIX, _prefix_rows(plan))
-        written["audit_event"] = await _insert(connection, AUDIT, _audit_rows(plan, forms))
+        # The events chained as the service chains them (into an empty log).
+        events = audit_hashing.link(_audit_rows(plan, forms), GENESIS)
+        written["audit_event"] = await _insert(connection, AUDIT, events)
         written["outbox_message"] = await _insert(
             connection, OUTBOX, _outbox_rows(plan, settings, now)
         )

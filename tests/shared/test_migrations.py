@@ -7,6 +7,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.exc import DBAPIError
 
 from shared import migrate
+from shared.audit import service as audit
 from shared.db import Database
 from shared.schema import metadata
 from tests.conftest import DatabaseFactory
@@ -39,12 +40,7 @@ async def test_models_match_migrations(migrated_database: Database) -> None:
 
 async def test_audit_log_is_append_only(database: Database) -> None:
     async with database.transaction() as session:
-        await session.execute(
-            text(
-                "INSERT INTO audit_event (at, actor, action, object_type, details) "
-                "VALUES (CURRENT_TIMESTAMP, 'test', 'x', 'y', '{}')"
-            )
-        )
+        await audit.record(session=session, actor="test", action="x", object_type="y")
     for statement in ("UPDATE audit_event SET actor = 'forger'", "DELETE FROM audit_event"):
         with pytest.raises(DBAPIError, match="append-only"):
             async with database.transaction() as session:
