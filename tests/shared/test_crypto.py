@@ -1,6 +1,6 @@
 """Sensitive free text encrypted at rest (shared.crypto): unreadable in SQL, readable
 through the services, re-encrypted by a rotation after which the old key can go, and
-refused in one line without the right key."""
+refused in one line without the right key; the migration both ways."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import dataclasses
 from datetime import timedelta
 
 import pytest
+from alembic.script import ScriptDirectory
 from cryptography.fernet import Fernet
 from sqlalchemy import Text, select, text, type_coerce, update
 from sqlalchemy.exc import StatementError
@@ -258,6 +259,50 @@ async def test_missing_or_wrong_keys_are_refused_in_one_line(
     finally:
         await keyless.dispose()
         await wrong.dispose()
+
+
+def _revisions_around_encryption() -> tuple[str, str]:
+    """(the migration that encrypts the stored notes, the one before it)."""
+    scripts = ScriptDirectory.from_config(migrate.alembic_config())
+    for script in scripts.walk_revisions():
+        if script.path.endswith("_encrypted_notes.py"):
+            assert isinstance(script.down_revision, str)
+            return script.revision, script.down_revision
+    raise AssertionError("no encrypted_notes migration")
+
+
+async def test_the_migration_encrypts_what_is_stored_and_needs_the_key_for_it(
+    database_factory: DatabaseFactory, settings: Settings
+) -> None:
+    encrypting, before = _revisions_around_encryption()
+    url = await database_factory.create()
+    keyed = Database(url, cipher=crypto.DataCipher([DATA_KEY]))
+    keyless = Database(url)
+    try:
+        await migrate.upgrade(keyed)
+        async with keyed.transaction() as session:
+            story = await _tell_story(session, settings)
+        await migrate.downgrade(keyed, before)
+        plain = "\n".join(v for vs in (await _stored_text(keyed)).values() for v in vs)
+        assert [s for s in SECRETS if s not in plain] == []
+        assert crypto.MARKER not in plain
+
+        with pytest.raises(crypto.DataKeyError) as refused:
+            await migrate.upgrade(keyless)
+        assert str(refused.value).startswith(
+            f"RIPARTIRE_DATA_KEY is not set: migration {encrypting} encrypts the notes already "
+            "stored (interview.answers)"
+        )
+        assert await migrate.current_revision(keyless) == before
+
+        await migrate.upgrade(keyed)
+        encrypted = "\n".join(v for vs in (await _stored_text(keyed)).values() for v in vs)
+        assert [s for s in SECRETS if s in encrypted] == []
+        read = await _read_back(keyed, story)
+        assert [s for s in SECRETS if s not in read] == []
+    finally:
+        await keyed.dispose()
+        await keyless.dispose()
 
 
 async def test_a_new_database_needs_no_key_to_migrate(database_factory: DatabaseFactory) -> None:
