@@ -123,6 +123,7 @@ class _History:
     slots: list[FreeSlot]
     rng: random.Random
     made: int = 0
+    appointments: int = 0
 
     def worker(self) -> access.StaffMember:
         return self.workers[self.made % len(self.workers)]
@@ -194,7 +195,17 @@ class _History:
         return case.citizen_id
 
     def slot_after(self, earliest: datetime) -> FreeSlot | None:
-        found = case_demo._first_after(self.slots, earliest)
+        """The first free slot from `earliest` at each helpdesk in turn (any helpdesk when
+        that one has none left): the earliest at any helpdesk would leave the helpdesk
+        with the fewest hours empty on some days of the week the demo starts on."""
+        helpdesks = sorted({slot.helpdesk_id for slot in self.slots})
+        if not helpdesks:
+            return None
+        turn = helpdesks[self.appointments % len(helpdesks)]
+        self.appointments += 1
+        found = case_demo._first_after(
+            [slot for slot in self.slots if slot.helpdesk_id == turn], earliest
+        ) or case_demo._first_after(self.slots, earliest)
         if found is not None:
             self.slots.remove(found)
         return found
