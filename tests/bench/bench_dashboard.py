@@ -1019,8 +1019,12 @@ async def load(
         written["case_file"] = await _insert(connection, CASE, _case_rows(plan))
         written["interview"] = await _insert(connection, INTERVIEW, _interview_rows(plan, forms))
         written["case_name_prefix"] = await _insert(connection, PREFIX, _prefix_rows(plan))
-        # The events chained as the service chains them (into an empty log).
-        events = audit_hashing.link(_audit_rows(plan, forms), GENESIS)
+        # The events chained as the service chains them, after those setup recorded
+        # (the staff accounts and helpdesks made through their services).
+        head = await connection.scalar(
+            select(AuditEvent.row_hash).order_by(AuditEvent.id.desc()).limit(1)
+        )
+        events = audit_hashing.link(_audit_rows(plan, forms), head or GENESIS)
         written["audit_event"] = await _insert(connection, AUDIT, events)
         written["outbox_message"] = await _insert(
             connection, OUTBOX, _outbox_rows(plan, settings, now)
