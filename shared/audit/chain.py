@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -40,7 +40,17 @@ PRUNE_ACTION = "audit.prune"
 LOCK_KEY = int.from_bytes(b"ripaudit", "big")
 _LOCK = text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=LOCK_KEY)
 _EVENTS = AuditEvent.metadata.tables[AuditEvent.__tablename__]
-_HEAD = select(_EVENTS.c.row_hash).order_by(_EVENTS.c.id.desc()).limit(1)
+# The hash to link to in one statement: the last event's, or with none left (a new log,
+# or all pruned) the last checkpoint's.
+_HEAD = select(
+    func.coalesce(
+        select(_EVENTS.c.row_hash).order_by(_EVENTS.c.id.desc()).limit(1).scalar_subquery(),
+        select(AuditCheckpoint.last_hash)
+        .order_by(AuditCheckpoint.id.desc())
+        .limit(1)
+        .scalar_subquery(),
+    )
+)
 
 
 async def head(session: AsyncSession) -> str:
@@ -48,14 +58,7 @@ async def head(session: AsyncSession) -> str:
     if session.get_bind().dialect.name == "postgresql":
         await session.execute(_LOCK)
     found: str | None = await session.scalar(_HEAD)
-    return found or await _checkpoint_hash(session)
-
-
-async def _checkpoint_hash(session: AsyncSession) -> str:
-    last = await session.scalar(
-        select(AuditCheckpoint.last_hash).order_by(AuditCheckpoint.id.desc()).limit(1)
-    )
-    return last or GENESIS
+    return found or GENESIS
 
 
 def head_in_flush(session: Session) -> str:
@@ -63,12 +66,7 @@ def head_in_flush(session: Session) -> str:
     if session.get_bind().dialect.name == "postgresql":
         session.execute(_LOCK)
     found: str | None = session.scalar(_HEAD)
-    if found:
-        return found
-    last = session.scalar(
-        select(AuditCheckpoint.last_hash).order_by(AuditCheckpoint.id.desc()).limit(1)
-    )
-    return last or GENESIS
+    return found or GENESIS
 
 
 # --- verification ------------------------------------------------------------------------
