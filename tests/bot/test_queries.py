@@ -15,7 +15,7 @@ from tests.bot.fake_telegram import Citizen as TelegramUser
 from tests.bot.fake_telegram import FakeTelegram, texts
 from tests.bot.test_booking import data, new_citizen, open_helpdesks
 from tests.bot.test_conversation import at_step
-from tests.conftest import BACKEND
+from tests.conftest import AUDIT_CHAIN_HEAD
 
 # How each repeatable read starts (SQLAlchemy's own rendering, the same on both backends).
 INTAKE_ROW = "SELECT intake.id,"
@@ -26,14 +26,11 @@ REACHABLE = "SELECT citizen.unreachable"
 
 # The budgets of SQL statements per update (issue 11, docs/benchmarks.md), SAVEPOINT and
 # RELEASE counted, BEGIN and COMMIT not. The turn alone (update recorded, sender found) is 1.
-# A transaction that records audit events links them to the end of the audit chain
-# (shared.audit.chain): one statement reads it, and on PostgreSQL one more takes the lock
-# that keeps two writers off the same end.
-CHAIN_HEAD = 2 if BACKEND == "postgresql" else 1
+# The consent and the booking record audit events: their budgets count the chain's end.
 ANSWER_BUDGET = 3
-CONSENT_BUDGET = 4 + CHAIN_HEAD
+CONSENT_BUDGET = 4 + AUDIT_CHAIN_HEAD
 CONFIRM_BUDGET = 10
-BOOKING_BUDGET = 12 + CHAIN_HEAD
+BOOKING_BUDGET = 12 + AUDIT_CHAIN_HEAD
 
 
 class Statements(list[str]):

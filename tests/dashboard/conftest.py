@@ -13,6 +13,7 @@ from shared.db import Database
 from shared.settings import Settings
 from shared.staff import service as staff
 from shared.staff.models import Role
+from tests.conftest import AUDIT_CHAIN_HEAD
 
 PASSWORD = "correct horse battery staple"
 USERS = {"operatore": Role.OPERATORE, "coordinatore": Role.COORDINATORE, "admin": Role.ADMIN}
@@ -72,3 +73,10 @@ async def statements_of(
     finally:
         event.remove(database.engine.sync_engine, "before_cursor_execute", count)
     return response, statements
+
+
+def budget_of(statements: list[str], budget: int) -> int:
+    """A page's statement budget, plus the audit chain's end when the request recorded an
+    audit event (reading a case is audited): `AUDIT_CHAIN_HEAD` statements link it."""
+    audited = any(sql.startswith("INSERT INTO AUDIT_EVENT") for sql in statements)
+    return budget + (AUDIT_CHAIN_HEAD if audited else 0)
