@@ -102,6 +102,21 @@ class Settings(BaseSettings):
     # A fund that lasts fewer weeks than this at the pace of the last 8 weeks is flagged.
     fund_runway_warning_weeks: Annotated[int, Field(ge=1, le=104)] = 6
 
+    # The figures page (SPEC J6) is a report, not a live screen: each filter's figures are
+    # computed once and served for this many minutes (the default view is kept fresh).
+    figures_cache_minutes: Annotated[int, Field(ge=1, le=24 * 60)] = 10
+
+    # Privacy (SPEC J8, docs/privacy.md). The controller and its data protection officer
+    # (DPO, "RPD") as the privacy notice names them.
+    privacy_controller: str = "Comune di Cernusco sul Naviglio"
+    privacy_dpo_contact: str | None = None
+    # Retention: candidates who never booked are erased this many days after they last
+    # wrote; closed cases are anonymised this many days after closing; audit events are
+    # kept at least six months (the Garante's rule for administrators' logs), then pruned.
+    retention_never_booked_days: Annotated[int, Field(ge=30, le=3 * 366)] = 180
+    retention_closed_case_days: Annotated[int, Field(ge=30, le=10 * 366)] = 730
+    retention_audit_days: Annotated[int, Field(ge=183, le=10 * 366)] = 366
+
     # Set by `ripartire demo`: secrets may then be generated on the spot.
     demo: bool = False
 
