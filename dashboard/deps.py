@@ -90,6 +90,18 @@ def all_or_nothing(session: AsyncSession) -> AsyncSessionTransaction:
     return session.begin_nested()
 
 
+async def commit_early(session: AsyncSession) -> None:
+    """End the request's unit of work now, before long work that only reads.
+
+    What the route wrote until then is committed and its locks are released (SQLite's
+    write lock, which every request's transaction takes up front; the audit chain's end on
+    PostgreSQL): a minute of writing a file must not keep other requests, the bot and the
+    outbox waiting. The route reads on in a transaction of its own and writes nothing more
+    through `session`.
+    """
+    await session.commit()
+
+
 # Function scope: the transaction ends when the route returns, before the response is sent
 # (FastAPI's default would commit only after the client has it, so a browser following a
 # redirect at once could read the database before the change is there).

@@ -5,7 +5,8 @@ them with a period filter; `/exports/{name}.csv` and `/exports/{name}.xlsx` down
 Each download is audited (who, which export, the format, the days) before its first byte.
 A CSV streams as its rows are read, from a read-only session of its own (the request's
 unit of work has ended by then); an XLSX is written to a temporary file first (its zip
-index comes last), then streamed from there. A bad date comes back as the page with the
+index comes last), in a read-only session of its own once the audit event is committed,
+then streamed from there. A bad date comes back as the page with the
 message next to its field, what was typed kept (400).
 """
 
@@ -21,7 +22,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dashboard.deps import COORDINATION, Session, Viewer, allow, settings_of
+from dashboard.deps import COORDINATION, Session, Viewer, allow, commit_early, settings_of
 from dashboard.params import BAD_DAY, BadDay, QueryText, read_day
 from dashboard.templating import render
 from shared.db import Database, utcnow
@@ -165,13 +166,18 @@ async def _download(
             _csv_stream(database, request, export, days, viewer.language),
             media_type=MEDIA_TYPES[chosen], headers=headers,
         )  # fmt: skip
+    # The audit event is committed before the file is written (which takes a minute at
+    # 100k cases): the write reads in a read-only transaction of its own.
+    await commit_early(session)
+    database = request.app.state.database
     # Closed by _file_chunks once sent (or below, if writing fails).
     handle = tempfile.TemporaryFile()  # noqa: SIM115
     try:
-        await service.write(
-            session=session, settings=settings_of(request), export=export, fmt=chosen,
-            days=days, language=viewer.language, now=_now(request), target=handle,
-        )  # fmt: skip
+        async with database.transaction(read_only=True) as reading:
+            await service.write(
+                session=reading, settings=settings_of(request), export=export, fmt=chosen,
+                days=days, language=viewer.language, now=_now(request), target=handle,
+            )  # fmt: skip
     except BaseException:
         handle.close()
         raise

@@ -3,8 +3,10 @@ audited without personal data, bad dates and unknown names refused kindly."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+from typing import Any
 
 import httpx
 import openpyxl
@@ -12,8 +14,10 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
+from shared.audit import service as audit
 from shared.audit.models import AuditEvent
 from shared.db import Database
+from shared.exports import writers
 from shared.exports.definitions import EXPORTS
 from tests.dashboard.conftest import login
 from tests.shared.figures.dataset import NOW, build
@@ -106,3 +110,37 @@ async def test_bad_dates_show_the_page(client: httpx.AsyncClient, database: Data
         assert not (
             await session.scalars(select(AuditEvent).where(AuditEvent.action == "export.download"))
         ).all()
+
+
+async def test_a_long_export_keeps_nobody_waiting(
+    client: httpx.AsyncClient, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While an XLSX file is being written, other requests can write and be audited.
+
+    The download's audit event takes the chain's end (PostgreSQL's advisory lock, SQLite's
+    write lock), held until its transaction ends: the event is committed before the file
+    is written, in a read-only transaction of its own.
+    """
+    writing, written = asyncio.Event(), asyncio.Event()
+    original = writers.write_xlsx
+
+    async def slow_write_xlsx(*args: Any, **kwargs: Any) -> None:
+        writing.set()
+        await written.wait()
+        await original(*args, **kwargs)
+
+    monkeypatch.setattr(writers, "write_xlsx", slow_write_xlsx)
+    await login(client, "coordinatore")
+    download = asyncio.create_task(client.get("/exports/cases.xlsx"))
+    try:
+        await asyncio.wait_for(writing.wait(), 10)
+        async with asyncio.timeout(5), database.transaction() as session:
+            await audit.record(
+                session=session, actor="staff:coordinatore", action="case.view",
+                object_type="case", object_id="1",
+            )  # fmt: skip
+    finally:
+        written.set()
+    response = await download
+    assert response.status_code == 200
+    assert openpyxl.load_workbook(io.BytesIO(response.content)).worksheets
