@@ -18,10 +18,8 @@ from shared.db import upsert_insert
 from shared.i18n import normalise_language
 from shared.intake import tally
 from shared.intake.models import Intake
+from shared.privacy.notice import PRIVACY_NOTICE_VERSION as PRIVACY_NOTICE_VERSION
 from shared.settings import Settings
-
-# Bump when the privacy notice text changes: consents record the version they accepted.
-PRIVACY_NOTICE_VERSION = "2026-11"
 
 
 async def find_by_telegram(*, session: AsyncSession, telegram_user_id: int) -> Citizen | None:
