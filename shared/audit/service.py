@@ -103,6 +103,25 @@ def _chain_added_events(session: Session, _flush: UOWTransaction, _instances: ob
 # --- pruning (retention) -----------------------------------------------------------------
 
 
+async def count_prunable(*, session: AsyncSession, before: datetime) -> int:
+    """How many events `prune_before` would delete now (retention's dry run)."""
+    found = await _prunable_end(session, before)
+    if found is None:
+        return 0
+    return await session.scalar(select(func.count()).where(_EVENTS.c.id <= found[0])) or 0
+
+
+async def _prunable_end(session: AsyncSession, before: datetime) -> tuple[int, str] | None:
+    """The id and hash of the last event of the prefix recorded before `before`, if any."""
+    events = _EVENTS
+    first_kept = await session.scalar(select(func.min(events.c.id)).where(events.c.at >= before))
+    last = select(events.c.id, events.c.row_hash).order_by(events.c.id.desc()).limit(1)
+    if first_kept is not None:
+        last = last.where(events.c.id < first_kept)
+    found = (await session.execute(last)).first()
+    return None if found is None else (found[0], found[1])
+
+
 @dataclass(frozen=True, slots=True)
 class Pruned:
     checkpoint_id: int
@@ -125,11 +144,7 @@ async def prune_before(
     now = now or utcnow()
     await chain.head(session)  # the chain's lock: no event is appended meanwhile
     events = _EVENTS
-    first_kept = await session.scalar(select(func.min(events.c.id)).where(events.c.at >= before))
-    last = select(events.c.id, events.c.row_hash).order_by(events.c.id.desc()).limit(1)
-    if first_kept is not None:
-        last = last.where(events.c.id < first_kept)
-    found = (await session.execute(last)).first()
+    found = await _prunable_end(session, before)
     if found is None:
         return None
     through_id, last_hash = found

@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.booking import places
@@ -245,10 +245,7 @@ async def expire_stale(
     """
     stale = list(
         await session.scalars(
-            select(Intake)
-            .where(Intake.state.in_(UNFINISHED), Intake.updated_at < now - max_age)
-            .order_by(Intake.id)
-            .with_for_update()
+            select(Intake).where(_stale(now, max_age)).order_by(Intake.id).with_for_update()
         )
     )
     await tally.on_expiry(session=session, intakes=stale, tz=tz)
@@ -262,6 +259,15 @@ async def expire_stale(
         expired.append(intake.citizen_id)
     await session.flush()
     return expired
+
+
+async def count_stale(*, session: AsyncSession, now: datetime, max_age: timedelta) -> int:
+    """How many questionnaires `expire_stale` would wipe at `now` (retention's dry run)."""
+    return await session.scalar(select(func.count()).where(_stale(now, max_age))) or 0
+
+
+def _stale(now: datetime, max_age: timedelta) -> ColumnElement[bool]:
+    return and_(Intake.state.in_(UNFINISHED), Intake.updated_at < now - max_age)
 
 
 async def due_expiry_reminders(
