@@ -37,6 +37,7 @@ from shared.figures.period import MAX_PERIOD_DAYS
 from shared.housekeeping import housekeeping_component
 from shared.i18n import DEFAULT_LANGUAGE
 from shared.logs import configure_logging
+from shared.privacy import retention as retention_rules
 from shared.runtime import load_components
 from shared.schema import metadata
 from shared.settings import Settings, SettingsError, load_settings
@@ -409,6 +410,46 @@ def audit_verify() -> None:
         )
     # Kept somewhere else, it shows a log shortened or rebuilt since (shared.audit.chain).
     click.echo(f"last hash: {verdict.head}")
+
+
+# Each retention rule as the command reports it: its count, what it removes, what it does.
+_RETENTION_RULES = (
+    ("questionnaires", "unfinished questionnaires, no answer for {s.intake_expiry_days} days",
+     "deleted"),
+    ("audit_events", "audit events older than {s.retention_audit_days} days", "pruned"),
+)  # fmt: skip
+
+
+@main.group("retention")
+def retention_group() -> None:
+    """Retention: personal data kept no longer than its period (docs/privacy.md)."""
+
+
+@retention_group.command("run")
+@click.option("--dry-run", is_flag=True, help="Count what would go, and change nothing.")
+def retention_run(dry_run: bool) -> None:
+    """Apply the retention rules now (the running process does it once a day)."""
+    settings = _settings()
+    configure_logging(settings, _log_level())
+    now = utcnow()
+
+    async def work(database: Database) -> retention_rules.RetentionCounts:
+        await migrate.upgrade(database)
+        if not dry_run:
+            await crypto.check_stored(database.engine, metadata.sorted_tables)
+        return await retention_rules.run_retention(
+            database=database, settings=settings, now=now, actor="cli", dry_run=dry_run
+        )
+
+    counts = _run(_with_database(settings, work))
+    local = now.astimezone(settings.tz)
+    click.echo(
+        f"Retention at {local:%Y-%m-%d %H:%M} ({settings.timezone})"
+        + (", dry run: nothing was changed." if dry_run else ":")
+    )
+    for field, what, done in _RETENTION_RULES:
+        count = getattr(counts, field)
+        click.echo(f"  {what.format(s=settings)}: {count} {'would be ' if dry_run else ''}{done}")
 
 
 def _usage_failure(message: str) -> click.exceptions.Exit:

@@ -1,8 +1,9 @@
 """Periodic chores of a running instance: lapsed offers, requests nobody handled in time,
-stale questionnaires, old update ids.
+stale questionnaires, old update ids, and once a day the retention rules.
 
 Each chore is idempotent and runs in its own transaction, so two instances running
-them at once do no harm.
+them at once do no harm. Retention runs in the first round of each local day; the day's
+claim (`shared.privacy.retention.run_daily`) keeps a second instance from running it too.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from shared.citizens.models import Citizen
 from shared.db import Database, utcnow
 from shared.intake import service as intake
 from shared.outbox import service as outbox
+from shared.privacy import retention
+from shared.privacy.retention import RetentionCounts
 from shared.runtime import Component
 from shared.settings import Settings
 
@@ -38,6 +41,8 @@ class ChoresDone:
     expired_intakes: int
     # Requests at a moderated helpdesk not confirmed or declined in time.
     expired_requests: int = 0
+    # What the day's retention removed, in the round that ran it (None in the others).
+    retention: RetentionCounts | None = None
 
 
 async def run_chores(*, database: Database, settings: Settings, now: datetime) -> ChoresDone:
@@ -75,11 +80,14 @@ async def run_chores(*, database: Database, settings: Settings, now: datetime) -
             session=session, now=now, max_age=max_age, tz=settings.tz
         )
         await citizens.forget_processed_updates(session=session, now=now)
+    # Last: the questionnaires above expire on time, not a day late in retention's count.
+    retained = await retention.run_daily(database=database, settings=settings, now=now)
     return ChoresDone(
         expired_offers=expired_offers,
         expiry_reminders=len(reminders),
         expired_intakes=len(expired_intakes),
         expired_requests=expired_requests,
+        retention=retained,
     )
 
 
@@ -92,6 +100,7 @@ async def _loop(database: Database, settings: Settings, stop: asyncio.Event) -> 
                 or done.expired_intakes
                 or done.expiry_reminders
                 or done.expired_requests
+                or done.retention is not None
             ):
                 log.info("housekeeping: %s", done)
         except Exception:

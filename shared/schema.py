@@ -13,6 +13,7 @@ from shared.funds import models as fund_models
 from shared.intake import models as intake_models
 from shared.outbox import models as outbox_models
 from shared.plans import models as plan_models
+from shared.privacy import models as privacy_models
 from shared.staff import models as staff_models
 
 metadata = Base.metadata
@@ -27,5 +28,6 @@ __all__ = [
     "metadata",
     "outbox_models",
     "plan_models",
+    "privacy_models",
     "staff_models",
 ]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
 from shared import crypto
@@ -549,3 +549,75 @@ async def test_keys_rotate_end_to_end(workdir: tuple[Path, dict[str, str]]) -> N
         extra_env={"RIPARTIRE_DATA_KEY": DATA_KEY},
     )  # fmt: skip
     assert_one_line(exported, "RIPARTIRE_DATA_KEY does not open the encrypted data")
+
+
+async def test_retention_run_counts_in_the_dry_run_then_removes_and_the_log_verifies(
+    workdir: tuple[Path, dict[str, str]],
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from shared.audit.models import AuditEvent
+    from shared.intake import service as intake
+    from shared.schema import metadata
+    from tests.factories import make_citizen
+
+    assert cli(workdir, "db", "upgrade").returncode == 0
+    database = Database(_database_url(workdir), cipher=crypto.DataCipher([DATA_KEY]))
+
+    async def row_counts() -> dict[str, int]:
+        async with database.transaction(read_only=True) as session:
+            return {
+                t.name: (await session.execute(select(func.count()).select_from(t))).scalar_one()
+                for t in metadata.sorted_tables
+            }
+
+    try:
+        # The command runs on the real clock: the data is made old relative to it.
+        now = datetime.now(UTC)
+        async with database.transaction() as session:
+            for n in range(3):
+                session.add(
+                    AuditEvent(at=now - timedelta(days=400 - n), actor="staff:1",
+                               action="case.read", object_type="case", object_id=str(n))
+                )  # fmt: skip
+        async with database.transaction() as session:
+            for days in (31, 32, 29):
+                citizen = await make_citizen(session, eligible=None)
+                await intake.start_intake(
+                    session=session, citizen_id=citizen.id, now=now - timedelta(days=days)
+                )
+        before = await row_counts()
+
+        dry = cli(workdir, "retention", "run", "--dry-run")
+        assert dry.returncode == 0, dry.stderr
+        lines = dry.stdout.splitlines()
+        assert lines[0].endswith("dry run: nothing was changed.")
+        assert lines[1:] == [
+            "  unfinished questionnaires, no answer for 30 days: 2 would be deleted",
+            "  audit events older than 366 days: 3 would be pruned",
+        ]
+        assert await row_counts() == before
+
+        done = cli(workdir, "retention", "run")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines()[1:] == [
+            "  unfinished questionnaires, no answer for 30 days: 2 deleted",
+            "  audit events older than 366 days: 3 pruned",
+        ]
+        verified = cli(workdir, "audit", "verify")
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        # The prune's own event and the run's.
+        assert verified.stdout.splitlines()[0] == "ok, 2 events"
+        async with database.transaction(read_only=True) as session:
+            recorded = await session.scalar(
+                select(AuditEvent.details).where(AuditEvent.action == "retention.run")
+            )
+        assert recorded == {"questionnaires": 2, "audit_events": 3}
+
+        again = cli(workdir, "retention", "run")
+        assert again.stdout.splitlines()[1:] == [
+            "  unfinished questionnaires, no answer for 30 days: 0 deleted",
+            "  audit events older than 366 days: 0 pruned",
+        ]
+    finally:
+        await database.dispose()

@@ -289,6 +289,14 @@ PHRASES: dict[str, Phrase] = {
             "last_hash": N_("Fingerprint of the last event removed"),
         },
     ),
+    # Retention (shared.privacy.retention): what each rule removed, as counts.
+    "retention.run": Phrase(
+        N_("Retention rules applied: personal data past its period removed"),
+        labels={
+            "questionnaires": N_("Unfinished questionnaires deleted"),
+            "audit_events": N_("Audit events pruned"),
+        },
+    ),
     # Staff accounts.
     "staff.login": Phrase(N_("Signed in")),
     "staff.login_failed": Phrase(N_("Sign-in failed")),
@@ -331,6 +339,7 @@ OBJECTS = {
     "staff_user": (N_("Staff accounts"), N_("Staff account {id}")),
     "waitlist_entry": (N_("Waiting list"), N_("Waiting-list entry {id}")),
     "audit_checkpoint": (N_("Audit log checkpoints"), N_("Audit log checkpoint {id}")),
+    "retention": (N_("Retention runs"), N_("Retention run {id}")),
 }
 OTHER_OBJECT = (N_("Other"), N_("Other record {id}"))
 

@@ -83,3 +83,16 @@ async def test_stale_questionnaires_are_reminded_then_erased(
         stored = await session.scalar(select(Intake))
         assert stored is not None
         assert (stored.state, stored.answers) == ("expired", {})
+
+
+async def test_retention_runs_in_the_first_round_of_each_local_day(
+    database: Database, settings: Settings
+) -> None:
+    from shared.privacy.retention import RetentionCounts
+
+    first = await run_chores(database=database, settings=settings, now=NOW)
+    assert first.retention == RetentionCounts()
+    again = await run_chores(database=database, settings=settings, now=NOW + timedelta(hours=1))
+    assert again.retention is None
+    tomorrow = await run_chores(database=database, settings=settings, now=NOW + timedelta(days=1))
+    assert tomorrow.retention == RetentionCounts()
