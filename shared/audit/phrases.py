@@ -201,6 +201,7 @@ PHRASES: dict[str, Phrase] = {
     "citizen.erase": Phrase(N_("The citizen's data erased at their request")),
     "citizen.create": Phrase(N_("Citizen registered by staff")),
     "citizen.read": Phrase(N_("Record read"), says=frozenset({"page"})),
+    "citizen.data_export": Phrase(N_("Copy of the data sent to the citizen")),
     "intake.complete": Phrase(N_("Questionnaire filled in by staff")),
     # Bookings and the waiting list.
     "booking.create": Phrase(
