@@ -11,7 +11,7 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, Job
 from telegram.request import BaseRequest
 
 from bot.flood import GroupRateLimiter
-from bot.handlers import booking, conversation, plan, start
+from bot.handlers import booking, conversation, plan, privacy, start
 from bot.processor import ChatOrderedProcessor
 from bot.turn import DEPS_KEY, Clock, Deps
 from shared.db import Database, utcnow
@@ -28,6 +28,7 @@ COMMANDS = (
     ("aiuto", N_("Talk to a person, contacts")),
     ("privacy", N_("Privacy notice")),
     ("lingua", N_("Change language")),
+    ("miei_dati", N_("A copy of my data")),
     ("cancella", N_("Erase my data")),
 )
 
@@ -74,9 +75,11 @@ def build_application(
     if request is not None:
         builder = builder.request(request).get_updates_request(request).updater(None)
     application = builder.build()
-    application.bot_data[DEPS_KEY] = Deps(settings=settings, database=database, clock=clock)
+    application.bot_data[DEPS_KEY] = Deps(
+        settings=settings, database=database, clock=clock, gate=privacy.notice_gate
+    )
     # One group: the first matching handler wins, so the fallbacks go last.
-    for module in (start, conversation, booking, plan):
+    for module in (start, privacy, conversation, booking, plan):
         application.add_handlers(module.handlers())
     application.add_handlers(start.fallback_handlers())
     application.add_error_handler(on_unhandled_error)

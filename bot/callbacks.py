@@ -44,6 +44,9 @@ class Cb(StrEnum):
     HELPDESKS = "hds"  # hds[:<booking>]              choose a helpdesk (start booking)
     SUMMARY = "sum"  # sum                         show the questionnaire summary again
     PLAN_READ = "pr"  # pr:<plan>:<version>:<hash>  "I've read it" under the plan's summary
+    NOTICE = "notice"  # notice:<lang>              the whole privacy notice, in that language
+    RENEW = "renew"  # renew:<yes|no>               accept a new version of the notice, or not
+    MY_DATA = "mydata"  # mydata                    send me a copy of my data
 
 
 @dataclass(frozen=True)

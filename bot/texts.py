@@ -19,18 +19,6 @@ PROGRAM = N_(
     "psychological support, benefits, job search, training internships."
 )
 
-PRIVACY_NOTICE = N_(
-    "<b>Your data</b>\n"
-    "The Municipality of Cernusco sul Naviglio and its partners in Ripartire (CS&amp;L "
-    "Consorzio sociale, Associazione Farsi Prossimo Cernusco, Fondazione Centro per la "
-    "Famiglia Cardinal Martini) use your answers only to assess your request and book "
-    "your interview.\n"
-    "• Only the program's staff can see them.\n"
-    "• An unfinished questionnaire is deleted after 30 days.\n"
-    "• You can erase your data at any time with /cancella.\n\n"
-    "Do you agree that we keep your answers for this purpose?"
-)
-
 
 def contacts(t: Translator) -> str:
     return t(CONTACTS)

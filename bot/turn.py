@@ -3,7 +3,8 @@
 `@turn` wraps a handler: it ignores updates outside private chats (saying so, in a group
 only to a command or a mention of the bot, and at most once an hour), handles each
 `update_id` once, opens the transaction, loads the citizen and their language,
-runs the handler, commits, and only then sends the replies. Errors never reach the
+runs the handler (unless `Deps.gate` answers instead: a new privacy notice to accept),
+commits, and only then sends the replies. Errors never reach the
 citizen as a stack trace: they get a short apology that says what became of their
 message. While the database doesn't answer, the update is kept and tried again (in the
 chat's order) for a while before the citizen is asked to send it again.
@@ -91,6 +92,10 @@ class Deps:
     database: Database
     clock: Clock = field(default=utcnow)
     group_notices: OncePerChat = field(default_factory=_group_notices)
+    # Asked first, in the update's transaction, with what the handler would get: replies
+    # to send instead of running the handler, or None to run it (the privacy notice's
+    # check, `bot.handlers.privacy.notice_gate`).
+    gate: Gate | None = None
 
 
 @dataclass
@@ -126,6 +131,7 @@ class Turn:
 
 
 Handler = Callable[[Turn], Awaitable[list[Reply]]]
+Gate = Callable[[Turn], Awaitable[list[Reply] | None]]
 PTBCallback = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]
 
 
@@ -227,7 +233,10 @@ async def _transaction(handler: Handler, update: Update, services: Deps) -> list
                     t = Translator(citizen.language)
                     # Whatever they sent, they have unblocked the bot: messages may reach them.
                     await citizens.mark_reachable(session=session, citizen=citizen, now=now)
-                replies = await handler(Turn(update, session, services.settings, citizen, t, now))
+                turn_ = Turn(update, session, services.settings, citizen, t, now)
+                replies = await services.gate(turn_) if services.gate is not None else None
+                if replies is None:
+                    replies = await handler(turn_)
             if waited:
                 log.info("update %s handled once the database answered again", update.update_id)
             return replies

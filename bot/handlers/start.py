@@ -1,4 +1,6 @@
-"""/start, language, program description, privacy consent, and the help commands."""
+"""/start, language, program description, privacy consent, erasure, and the help commands.
+
+The privacy notice and the copy of one's data are `bot.handlers.privacy`."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, Mess
 
 from bot import texts
 from bot.callbacks import Cb, encode, parse
-from bot.handlers import conversation
+from bot.handlers import conversation, privacy
 from bot.replies import Edit, Reply, Send, Toast
 from bot.turn import Turn, turn
 from shared.citizens import service as citizens
@@ -25,23 +27,6 @@ def _language_keyboard() -> InlineKeyboardMarkup:
                 )
             ]
             for code in available_languages()
-        ]
-    )
-
-
-def _consent_keyboard(t: Translator) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(
-        [
-            [
-                InlineKeyboardButton(
-                    t("✅ I agree"), callback_data=encode(Cb.CONSENT, "yes", t.language)
-                )
-            ],
-            [
-                InlineKeyboardButton(
-                    t("❌ I don't agree"), callback_data=encode(Cb.CONSENT, "no", t.language)
-                )
-            ],
         ]
     )
 
@@ -74,10 +59,7 @@ async def on_language(turn_: Turn) -> list[Reply]:
         await citizens.set_language(session=turn_.session, citizen=turn_.citizen, language=language)
         turn_.t = t
         return [Edit(t("Language changed: English.")), *await conversation.resume(turn_)]
-    return [
-        Edit(t(texts.PROGRAM)),
-        Send(t(texts.PRIVACY_NOTICE), _consent_keyboard(t)),
-    ]
+    return [Edit(t(texts.PROGRAM)), privacy.consent_screen(t, turn_.settings)]
 
 
 @turn
@@ -124,25 +106,11 @@ async def on_help(turn_: Turn) -> list[Reply]:
             t(
                 "<b>Need a person?</b> Call or write to the Ripartire team:\n{contacts}\n\n"
                 "Commands: /start · /prenotazione · /sposta · /annulla · "
-                "/privacy · /lingua · /cancella",
+                "/privacy · /lingua · /miei_dati · /cancella",
                 contacts=texts.contacts(t),
             )
         )
     ]
-
-
-@turn
-async def on_privacy(turn_: Turn) -> list[Reply]:
-    t = turn_.t
-    notice = t(texts.PRIVACY_NOTICE).rsplit("\n\n", 1)[0]
-    if turn_.citizen is not None and turn_.citizen.consented_at is not None:
-        day = turn_.citizen.consented_at.astimezone(turn_.settings.tz).strftime("%d/%m/%Y")
-        notice += "\n\n" + t(
-            "You agreed on {day} (notice version {version}).",
-            day=day,
-            version=turn_.citizen.consent_version,
-        )
-    return [Send(notice)]
 
 
 @turn
@@ -221,7 +189,6 @@ def handlers() -> list[BaseHandler]:  # type: ignore[type-arg]
         CommandHandler("start", on_start),
         CommandHandler("aiuto", on_help),
         CommandHandler("help", on_help),
-        CommandHandler("privacy", on_privacy),
         CommandHandler("lingua", on_choose_language),
         CommandHandler("cancella", on_erase),
         CallbackQueryHandler(on_language, pattern=rf"^{Cb.LANGUAGE}:"),

@@ -17,6 +17,12 @@ The bot's booking flow, the staff intake page and the booking services all ask
 `book_slot` accepts `may_book` standings (a waiting citizen may still book a free place:
 the waitlist is then withdrawn); `join_waitlist` only `MayBook`.
 
+Apart from those, `notice_to_accept`: a citizen who accepted a privacy notice other
+than the current one (`shared.privacy.notice.VERSION`) is asked to read and accept the
+new one before the bot handles anything else they send. It reads only the citizen's row,
+which every update has already loaded. It is not a standing: staff may still book for
+them (a citizen who came by phone or to the desk hears the notice from staff).
+
 Everything is read in one statement (`read_facts`): the citizen and, outer-joined, the
 rows of which the database keeps at most one each (the intake, the open case, the active
 booking, the open waitlist entry) with their helpdesk and slot. `decide` is the rule,
@@ -41,6 +47,7 @@ from shared.citizens.errors import CitizenNotFound
 from shared.citizens.models import Citizen
 from shared.intake.models import Intake, IntakeState
 from shared.intake.questionnaire import Reason, assess
+from shared.privacy import notice
 
 if TYPE_CHECKING:
     from shared.settings import Settings
@@ -208,3 +215,13 @@ async def citizen_standing(
     """Where the citizen stands: what they must do before booking, or what they hold."""
     facts = await read_facts(session=session, citizen_id=citizen_id)
     return decide(facts, settings=settings, now=now)
+
+
+def notice_to_accept(citizen: Citizen | None) -> bool:
+    """Whether the citizen accepted a privacy notice other than the current one: they
+    must read and accept the new one before anything else they ask is handled."""
+    return (
+        citizen is not None
+        and citizen.consent_version is not None
+        and citizen.consent_version != notice.VERSION
+    )

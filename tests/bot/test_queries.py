@@ -6,9 +6,10 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, select
 from telegram.ext import Application
 
+from shared.citizens.models import Citizen
 from shared.db import Database
 from shared.settings import Settings
 from tests.bot.fake_telegram import Citizen as TelegramUser
@@ -156,3 +157,22 @@ async def test_booking_is_within_its_budget(
 ) -> None:
     await _book_on_the_third_day(bot_app, fake, database, bot_settings, statements, 904)
     assert len(statements) <= BOOKING_BUDGET, statements
+
+
+async def test_a_new_notice_is_asked_without_a_statement_of_its_own(
+    bot_app: Application,  # type: ignore[type-arg]
+    fake: FakeTelegram,
+    database: Database,
+    bot_settings: Settings,
+    statements: Statements,
+) -> None:
+    user = await at_step(bot_app, fake, database, bot_settings, 905, "urgent")
+    async with database.transaction() as session:
+        citizen = await session.scalar(select(Citizen).where(Citizen.telegram_user_id == 905))
+        assert citizen is not None
+        citizen.consent_version = "2026-01"
+    statements.clear()
+    calls = await user.press("ans:urgent:no")
+    assert "renew:yes" in [d for c in calls for _, d in c.buttons], texts(calls)
+    # The turn alone: the citizen's row it read says which notice they accepted.
+    assert len(statements) == 1, statements

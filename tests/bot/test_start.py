@@ -9,6 +9,7 @@ from telegram.ext import Application
 
 from shared.citizens.models import Citizen, ConsentRefusal
 from shared.db import Database
+from shared.privacy import notice
 from tests.bot.fake_telegram import Citizen as TelegramUser
 from tests.bot.fake_telegram import FakeTelegram, ScriptedError, buttons, texts
 
@@ -21,7 +22,8 @@ async def test_start_offers_languages_then_notice(bot_app: Application, fake: Fa
     calls = await maria.press("lang:it")
     assert "Ripartire" in texts(calls)
     assert "Sei d'accordo" in texts(calls)
-    assert [b[1] for b in buttons(calls)] == ["consent:yes:it", "consent:no:it"]
+    assert "In breve" in texts(calls)
+    assert [b[1] for b in buttons(calls)] == ["consent:yes:it", "notice:it", "consent:no:it"]
     english = await TelegramUser(bot_app, fake, 112, language="en").press("lang:en")
     assert "Do you agree" in texts(english)
 
@@ -53,7 +55,7 @@ async def test_consent_is_recorded_with_notice_version(
         assert (citizen.telegram_user_id, citizen.language, citizen.consent_version) == (
             114,
             "en",
-            "2026-11",
+            notice.VERSION,
         )
         assert citizen.consented_at is not None
 
@@ -81,7 +83,8 @@ async def test_duplicate_update_is_handled_once(bot_app: Application, fake: Fake
 
 async def test_help_and_privacy(bot_app: Application, fake: FakeTelegram) -> None:  # type: ignore[type-arg]
     maria = TelegramUser(bot_app, fake, 117)
-    assert "349 152 8955" in texts(await maria.say("/aiuto"))
+    help_text = texts(await maria.say("/aiuto"))
+    assert "349 152 8955" in help_text and "/miei_dati" in help_text
     assert "Ripartire" in texts(await maria.say("/privacy"))
     assert "Scegli la lingua" in texts(await maria.say("/lingua"))
     assert "Scrivi /start" in texts(await maria.say("ciao"))
