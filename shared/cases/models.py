@@ -113,6 +113,9 @@ class Case(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     close_reason: Mapped[str | None] = mapped_column(String(500))
+    # When its personal data was wiped (`shared.privacy.erasure.anonymise_case`): by an
+    # erasure, or by retention once the case has been closed for the retention period.
+    anonymised_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     @property
     def is_eligible(self) -> bool | None:

@@ -40,6 +40,9 @@ class Citizen(Base):
     unreachable: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    # Set by the erasure (`shared.privacy.erasure`): the row is an anonymous tombstone, every
+    # identifying column empty, kept so that what hangs off it still counts in the figures.
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class ConsentRefusal(Base):

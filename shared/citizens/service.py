@@ -11,13 +11,10 @@ from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
 
 from shared.audit import service as audit
-from shared.booking import service as booking
-from shared.booking import waitlist
 from shared.citizens.models import Channel, Citizen, ConsentRefusal, ProcessedUpdate
 from shared.db import upsert_insert
 from shared.i18n import normalise_language
-from shared.intake import tally
-from shared.intake.models import Intake
+from shared.privacy import erasure
 from shared.privacy.notice import PRIVACY_NOTICE_VERSION as PRIVACY_NOTICE_VERSION
 from shared.settings import Settings
 
@@ -99,34 +96,13 @@ async def set_language(*, session: AsyncSession, citizen: Citizen, language: str
 async def erase(
     *, session: AsyncSession, settings: Settings, citizen: Citizen, now: datetime
 ) -> None:
-    """Erase a citizen at their request: free their place, then delete everything about them."""
-    citizen_id = citizen.id
-    active = await booking.active_booking(session=session, citizen_id=citizen_id)
-    if active is not None and active.starts_at > now:
-        await booking.cancel_booking(
-            session=session,
-            settings=settings,
-            booking_id=active.id,
-            by=booking.CancelledBy.CITIZEN,
-            actor=f"citizen:{citizen_id}",
-            reason="erasure",
-            now=now,
-        )
-    await waitlist.leave_waitlist(
-        session=session, settings=settings, citizen_id=citizen_id, now=now
-    )
-    # Erasure keeps only anonymous counts: the questionnaire's, for the figures.
-    questionnaire = await session.scalar(select(Intake).where(Intake.citizen_id == citizen_id))
-    if questionnaire is not None:
-        await tally.on_erasure(session=session, intake=questionnaire, settings=settings)
-    await session.delete(citizen)
-    await session.flush()
-    await audit.record(
+    """Erase a citizen at their request (/cancella): `shared.privacy.erasure.erase_citizen`."""
+    await erasure.erase_citizen(
         session=session,
-        actor="citizen:erased",
-        action="citizen.erase",
-        object_type="citizen",
-        object_id=str(citizen_id),
+        settings=settings,
+        citizen_id=citizen.id,
+        now=now,
+        actor=f"citizen:{citizen.id}",
     )
 
 

@@ -2,11 +2,16 @@
 
 The figures' drop-off per question reads where each questionnaire stands; the expiry
 sweep (`service.expire_stale`) wipes an abandoned one, question and all, and a citizen's
-erasure (`shared.citizens.service.erase`) deletes theirs. Before either, what the
-screening figures counted of it is added to `ScreeningTally`, in the same transaction:
-the question it stood at, and for an erased one its state and, if the rules ruled it
-out, why. `shared.figures.screening` adds these counts to the questionnaires' own, so
-the figures are the same before and after.
+erasure (`shared.privacy.erasure`) wipes theirs. Before either, what the screening
+figures counted of it and will no longer find in it is added to `ScreeningTally`, in the
+same transaction: the question an unfinished one stood at, and, for one the rules ruled
+out, that it was and why. `shared.figures.screening` adds these counts to the
+questionnaires' own, so the figures are the same before and after.
+
+Erasures used to delete the questionnaire with its citizen, and counted its state
+(`TallyKind.ERASED`); those counts stay in the tally. Since the erasure keeps the row
+as part of the citizen's anonymous tombstone (its state and dates: the funnel counts
+who completed it), nothing is added under ERASED any more.
 """
 
 from __future__ import annotations
@@ -77,12 +82,17 @@ async def on_expiry(*, session: AsyncSession, intakes: Iterable[Intake], tz: Zon
 
 
 async def on_erasure(*, session: AsyncSession, intake: Intake, settings: Settings) -> None:
-    """Count what the figures counted of a questionnaire about to be deleted with its citizen.
+    """Count what the figures read of a questionnaire whose answers an erasure wipes.
 
-    An expired one's question was counted when it expired.
+    The erasure keeps the row with its state and dates (`shared.privacy.erasure`): an
+    unfinished one is wiped as the expiry sweep wipes it, and counted the same way, at
+    the question it stood at; a completed one the rules ruled out stops saying so (the
+    figures would decide its reasons on answers that are gone), and is counted here as
+    ruled out, with its reasons. An expired one was counted when it expired; an
+    eligible completed one still counts as it is.
     """
     day = _day(intake, settings.tz)
-    counts: Counts = Counter({(day, TallyKind.ERASED.value, intake.state): 1})
+    counts: Counts = Counter()
     if intake.state in UNFINISHED:
         counts[day, TallyKind.STOPPED.value, position(intake)] += 1
     elif intake.state == IntakeState.COMPLETED and intake.eligible is False:

@@ -12,8 +12,8 @@ from shared.audit.models import AuditEvent
 from shared.booking import service as booking
 from shared.booking import waitlist
 from shared.booking.service import CancelledBy
+from shared.cases import listing, view
 from shared.cases import service as cases
-from shared.cases import view
 from shared.cases.errors import (
     CaseNotFound,
     CaseNotVisible,
@@ -21,6 +21,7 @@ from shared.cases.errors import (
     InvalidInput,
     NotAllowed,
 )
+from shared.cases.listing import CaseFilters
 from shared.cases.models import Case, CaseState, Interview, Outcome
 from shared.citizens import service as citizens
 from shared.db import utcnow
@@ -646,9 +647,19 @@ async def test_an_earlier_case_of_another_case_worker_is_listed_but_not_opened(
         assert [(c.id, c.visible) for c in detail.other_cases] == [(first.id, visible)]
 
 
-async def test_erasing_a_citizen_removes_their_cases(
+async def test_erasing_a_citizen_keeps_their_cases_anonymous(
     session: AsyncSession, settings: Settings
 ) -> None:
-    citizen, _case = await make_candidate(session, telegram_id=31337)
+    """The case stays for the figures (shared.privacy.erasure), no longer found by name."""
+    citizen, case = await make_candidate(session, name="Ottavia Brambati", telegram_id=31337)
     await citizens.erase(session=session, settings=settings, citizen=citizen, now=NOW)
-    assert await session.scalar(select(func.count()).select_from(Case)) == 0
+    kept = await session.get(Case, case.id, populate_existing=True)
+    assert kept is not None and kept.anonymised_at == NOW and kept.state == CaseState.NEW
+    assert await session.scalar(select(func.count()).select_from(Case)) == 1
+    anna = member(await make_staff(session, "anna", Role.COORDINATORE))
+    detail = await view.get_case_detail(session=session, case_id=case.id, staff=anna, now=NOW)
+    assert detail.citizen.name is None and detail.citizen.erased_at == NOW
+    found = await listing.list_cases(
+        session=session, settings=settings, staff=anna, filters=CaseFilters(text="Brambati")
+    )
+    assert found.rows == []
