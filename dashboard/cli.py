@@ -416,6 +416,12 @@ def audit_verify() -> None:
 _RETENTION_RULES = (
     ("questionnaires", "unfinished questionnaires, no answer for {s.intake_expiry_days} days",
      "deleted"),
+    ("never_booked", "candidates who never booked, inactive for "
+     "{s.retention_never_booked_days} days", "erased"),
+    ("closed_cases", "cases closed more than {s.retention_closed_case_days} days ago",
+     "anonymised"),
+    ("past_candidates", "citizens whose cases all closed more than "
+     "{s.retention_closed_case_days} days ago, inactive since", "erased"),
     ("audit_events", "audit events older than {s.retention_audit_days} days", "pruned"),
 )  # fmt: skip
 

@@ -556,10 +556,15 @@ async def test_retention_run_counts_in_the_dry_run_then_removes_and_the_log_veri
 ) -> None:
     from datetime import UTC, datetime, timedelta
 
+    from sqlalchemy import update
+
     from shared.audit.models import AuditEvent
+    from shared.citizens.models import Citizen
     from shared.intake import service as intake
+    from shared.intake.models import Intake
     from shared.schema import metadata
     from tests.factories import make_citizen
+    from tests.shared.cases.builders import make_candidate
 
     assert cli(workdir, "db", "upgrade").returncode == 0
     database = Database(_database_url(workdir), cipher=crypto.DataCipher([DATA_KEY]))
@@ -586,6 +591,16 @@ async def test_retention_run_counts_in_the_dry_run_then_removes_and_the_log_veri
                 await intake.start_intake(
                     session=session, citizen_id=citizen.id, now=now - timedelta(days=days)
                 )
+            # A candidate who confirmed the questionnaire 181 days ago and never booked.
+            long_ago = now - timedelta(days=181)
+            candidate, _case = await make_candidate(session, now=long_ago)
+            await session.execute(
+                update(Citizen).where(Citizen.id == candidate.id)
+                .values(created_at=long_ago, updated_at=long_ago)
+            )  # fmt: skip
+            await session.execute(
+                update(Intake).where(Intake.citizen_id == candidate.id).values(updated_at=long_ago)
+            )
         before = await row_counts()
 
         dry = cli(workdir, "retention", "run", "--dry-run")
@@ -594,6 +609,10 @@ async def test_retention_run_counts_in_the_dry_run_then_removes_and_the_log_veri
         assert lines[0].endswith("dry run: nothing was changed.")
         assert lines[1:] == [
             "  unfinished questionnaires, no answer for 30 days: 2 would be deleted",
+            "  candidates who never booked, inactive for 180 days: 1 would be erased",
+            "  cases closed more than 730 days ago: 0 would be anonymised",
+            "  citizens whose cases all closed more than 730 days ago, inactive since: "
+            "0 would be erased",
             "  audit events older than 366 days: 3 would be pruned",
         ]
         assert await row_counts() == before
@@ -602,22 +621,27 @@ async def test_retention_run_counts_in_the_dry_run_then_removes_and_the_log_veri
         assert done.returncode == 0, done.stderr
         assert done.stdout.splitlines()[1:] == [
             "  unfinished questionnaires, no answer for 30 days: 2 deleted",
+            "  candidates who never booked, inactive for 180 days: 1 erased",
+            "  cases closed more than 730 days ago: 0 anonymised",
+            "  citizens whose cases all closed more than 730 days ago, inactive since: 0 erased",
             "  audit events older than 366 days: 3 pruned",
         ]
         verified = cli(workdir, "audit", "verify")
         assert verified.returncode == 0, verified.stdout + verified.stderr
-        # The prune's own event and the run's.
-        assert verified.stdout.splitlines()[0] == "ok, 2 events"
+        # The prune's own event, the candidate's case opening and erasure, and the run's.
+        assert verified.stdout.splitlines()[0] == "ok, 4 events"
         async with database.transaction(read_only=True) as session:
             recorded = await session.scalar(
                 select(AuditEvent.details).where(AuditEvent.action == "retention.run")
             )
-        assert recorded == {"questionnaires": 2, "audit_events": 3}
+        assert recorded == {
+            "audit_events": 3, "questionnaires": 2, "closed_cases": 0, "never_booked": 1,
+            "past_candidates": 0,
+        }  # fmt: skip
 
         again = cli(workdir, "retention", "run")
-        assert again.stdout.splitlines()[1:] == [
-            "  unfinished questionnaires, no answer for 30 days: 0 deleted",
-            "  audit events older than 366 days: 0 pruned",
-        ]
+        assert [line.rsplit(": ", 1)[1] for line in again.stdout.splitlines()[1:]] == [
+            "0 deleted", "0 erased", "0 anonymised", "0 erased", "0 pruned"
+        ]  # fmt: skip
     finally:
         await database.dispose()

@@ -295,6 +295,9 @@ PHRASES: dict[str, Phrase] = {
         N_("Retention rules applied: personal data past its period removed"),
         labels={
             "questionnaires": N_("Unfinished questionnaires deleted"),
+            "never_booked": N_("Candidates who never booked erased"),
+            "closed_cases": N_("Closed cases anonymised"),
+            "past_candidates": N_("Citizens erased after their cases' retention period"),
             "audit_events": N_("Audit events pruned"),
         },
     ),

@@ -9,21 +9,39 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from shared.audit import chain
 from shared.audit.models import AuditCheckpoint, AuditEvent
+from shared.booking import service as booking
+from shared.booking.models import Booking, WaitlistEntry
+from shared.cases import service as cases
+from shared.cases.models import Case, Interview
+from shared.citizens.models import Citizen
 from shared.db import Database
 from shared.intake import service as intake
 from shared.intake.models import Intake, IntakeState
+from shared.plans import scans
+from shared.plans import service as plans
+from shared.plans.models import SignedScan
 from shared.privacy import retention
 from shared.privacy.models import RetentionRun
 from shared.schema import metadata
 from shared.settings import Settings
-from tests.factories import make_citizen, rome
+from tests.factories import make_citizen, make_helpdesk, rome
+from tests.shared.cases.builders import book, checked_in, make_candidate
+from tests.shared.plans.builders import (
+    admitted_case,
+    complete_input,
+    job_search,
+    make_people,
+    plan_with,
+)
 
 NOW = rome(2026, 12, 7, 8)
 DAY = timedelta(days=1)
+HOUR = timedelta(hours=1)
+PDF = b"%PDF-1.4\n% a scan\n%%EOF\n"
 
 
 async def _row_counts(database: Database) -> dict[str, int]:
@@ -72,6 +90,64 @@ async def _run(
 async def _verdict(database: Database) -> chain.Verdict:
     async with database.transaction(read_only=True) as session:
         return await chain.verify(session)
+
+
+async def _last_seen(database: Database, citizen_id: int, at: datetime) -> None:
+    """The citizen's own record, and the bookings they made, last changed at `at` (the
+    services stamp them with the real clock)."""
+    async with database.transaction() as session:
+        await session.execute(
+            update(Citizen).where(Citizen.id == citizen_id).values(created_at=at, updated_at=at)
+        )
+        await session.execute(
+            update(Booking).where(Booking.citizen_id == citizen_id).values(created_at=at)
+        )
+        await session.execute(
+            update(Intake)
+            .where(Intake.citizen_id == citizen_id, Intake.state == IntakeState.COMPLETED.value)
+            .values(updated_at=at)
+        )
+
+
+async def _candidate(database: Database, *, at: datetime) -> int:
+    """A candidate who confirmed the questionnaire at `at` and never booked; their id."""
+    async with database.transaction() as session:
+        citizen, _case = await make_candidate(session, now=at)
+    await _last_seen(database, citizen.id, at)
+    return citizen.id
+
+
+async def _erased(database: Database) -> set[int]:
+    async with database.transaction(read_only=True) as session:
+        return set(await session.scalars(select(Citizen.id).where(Citizen.erased_at.is_not(None))))
+
+
+async def _closed_with_a_plan(
+    database: Database, settings: Settings, *, closed_at: datetime
+) -> Case:
+    """A candidate admitted, their plan signed with its scan kept, then closed at `closed_at`."""
+    async with database.transaction() as session:
+        people = await make_people(session)
+        case = await admitted_case(session, settings, people.worker)
+        await plan_with(session, settings, people.worker, case, complete_input(job_search()))
+        await plans.submit_plan(session=session, case_id=case.id, staff=people.worker, now=NOW)
+        await plans.approve_plan(session=session, case_id=case.id, staff=people.boss, now=NOW)
+        await plans.record_signature(
+            session=session, case_id=case.id, signed_on=NOW.date(), staff=people.worker,
+            settings=settings, now=NOW + HOUR,
+        )  # fmt: skip
+        await scans.attach_signed_scan(
+            session=session, case_id=case.id, content=PDF, staff=people.worker, now=NOW + HOUR
+        )
+        closure = plans.parse_closure(
+            outcome="employed", income="better", debts="same", urgent_expenses="better", notes=""
+        )
+        await plans.close_plan(
+            session=session, case_id=case.id, closure=closure, staff=people.worker, now=closed_at
+        )
+        await session.refresh(case)
+        assert (case.state, case.closed_at) == ("closed", closed_at)
+        return case
 
 
 # --- each rule at its boundary -----------------------------------------------------------
@@ -123,26 +199,157 @@ async def test_the_audit_period_is_the_setting(
     assert (await _run(database, settings, dry_run=True)).audit_events == pruned
 
 
+async def test_candidates_who_never_booked_are_erased_after_their_period(
+    database: Database, settings: Settings
+) -> None:
+    period = settings.retention_never_booked_days * DAY
+    quiet = await _candidate(database, at=NOW)
+    later = await _candidate(database, at=NOW + 2 * DAY)
+    # Booked once, then cancelled: they are the closed cases' rule's, not this one's.
+    async with database.transaction() as session:
+        helpdesk = await make_helpdesk(session)
+        citizen, _case = await make_candidate(session, now=NOW)
+        made = await book(session, settings, citizen, helpdesk)
+        await booking.cancel_booking(
+            session=session, settings=settings, booking_id=made.id,
+            by=booking.CancelledBy.CITIZEN, actor="t", now=NOW,
+        )  # fmt: skip
+    booked_once = citizen.id
+    await _last_seen(database, booked_once, NOW)
+    # Waiting for a place: not inactive, however long ago they joined.
+    waiting = await _candidate(database, at=NOW)
+    async with database.transaction() as session:
+        session.add(WaitlistEntry(citizen_id=waiting, created_at=NOW))
+    # Their questionnaire left unfinished, wiped by the sweep its period later: it counts
+    # from the last answer, not from the wipe.
+    abandoned = await _questionnaire(database, last_answer=NOW)
+    await _last_seen(database, abandoned, NOW)
+    async with database.transaction() as session:
+        expiry = settings.intake_expiry_days * DAY
+        wiped = await intake.expire_stale(
+            session=session, now=NOW + expiry + HOUR, max_age=expiry, tz=settings.tz
+        )
+        assert wiped == [abandoned]
+
+    assert (await _run(database, settings, NOW + period - DAY)).never_booked == 0
+    assert await _erased(database) == set()
+    assert (await _run(database, settings, NOW + period + DAY)).never_booked == 2
+    assert await _erased(database) == {quiet, abandoned}
+    async with database.transaction(read_only=True) as session:
+        erased = await session.get(Citizen, quiet)
+        assert erased is not None and (erased.name, erased.telegram_user_id) == (None, None)
+    # Each counted once; the one active two days later goes two days later.
+    assert (await _run(database, settings, NOW + period + 2 * DAY)).never_booked == 0
+    assert (await _run(database, settings, NOW + period + 3 * DAY)).never_booked == 1
+    assert await _erased(database) == {quiet, abandoned, later}
+    assert booked_once not in await _erased(database)
+
+
+async def test_closed_cases_are_anonymised_after_their_period_with_their_scans(
+    database: Database, settings: Settings
+) -> None:
+    period = settings.retention_closed_case_days * DAY
+    closed_at = NOW + 2 * HOUR
+    case = await _closed_with_a_plan(database, settings, closed_at=closed_at)
+    # The citizen wrote since: they stay, their old case goes.
+    await _last_seen(database, case.citizen_id, closed_at + 30 * DAY)
+
+    async def stored() -> tuple[Case, dict[str, object], int, Citizen]:
+        async with database.transaction(read_only=True) as session:
+            found = await session.get(Case, case.id)
+            answers = await session.scalar(
+                select(Interview.answers).where(Interview.case_id == case.id)
+            )
+            kept = await session.scalar(select(func.count()).select_from(SignedScan))
+            citizen = await session.get(Citizen, case.citizen_id)
+            assert found is not None and answers is not None and citizen is not None
+            return found, answers, kept or 0, citizen
+
+    day_before = await _run(database, settings, closed_at + period - DAY)
+    assert day_before.closed_cases == 0
+    kept, answers, scans_kept, _citizen = await stored()
+    assert kept.anonymised_at is None and answers != {} and scans_kept == 1
+
+    day_after = closed_at + period + DAY
+    done = await _run(database, settings, day_after)
+    assert (done.closed_cases, done.past_candidates) == (1, 0)
+    gone, answers, scans_kept, citizen = await stored()
+    assert (gone.anonymised_at, answers, scans_kept) == (day_after, {}, 0)
+    assert citizen.erased_at is None and citizen.name == "Maria Rossi"
+    # Anonymised once: neither taken nor counted again.
+    assert (await _run(database, settings, day_after + DAY)).closed_cases == 0
+
+
+async def test_a_citizen_whose_cases_all_closed_long_ago_is_erased_with_them(
+    database: Database, settings: Settings
+) -> None:
+    period = settings.retention_closed_case_days * DAY
+    closed_at = NOW + 2 * DAY
+    async with database.transaction() as session:
+        people = await make_people(session)
+        helpdesk = await make_helpdesk(session, places=5)
+        closed = []
+        for name in ("Maria Rossi", "Luca Verdi"):
+            citizen, case, _made = await checked_in(session, settings, helpdesk, name=name)
+            await cases.record_outcome(
+                session=session, case_id=case.id, outcome="not_admitted",
+                reason="Non residente", staff=people.worker, now=closed_at,
+            )  # fmt: skip
+            closed.append(citizen.id)
+        gone, back = closed
+        # Luca came back: a new case, still open.
+        await cases.on_intake_confirmed(
+            session=session, citizen_id=back, eligible=True, urgent=False, now=closed_at
+        )
+    for citizen_id in closed:
+        await _last_seen(database, citizen_id, closed_at)
+
+    done = await _run(database, settings, closed_at + period - DAY)
+    assert (done.closed_cases, done.past_candidates) == (0, 0)
+    done = await _run(database, settings, closed_at + period + DAY)
+    assert (done.closed_cases, done.past_candidates) == (2, 1)
+    assert await _erased(database) == {gone}
+    async with database.transaction(read_only=True) as session:
+        open_case = await session.scalar(
+            select(Case).where(Case.citizen_id == back, Case.state == "new")
+        )
+        returned = await session.get(Citizen, back)
+    assert open_case is not None and open_case.anonymised_at is None
+    assert returned is not None and returned.name == "Luca Verdi"
+
+
 # --- the dry run and the record of a run -------------------------------------------------
 
 
 async def test_the_dry_run_counts_what_the_run_removes_and_changes_nothing(
     database: Database, settings: Settings
 ) -> None:
-    await _old_events(database, NOW - (settings.retention_audit_days + 1) * DAY)
+    closed_at = NOW + 2 * HOUR
+    run_at = closed_at + (settings.retention_closed_case_days + 1) * DAY
+    await _old_events(database, run_at - (settings.retention_audit_days + 1) * DAY)
     for _ in range(2):
-        await _questionnaire(database, last_answer=NOW - (settings.intake_expiry_days + 1) * DAY)
-    await _questionnaire(database, last_answer=NOW)
+        await _questionnaire(database, last_answer=run_at - (settings.intake_expiry_days + 1) * DAY)
+    await _questionnaire(database, last_answer=run_at)
+    await _candidate(database, at=run_at - (settings.retention_never_booked_days + 1) * DAY)
+    case = await _closed_with_a_plan(database, settings, closed_at=closed_at)
+    await _last_seen(database, case.citizen_id, closed_at)
     before = await _row_counts(database)
 
-    planned = await _run(database, settings, dry_run=True)
+    planned = await _run(database, settings, run_at, dry_run=True)
     assert await _row_counts(database) == before
-    assert planned == retention.RetentionCounts(questionnaires=2, audit_events=1)
+    assert planned.audit_events > 0
+    assert dataclasses.replace(planned, audit_events=0) == retention.RetentionCounts(
+        questionnaires=2, closed_cases=1, never_booked=1, past_candidates=1
+    )
     assert await _events(database, retention.RUN_ACTION) == []
 
-    assert await _run(database, settings) == planned
+    assert await _run(database, settings, run_at) == planned
     assert await _row_counts(database) != before
-    assert await _run(database, settings, dry_run=True) == retention.RetentionCounts()
+    # Nothing left, but the events the run recorded: they carry the real clock's time,
+    # two years before this test's.
+    left = await _run(database, settings, run_at, dry_run=True)
+    assert dataclasses.replace(left, audit_events=0) == retention.RetentionCounts()
+    assert (await _verdict(database)).ok
 
 
 async def test_each_run_is_audited_with_its_counts_only(
