@@ -55,6 +55,8 @@ NOTICES = {
     "outcome": N_("Outcome recorded."),
     "eligibility": N_("Eligibility decision saved."),
     "closed": N_("Case closed."),
+    # Set by `dashboard.routes.erasure`.
+    "erased": N_("The citizen's personal data has been erased."),
 }
 ASSIGNED_FILTERS = (("", N_("Anyone")), ("me", N_("Assigned to me")), ("none", N_("Unassigned")))
 URGENT_FILTERS = (("", N_("Any")), ("yes", N_("Urgent only")), ("no", N_("Not urgent")))
