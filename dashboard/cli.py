@@ -22,6 +22,7 @@ from dashboard.params import BadDay, read_day
 from shared import crypto, migrate
 from shared import demo as demo_data
 from shared.audit import chain as audit_chain
+from shared.audit import service as audit_service
 from shared.db import (
     CONNECT_TIMEOUT_SECONDS,
     MIN_FREE_BYTES,
@@ -510,10 +511,14 @@ def export(name: str, fmt: str, first: str | None, last: str | None, output: Pat
     async def work(database: Database) -> None:
         await migrate.upgrade(database)
         await crypto.check_stored(database.engine, metadata.sorted_tables)
+        # The event first, committed: a write transaction open while the file is written
+        # (minutes at 100k cases) would hold the audit chain's end, and on SQLite the
+        # database, for every other writer (as `/exports` does: `deps.commit_early`).
         async with database.transaction() as session:
             await exports.record(
                 session=session, actor="cli", export=chosen, fmt=file_format, days=days
             )
+        async with database.transaction(read_only=True) as session:
             await exports.write(
                 session=session, settings=settings, export=chosen, fmt=file_format, days=days,
                 language=DEFAULT_LANGUAGE, now=now, target=handle,
@@ -550,7 +555,17 @@ def keys_rotate(batch: int) -> None:
     async def work(database: Database) -> crypto.RotationReport:
         await migrate.upgrade(database)
         await crypto.check_stored(database.engine, metadata.sorted_tables)
-        return await crypto.rotate(database.engine, metadata.sorted_tables, batch=batch)
+        report = await crypto.rotate(database.engine, metadata.sorted_tables, batch=batch)
+        async with database.transaction() as session:
+            await audit_service.record(
+                session=session, actor="cli", action="keys.rotate", object_type="data_key",
+                details={
+                    "reencrypted": sum(report.reencrypted.values()),
+                    "encrypted_plain": sum(report.encrypted_plain.values()),
+                    "keys": len(keys),
+                },
+            )  # fmt: skip
+        return report
 
     report = _run(_with_database(settings, work))
     rotated, plain = sum(report.reencrypted.values()), sum(report.encrypted_plain.values())

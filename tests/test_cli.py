@@ -19,6 +19,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
 from shared import crypto
+from shared.audit.models import AuditEvent
 from shared.db import Database
 from tests.conftest import BACKEND, DATA_KEY, POSTGRES_ADMIN_URL, DatabaseFactory
 from tests.disks import fill, read_only_file, small_disk, use_up_inodes
@@ -441,7 +442,6 @@ def _database_url(workdir: tuple[Path, dict[str, str]]) -> str:
 async def test_export_writes_the_file_and_is_audited(workdir: tuple[Path, dict[str, str]]) -> None:
     import openpyxl
 
-    from shared.audit.models import AuditEvent
     from tests.shared.figures.dataset import build
 
     assert cli(workdir, "db", "upgrade").returncode == 0
@@ -543,6 +543,21 @@ async def test_keys_rotate_end_to_end(workdir: tuple[Path, dict[str, str]]) -> N
         "already under the first key." in again.stdout
     )
     assert "remove the others" not in again.stdout
+    database = Database(_database_url(workdir), cipher=crypto.DataCipher([new]))
+    try:
+        async with database.transaction(read_only=True) as session:
+            rotations = (
+                await session.scalars(
+                    select(AuditEvent).where(AuditEvent.action == "keys.rotate")
+                    .order_by(AuditEvent.id)
+                )
+            ).all()  # fmt: skip
+    finally:
+        await database.dispose()
+    assert [(e.actor, e.details) for e in rotations] == [
+        ("cli", {"reencrypted": int(found[1]), "encrypted_plain": 0, "keys": 2}),
+        ("cli", {"reencrypted": 0, "encrypted_plain": 0, "keys": 1}),
+    ]
     # The old key alone no longer opens anything: it can be forgotten.
     exported = cli(
         workdir, "export", "plans", "--format", "csv", "--output", str(workdir[0] / "p.csv"),
@@ -558,7 +573,6 @@ async def test_retention_run_counts_in_the_dry_run_then_removes_and_the_log_veri
 
     from sqlalchemy import update
 
-    from shared.audit.models import AuditEvent
     from shared.citizens.models import Citizen
     from shared.intake import service as intake
     from shared.intake.models import Intake

@@ -198,7 +198,8 @@ PHRASES: dict[str, Phrase] = {
     "citizen.consent": Phrase(N_("Privacy notice accepted")),
     "citizen.unreachable": Phrase(N_("Unreachable on Telegram: the citizen blocked the bot")),
     "citizen.reachable": Phrase(N_("Reachable on Telegram again: the citizen wrote to the bot")),
-    "citizen.erase": Phrase(N_("The citizen's data erased at their request")),
+    # Who asked (the citizen, a coordinator, retention) is the event's actor.
+    "citizen.erase": Phrase(N_("The citizen's data erased")),
     "citizen.create": Phrase(N_("Citizen registered by staff")),
     "citizen.read": Phrase(N_("Record read"), says=frozenset({"page"})),
     "citizen.data_export": Phrase(N_("Copy of the data sent to the citizen")),
@@ -299,6 +300,15 @@ PHRASES: dict[str, Phrase] = {
             "closed_cases": N_("Closed cases anonymised"),
             "past_candidates": N_("Citizens erased after their cases' retention period"),
             "audit_events": N_("Audit events pruned"),
+        },
+    ),
+    # The data key (`ripartire keys rotate`): counts only.
+    "keys.rotate": Phrase(
+        N_("Encrypted notes re-encrypted with the first data key"),
+        labels={
+            "reencrypted": N_("Values re-encrypted"),
+            "encrypted_plain": N_("Plain values encrypted"),
+            "keys": N_("Keys in the setting"),
         },
     ),
     # Staff accounts.

@@ -113,7 +113,6 @@ from shared.staff.models import Role
 
 log = logging.getLogger(__name__)
 
-ACTION = "citizen.erase"
 # What an erased booking's code becomes: this, then the booking's id in base 36 (at most
 # seven characters in the column's eight). No real code has it (`places.CODE_ALPHABET`).
 ERASED_CODE_MARK = "~"
@@ -171,7 +170,7 @@ async def erase_citizen(
     citizen.updated_at = citizen.erased_at = now
     await session.flush()
     await audit.record(
-        session=session, actor=actor, action=ACTION, object_type="citizen",
+        session=session, actor=actor, action="citizen.erase", object_type="citizen",
         object_id=str(citizen_id),
     )  # fmt: skip
     log.info("citizen %d erased (%d cases anonymised)", citizen_id, len(case_ids))
