@@ -279,6 +279,9 @@ async def test_coordinator_pages_have_no_violations(page: Page, data: Data, fund
     await expect(page.get_by_label("Importo (€)")).to_have_attribute("aria-invalid", "true")
     await scan.check("payment form with errors")
 
+    await scan.visit(f"/cases/{data.cases['Paolo Ricci']}/erase", shows="Che cosa viene cancellato")
+    await page.get_by_role("button", name="Cancella i dati", exact=True).click()
+    await scan.check("erasure not confirmed")
     await scan.visit("/audit?action=case.&since=2020-01-01", shows="Scheda del caso letta")
     await scan.visit("/password")
     await scan.visit("/cases/999999", status=404, shows="Pagina non trovata")
