@@ -14,8 +14,9 @@ it by `now`, whenever they did:
 - plan approved: whose case has a plan a coordinator approved; closed: whose plan was
   closed with an outcome.
 
-A citizen erased at their request (SPEC J8) is no longer counted here (the questionnaire's
-figures keep an anonymous count of theirs: `shared.intake.tally`).
+An erased citizen (SPEC J8: at their request, by a coordinator or by retention) is still
+counted: erasure leaves an anonymous record with the dates and states these stages read
+(`shared.privacy.erasure`).
 
 With a helpdesk, the stages before booking are not counted (`None`): nobody has chosen a
 helpdesk yet then; from booking on, only the bookings and cases at that helpdesk count.
