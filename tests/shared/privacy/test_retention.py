@@ -1,10 +1,13 @@
 """Retention with an injected clock: each rule at its boundary, the dry run, the audit of
-each run, and the daily run once per day with two engines racing on one database."""
+each run, and the daily run once per day with two engines, and two processes, racing on
+one database."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import sys
+import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
@@ -28,6 +31,7 @@ from shared.privacy import retention
 from shared.privacy.models import RetentionRun
 from shared.schema import metadata
 from shared.settings import Settings
+from tests.conftest import DATA_KEY
 from tests.factories import make_citizen, make_helpdesk, rome
 from tests.shared.cases.builders import book, checked_in, make_candidate
 from tests.shared.plans.builders import (
@@ -454,4 +458,49 @@ async def test_a_day_claimed_by_a_process_that_died_is_run_when_its_lease_lapses
     assert await retention.run_daily(database=database, settings=settings, now=before_lapse) is None
     after = NOW + retention.CLAIM_LEASE
     assert await retention.run_daily(database=database, settings=settings, now=after) is not None
+    assert len(await _events(database, retention.RUN_ACTION)) == 1
+
+
+# One instance's housekeeping round at `now` (argv[2]) against the database at argv[1],
+# started at the wall-clock instant argv[3] so that both processes race: prints what ran.
+_INSTANCE = """
+import asyncio, sys, time
+from datetime import datetime
+from shared import crypto
+from shared.db import Database
+from shared.privacy import retention
+from shared.settings import Settings
+
+async def main() -> None:
+    url, now, start = sys.argv[1], datetime.fromisoformat(sys.argv[2]), float(sys.argv[3])
+    database = Database(url, cipher=crypto.DataCipher([sys.argv[4]]))
+    settings = Settings(database_url=url, _env_file=None)
+    await database.ping()  # connected before the start line
+    time.sleep(max(0.0, start - time.time()))
+    done = await retention.run_daily(database=database, settings=settings, now=now)
+    await database.dispose()
+    print("ran" if done is not None else "skipped", done.questionnaires if done else "")
+
+asyncio.run(main())
+"""
+
+
+async def test_two_processes_run_the_days_retention_once(
+    database: Database, settings: Settings
+) -> None:
+    await _questionnaire(database, last_answer=NOW - (settings.intake_expiry_days + 1) * DAY)
+    start = str(time.time() + 3)
+    arguments = (_INSTANCE, database.url, NOW.isoformat(), start, DATA_KEY)
+    pipe = asyncio.subprocess.PIPE
+    processes = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", *arguments, stdout=pipe, stderr=pipe
+        )
+        for _ in range(2)
+    ]
+    outputs = [await p.communicate() for p in processes]
+    assert all(p.returncode == 0 for p in processes), [e.decode()[-2000:] for _, e in outputs]
+    said = sorted(out.decode().split()[0] for out, _ in outputs)
+    assert said == ["ran", "skipped"], outputs
+    assert [out.decode().split() for out, _ in outputs if out.startswith(b"ran")] == [["ran", "1"]]
     assert len(await _events(database, retention.RUN_ACTION)) == 1
