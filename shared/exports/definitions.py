@@ -26,6 +26,7 @@ from shared.citizens.models import Channel, Citizen
 from shared.exports.columns import Column, Context, Days, Export, Format, Kind, Row, Sheet
 from shared.figures import service as figures_service
 from shared.figures.period import Period
+from shared.funds.labels import METHODS, PAYEES
 from shared.funds.models import Fund, FundMovement, MovementKind
 from shared.i18n import N_, Translator
 from shared.intake import questionnaire
@@ -52,19 +53,6 @@ PLAN_OUTCOMES = {
     PlanOutcome.REFERRED.value: N_("Referred to another service"),
     PlanOutcome.DROPPED_OUT.value: N_("Dropped out"),
     PlanOutcome.OTHER.value: N_("Other"),
-}
-PAYEES = {
-    "citizen": N_("To the citizen"),
-    "landlord": N_("Directly to the landlord"),
-    "utility": N_("Directly to the utility company"),
-    "other": N_("Other"),
-}
-METHODS = {
-    "bank_transfer": N_("Bank transfer"),
-    "cash": N_("Cash"),
-    "voucher": N_("Voucher"),
-    "direct_debit": N_("Direct debit"),
-    "other": N_("Other"),
 }
 FUNNEL_STAGES = {
     "started": N_("Started"),

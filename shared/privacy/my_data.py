@@ -56,6 +56,7 @@ from shared.cases import labels
 from shared.cases.models import Case, Interview
 from shared.citizens.errors import CitizenNotFound
 from shared.citizens.models import Channel, Citizen
+from shared.funds.labels import METHODS, PAYEES
 from shared.funds.models import Fund, FundMovement, MovementKind
 from shared.i18n import N_, Translator
 from shared.intake import questionnaire
@@ -137,19 +138,6 @@ BASELINES = (
     ("debts", N_("Debts")),
     ("urgent_expenses", N_("Urgent expenses")),
 )
-PAYEES = {
-    "citizen": N_("To the citizen"),
-    "landlord": N_("Directly to the landlord"),
-    "utility": N_("Directly to the utility company"),
-    "other": N_("Other"),
-}
-METHODS = {
-    "bank_transfer": N_("Bank transfer"),
-    "cash": N_("Cash"),
-    "voucher": N_("Voucher"),
-    "direct_debit": N_("Direct debit"),
-    "other": N_("Other"),
-}
 
 
 @dataclass(frozen=True, slots=True)
