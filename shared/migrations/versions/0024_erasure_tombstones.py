@@ -29,7 +29,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("case_file") as batch:
-        batch.drop_column("anonymised_at")
-    with op.batch_alter_table("citizen") as batch:
-        batch.drop_column("erased_at")
+    # Native DROP COLUMN on both (SQLite 3.35+): batch mode would rebuild the tables, and
+    # SQLite's DROP TABLE of the old copy deletes its rows first, cascading to every
+    # interview, plan and booking that hangs off them.
+    op.execute("ALTER TABLE case_file DROP COLUMN anonymised_at")
+    op.execute("ALTER TABLE citizen DROP COLUMN erased_at")
