@@ -374,6 +374,8 @@ class BookingPlan:
     closed_at: datetime | None = None
     closed_by: str | None = None
     id: int = 0
+    # After a no-show the citizen is offered to book again, once per case.
+    rebook_offer: bool = True
 
 
 @dataclass(slots=True)
@@ -392,6 +394,8 @@ class CasePlan:
     bookings: list[BookingPlan] = field(default_factory=list)
     current: BookingPlan | None = None
     no_shows: int = 0
+    # No-shows this case is to have before the citizen comes (`Planner.repeated_no_shows`).
+    misses: int = 0
     interviewer: int | None = None
     interviewer_actor: str = ""
     interview_at: datetime | None = None
@@ -455,8 +459,15 @@ class Planner:
         workers: dict[int, str],
         coordinator: str,
         forms: Sequence[Questionnaire],
+        repeated_no_shows: float = 0.0,
     ) -> None:
+        """`repeated_no_shows`: the share of booked cases whose citizen misses two
+        appointments before coming (the bookings board's "repeated no-shows"). Left at 0
+        the random draws, and so the data, are those of every other benchmark: then a
+        citizen misses at most once per case, and two no-shows come only from a returning
+        citizen, so few that the 1k data set has none."""
         self.size = size
+        self.repeated_no_shows = repeated_no_shows
         self.rng = random.Random(SEED + size)
         self.now = now
         self.tz = tz
@@ -615,6 +626,8 @@ class Planner:
                 case.state, case.closed_at, case.close_reason = CLOSED, closing, NO_ANSWER
                 case.closed_by = self.coordinator
             return
+        if self.repeated_no_shows and rng.random() < self.repeated_no_shows:
+            case.misses = 2
         for _attempt in range(4):
             made_at = at + timedelta(hours=rng.uniform(1, 60))
             if made_at >= now:
@@ -636,11 +649,12 @@ class Planner:
                 continue
             if starts_at >= now:
                 return
-            if draw < 0.12 and case.no_shows == 0:
+            if (draw < 0.12 and case.no_shows == 0) or case.no_shows < case.misses:
                 marked = starts_at + timedelta(minutes=rng.uniform(30, 120))
                 if marked >= now:
                     return
                 self._close(made, NO_SHOW, marked, staff_actor)
+                made.rebook_offer = case.no_shows == 0
                 case.no_shows += 1
                 case.state = NEW
                 at = marked
@@ -956,7 +970,7 @@ def _outbox_rows(plan: Plan, settings: Settings, now: datetime) -> Iterator[dict
                 "sent_at": due + timedelta(seconds=2) if sent else None,
                 "created_at": b.created_at,
             }  # fmt: skip
-        if b.state == NO_SHOW and b.closed_at is not None:
+        if b.state == NO_SHOW and b.closed_at is not None and b.rebook_offer:
             kind = "rebook_after_no_show"
             yield {
                 "kind": kind, "citizen_id": b.citizen_id, "payload": {"booking_id": b.id},
