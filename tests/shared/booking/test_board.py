@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import date
 
 import pytest
@@ -267,3 +268,38 @@ async def test_the_urgent_filter_follows_the_citizens_urgency(
     assert await _ids(session, settings, not_urgent) == {made["Anna Colombo"]}
     stored = dict((await session.execute(select(Booking.id, Booking.citizen_urgent))).all())
     assert stored == {made["Bruno Ferrari"]: True, made["Anna Colombo"]: False}
+
+
+@pytest.mark.parametrize("sort", list(Sort))
+async def test_the_repeated_no_shows_in_pages_and_counts(
+    session: AsyncSession, settings: Settings, sort: Sort
+) -> None:
+    """Their bookings are found by citizen, a page's ids first, then joined; counted in one
+    GROUP BY: the same rows, order, pages and counts as the board's other walks give."""
+    data = await board_data(session, settings)
+    franco = data.citizens["Franco"].id
+
+    async def rows(raw: dict[str, str]) -> list[board.BoardRow]:
+        filters = board.parse_filters({**ALL_DATES, "sort": sort.value, **raw}, today=TODAY)
+        page = await board.list_bookings(session=session, settings=settings, filters=filters)
+        return page.rows
+
+    assert len([r for r in await rows({}) if r.citizen_id == franco]) == 3
+    for extra in ({}, {"eligibility": "eligible"}, {"channel": "telegram"}, {"state": "no_show"}):
+        expected = [r.id for r in await rows(extra) if r.citizen_id == franco]
+        tabs = {k: v for k, v in extra.items() if k != "state"}
+        states = Counter(r.state for r in await rows(tabs) if r.citizen_id == franco)
+        raw = {**ALL_DATES, "sort": sort.value, "no_shows": "repeated", **extra}
+        filters = board.parse_filters(raw, today=TODAY)
+        seen: list[int] = []
+        after = None
+        while True:
+            page = await board.list_bookings(
+                session=session, settings=settings, filters=filters, after=after, limit=1
+            )
+            seen += [r.id for r in page.rows]
+            assert _counts(page) == dict(states), extra
+            if page.next_cursor is None:
+                break
+            after = page.next_cursor
+        assert seen == expected and expected, extra
