@@ -436,7 +436,9 @@ def _conditions(shape: _Shape) -> tuple[list[ColumnElement[bool]], set[str]]:
         conditions.append(Booking.citizen_id.in_(_REPEATED_NO_SHOWS))
     if shape.urgent is not None:
         # The booking's copy of the citizen's urgency, plain (not `IS true`): both databases
-        # then walk the partial index `ix_booking_urgent_state_starts_at`.
+        # then walk the partial index `ix_booking_urgent_state_starts_at`, whose condition
+        # is written as each of them writes this one (SQLite `= 1`; migration 0025;
+        # tests/shared/booking/test_board_plans.py).
         urgent = Booking.citizen_urgent.expression
         conditions.append(urgent if shape.urgent else not_(urgent))
     if shape.channel:

@@ -253,7 +253,9 @@ class Booking(Base):
             "state",
             "starts_at",
             "id",
-            sqlite_where=text("citizen_urgent"),
+            # As each database writes the filter (SQLite: `= 1`): a partial index serves
+            # SQLite only when the query says the same (migration 0025).
+            sqlite_where=text("citizen_urgent = 1"),
             postgresql_where=text("citizen_urgent"),
         ),
     )
