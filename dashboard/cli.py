@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError, StatementError
 
 from dashboard.app import create_app
 from dashboard.params import BadDay, read_day
+from dashboard.routes.figures import draw_charts
 from shared import crypto, migrate
 from shared import demo as demo_data
 from shared.audit import chain as audit_chain
@@ -34,6 +35,7 @@ from shared.db import (
 from shared.exports import service as exports
 from shared.exports.columns import Days
 from shared.exports.definitions import EXPORTS
+from shared.figures.cache import figures_cache_component
 from shared.figures.period import MAX_PERIOD_DAYS
 from shared.housekeeping import housekeeping_component
 from shared.i18n import DEFAULT_LANGUAGE
@@ -289,6 +291,7 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
         await crypto.check_stored(database.engine, metadata.sorted_tables)
         components = [
             housekeeping_component(settings=settings, database=database),
+            figures_cache_component(settings=settings, database=database, draw=draw_charts),
             *load_components(settings=settings, database=database),
         ]
         if settings.telegram_token is None:

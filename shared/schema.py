@@ -9,6 +9,7 @@ from shared.booking import models as booking_models
 from shared.cases import models as case_models
 from shared.citizens import models as citizen_models
 from shared.db import Base
+from shared.figures import models as figure_models
 from shared.funds import models as fund_models
 from shared.intake import models as intake_models
 from shared.outbox import models as outbox_models
@@ -23,6 +24,7 @@ __all__ = [
     "booking_models",
     "case_models",
     "citizen_models",
+    "figure_models",
     "fund_models",
     "intake_models",
     "metadata",

@@ -17,12 +17,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.figures.period import Period
 from shared.funds import service as ledger
-from shared.funds.models import FundMovement, MovementKind
+from shared.funds.models import Fund, FundMovement, MovementKind
 from shared.settings import Settings
 
 PACE_WEEKS = 8
@@ -62,34 +62,47 @@ async def funds(
     helpdesk_id: int | None = None,
     now: datetime,
 ) -> tuple[FundRunway, ...]:
-    """Every fund's figures and runway, open funds first; two statements."""
+    """Every fund's figures and runway, open funds first; one statement.
+
+    The ledger's balances as `ledger.balances` reads them, each fund joined to what was
+    committed and released in the last `PACE_WEEKS` weeks (one GROUP BY of the ledger).
+    """
     del period, helpdesk_id
-    balances = await ledger.balances(session=session)
-    moved = (
-        await session.execute(
-            select(FundMovement.fund_id, FundMovement.kind, func.sum(FundMovement.amount_cents))
-            .where(
-                FundMovement.kind.in_((MovementKind.COMMITMENT.value, MovementKind.RELEASE.value)),
-                FundMovement.at >= now - timedelta(weeks=PACE_WEEKS),
-                FundMovement.at <= now,
-            )
-            .group_by(FundMovement.fund_id, FundMovement.kind)
+    committed = FundMovement.kind == MovementKind.COMMITMENT.value
+    pace = (
+        select(
+            FundMovement.fund_id.label("fund_id"),
+            func.sum(
+                case((committed, FundMovement.amount_cents), else_=-FundMovement.amount_cents)
+            ).label("net"),
         )
-    ).all()
-    net: dict[int, int] = {}
-    for fund_id, kind, cents in moved:
-        sign = 1 if kind == MovementKind.COMMITMENT.value else -1
-        net[fund_id] = net.get(fund_id, 0) + sign * int(cents)
+        .where(
+            FundMovement.kind.in_((MovementKind.COMMITMENT.value, MovementKind.RELEASE.value)),
+            FundMovement.at >= now - timedelta(weeks=PACE_WEEKS),
+            FundMovement.at <= now,
+        )
+        .group_by(FundMovement.fund_id)
+        .subquery()
+    )
+    rows = await session.execute(
+        select(
+            Fund.id, Fund.name, Fund.funder, Fund.active, Fund.deposited_cents,
+            Fund.committed_cents, Fund.paid_cents, func.coalesce(pace.c.net, 0),
+        )
+        .outerjoin(pace, pace.c.fund_id == Fund.id)
+        .order_by(Fund.active.desc(), Fund.name, Fund.id)
+    )  # fmt: skip
     found = []
-    for b in balances:
-        pace = max(net.get(b.fund_id, 0), 0) / PACE_WEEKS
-        weeks = runway(b.left_cents, pace)
+    for *balance, net in rows:
+        b = ledger.FundBalance(*balance)
+        pace_cents = max(int(net), 0) / PACE_WEEKS
+        weeks = runway(b.left_cents, pace_cents)
         found.append(
             FundRunway(
                 fund_id=b.fund_id, name=b.name, funder=b.funder, active=b.active,
                 deposited_cents=b.deposited_cents, committed_cents=b.committed_cents,
                 paid_cents=b.paid_cents, left_cents=b.left_cents,
-                weekly_pace_cents=pace, weeks_left=weeks,
+                weekly_pace_cents=pace_cents, weeks_left=weeks,
                 warning=b.active and weeks is not None
                 and weeks < settings.fund_runway_warning_weeks,
             )

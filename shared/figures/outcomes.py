@@ -11,10 +11,12 @@ recorded (closing a plan records it).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.cases.models import Case
@@ -46,20 +48,20 @@ class Outcomes:
         return share(self.improved, self.checked)
 
 
-async def outcomes(
-    *,
-    session: AsyncSession,
-    settings: Settings,
-    period: Period,
-    helpdesk_id: int | None = None,
-    now: datetime,
-) -> Outcomes:
-    """The plans closed in the period by outcome and closure check; one statement."""
-    del now
-    query = (
+# The first column of this group's rows (`statement`), read in one UNION with the
+# interventions' (`service.figures`).
+ROWS = "closed"
+
+
+def statement(
+    *, settings: Settings, period: Period, helpdesk_id: int | None
+) -> Select[*tuple[Any, ...]]:
+    """The closed plans by outcome and closure check: rows of (ROWS, outcome, income,
+    debts, urgent expenses, how many), in the shape `interventions.statement` has too."""
+    query: Select[*tuple[Any, ...]] = (
         select(
-            Plan.outcome, Plan.income_trend, Plan.debts_trend, Plan.urgent_expenses_trend,
-            func.count(),
+            literal(ROWS).label("what"), Plan.outcome, Plan.income_trend, Plan.debts_trend,
+            Plan.urgent_expenses_trend, func.count(),
         )
         .where(Plan.state == PlanState.CLOSED.value, period.within(Plan.closed_at, settings.tz))
         .group_by(
@@ -68,11 +70,18 @@ async def outcomes(
     )  # fmt: skip
     if helpdesk_id is not None:
         query = query.join(Case, Case.id == Plan.case_id).where(Case.helpdesk_id == helpdesk_id)
+    return query
+
+
+def read(rows: Iterable[Sequence[Any]]) -> Outcomes:
+    """The figures from `statement`'s rows (others, of another group, are passed over)."""
     by_outcome = dict.fromkeys((o.value for o in PlanOutcome), 0)
     by_baseline = {b: dict.fromkeys(TRENDS, 0) for b in BASELINES}
     closed = checked = better = 0
-    for outcome, income, debts, urgent, n in (await session.execute(query)).all():
-        n = int(n)
+    for what, outcome, income, debts, urgent, count in rows:
+        if what != ROWS:
+            continue
+        n = int(count)
         closed += n
         if outcome is not None:
             by_outcome[outcome] = by_outcome.get(outcome, 0) + n
@@ -91,3 +100,17 @@ async def outcomes(
         checked=checked,
         improved=better,
     )
+
+
+async def outcomes(
+    *,
+    session: AsyncSession,
+    settings: Settings,
+    period: Period,
+    helpdesk_id: int | None = None,
+    now: datetime,
+) -> Outcomes:
+    """The plans closed in the period by outcome and closure check; one statement."""
+    del now
+    query = statement(settings=settings, period=period, helpdesk_id=helpdesk_id)
+    return read((await session.execute(query)).all())

@@ -22,12 +22,20 @@ with Core `insert()` in chunks as the services would have written it:
 Measured, through the real app as the dashboard benchmark drives it (one fresh database
 and app per data set, both open, interleaved, signed in through `/login`):
 
-1. Latency of single GETs of `/figures` (as it opens: the last twelve months, every
-   helpdesk; one helpdesk; the longest period, two years) as a coordinator, and of the
-   case list `/cases` at the same size, as the same coordinator and as the dashboard
-   benchmark's case worker. p50 and p95 (the median of 8 blocks' p95). Target at 100k:
-   each figures p95 <= 2 x the coordinator's case list p95.
-2. SQL statements per request, on a second engine and app with a listener. Target <= 12.
+1. Latency of single GETs of `/figures` as a coordinator, and of the case list `/cases`
+   at the same size, as the same coordinator and as the dashboard benchmark's case
+   worker. p50 and p95 (the median of 8 blocks' p95). The figures are kept for
+   `figures_cache_minutes` (`shared.figures.cache`), so each filter is measured twice:
+   *kept* — the page as it opens (the last twelve months, every helpdesk) and one
+   helpdesk's, the default views the running process keeps fresh: its refresh
+   (`figures_cache_component`) runs beside the requests while measuring, as in
+   production; *not kept* — the same two and the longest period (two years), each GET
+   for a filter not kept yet (its period ends one day earlier than the last one's), so
+   the page computes the figures and draws the charts. Target at 100k: each kept
+   figures p95 <= 2 x the coordinator's case list p95; the not-kept ones are reported
+   against the same reference (the floor of reading a year of rows: docs/benchmarks.md).
+2. SQL statements per request, on a second engine and app with a listener (kept and not
+   kept). Target <= 12 for each.
 3. The full cases XLSX export, in a process of its own (`_export_process`): the peak
    resident set (VmHWM) against the same process before the export, and the rows per
    second against the bare loop of XlsxWriter (constant_memory, the library the export
@@ -55,7 +63,7 @@ from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlencode
@@ -64,12 +72,22 @@ import httpx
 from sqlalchemy import Table, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from dashboard.routes.figures import draw_charts
 from shared.booking.models import BookingState
 from shared.cases.models import Outcome
 from shared.citizens.models import Channel, Citizen, ConsentRefusal
 from shared.citizens.service import PRIVACY_NOTICE_VERSION
 from shared.db import Base, Database, utcnow
-from shared.figures import bookings, deadlines, funnel, interventions, outcomes, screening, service
+from shared.figures import (
+    bookings,
+    cache,
+    deadlines,
+    funnel,
+    interventions,
+    outcomes,
+    screening,
+    service,
+)
 from shared.figures import funds as fund_figures
 from shared.figures.period import MAX_PERIOD_DAYS, Period
 from shared.figures.screening import POSITIONS, SUMMARY
@@ -127,7 +145,11 @@ MAX_P95_OVER_LIST = 2.0
 MAX_PEAK_MB = 150
 MIN_EXPORT_OVER_FLOOR = 0.5
 
-FIGURES = ("figures", "figures: a helpdesk", "figures: two years")
+# Served from what the running process keeps (the default views), and computed for a
+# filter not kept.
+KEPT = ("figures", "figures: a helpdesk")
+NOT_KEPT = ("figures, not kept", "figures: a helpdesk, not kept", "figures: two years, not kept")
+FIGURES = (*KEPT, *NOT_KEPT)
 LISTS = ("case list", "case list (case worker)")
 LATENCY = (*FIGURES, *LISTS)
 AS_CASE_WORKER = frozenset({"case list (case worker)"})
@@ -469,12 +491,17 @@ class Request:
     url: str
     expect: tuple[str, ...]
     as_case_worker: bool = False
+    # The period of the filter, in days (ending today), when each GET must be for a filter
+    # not kept yet: its period then ends one day earlier than the previous GET's.
+    not_kept_days: int | None = None
+    helpdesk_id: int | None = None
 
 
 @dataclass(slots=True)
 class Site:
     size: int
     database: Database
+    settings: Settings
     clients: dict[bool, httpx.AsyncClient]  # by "as the case worker"
     counting: dict[bool, httpx.AsyncClient]
     log: StatementLog
@@ -484,20 +511,42 @@ class Site:
     latency: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     counted: dict[str, tuple[int, float, tuple[str, ...]]] = field(default_factory=dict)
     exports: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    # Days back the last filter not kept ended (each such GET goes one day further).
+    shift: int = 0
+    refreshed_seconds: float = 0.0
 
     @property
     def label(self) -> str:
         return f"{self.size // 1000}k"
 
+    def url(self, kind: str) -> str:
+        """The address to GET for `kind`: the same each time, or a filter not kept yet."""
+        request = self.requests[kind]
+        if request.not_kept_days is None:
+            return request.url
+        self.shift += 1
+        last = utcnow().astimezone(self.settings.tz).date() - timedelta(days=self.shift)
+        first = (
+            Period.last_months(last).first
+            if request.not_kept_days == 365
+            else last - timedelta(days=request.not_kept_days - 1)
+        )
+        query = {"from": first.isoformat(), "to": last.isoformat()}
+        if request.helpdesk_id is not None:
+            query["helpdesk"] = str(request.helpdesk_id)
+        return "/figures?" + urlencode(query)
 
-def _requests(helpdesk_id: int, today: date) -> dict[str, Request]:
+
+def _requests(helpdesk_id: int) -> dict[str, Request]:
     figures = ("chart-funnel", "chart-dropoff", "chart-bookings", "chart-funds")
-    longest = {"from": (today - timedelta(days=MAX_PERIOD_DAYS - 1)).isoformat(),
-               "to": today.isoformat()}  # fmt: skip
     return {
         "figures": Request("/figures", figures),
         "figures: a helpdesk": Request(f"/figures?helpdesk={helpdesk_id}", figures),
-        "figures: two years": Request("/figures?" + urlencode(longest), figures),
+        "figures, not kept": Request("", figures, not_kept_days=365),
+        "figures: a helpdesk, not kept": Request(
+            "", figures, not_kept_days=365, helpdesk_id=helpdesk_id
+        ),
+        "figures: two years, not kept": Request("", figures, not_kept_days=MAX_PERIOD_DAYS),
         "case list": Request("/cases", ('href="/cases/',)),
         "case list (case worker)": Request("/cases", ('href="/cases/',), as_case_worker=True),
     }
@@ -543,16 +592,33 @@ async def open_site(stack: AsyncExitStack, databases: Databases, size: int) -> S
             signed_in(counting_app, username)
         )
     site = Site(
-        size=size, database=database, clients=clients, counting=counting, log=log,
-        requests=_requests(helpdesks[0], today), setup_seconds=time.perf_counter() - started,
+        size=size, database=database, settings=settings, clients=clients, counting=counting,
+        log=log, requests=_requests(helpdesks[0]), setup_seconds=time.perf_counter() - started,
         rows=rows,
     )  # fmt: skip
     for kind, request in site.requests.items():
-        body = (await get(site.clients[request.as_case_worker], request.url)).text
+        url = site.url(kind)
+        body = (await get(site.clients[request.as_case_worker], url)).text
         missing = [e for e in request.expect if e not in body]
         if missing:
-            raise AssertionError(f"{kind}: GET {request.url} lacks {missing}")
+            raise AssertionError(f"{kind}: GET {url} lacks {missing}")
     return site
+
+
+async def keep_default_views(stack: AsyncExitStack, site: Site) -> None:
+    """What `ripartire run` does at start: the default views computed and kept (timed
+    here), then refreshed beside the requests by the component (its own task)."""
+    start = time.perf_counter()
+    done = await cache.refresh_default_views(
+        database=site.database, settings=site.settings, now=utcnow(), draw=draw_charts
+    )
+    site.refreshed_seconds = time.perf_counter() - start
+    if done.recomputed == 0:
+        raise AssertionError("no default view was computed: the kept ones were fresh")
+    component = cache.figures_cache_component(
+        settings=site.settings, database=site.database, draw=draw_charts
+    )
+    await stack.enter_async_context(component.lifespan())
 
 
 # --- measuring -------------------------------------------------------------------------
@@ -562,9 +628,9 @@ async def count_statements(site: Site) -> None:
     """SQL per request through the counting app (requested once before, then recorded)."""
     for kind, request in site.requests.items():
         client = site.counting[request.as_case_worker]
-        await get(client, request.url)
+        await get(client, site.url(kind))
         site.log.reset()
-        await get(client, request.url)
+        await get(client, site.url(kind))
         words = [keyword(s) for s in site.log.statements]
         dml = sum(1 for w in words if w in DML)
         listing = tuple(" ".join(s.split())[:100] for s in site.log.statements)
@@ -586,8 +652,9 @@ async def measure_latency(sites: Sequence[Site], options: Options) -> int:
         for site, kind in steps[shift:] + steps[:shift]:
             request = site.requests[kind]
             client = site.clients[request.as_case_worker]
+            url = site.url(kind)
             start = time.perf_counter()
-            await get(client, request.url)
+            await get(client, url)
             if number >= options.warmup:
                 site.latency[kind].append(time.perf_counter() - start)
         if number >= options.warmup:
@@ -683,7 +750,7 @@ def report(sites: Sequence[Site], samples: int) -> None:
             p95 = _p95(seconds)
             ratio = p95 / reference
             target = ""
-            if kind in FIGURES and site is large:
+            if kind in KEPT and site is large:
                 target = verdict(ratio <= MAX_P95_OVER_LIST)
             rows.append([site.label, kind, f"{_p50(seconds):.1f}", f"{p95:.1f}",
                          f"{_percentile(seconds, 0.95):.1f}", f"{ratio:.2f}", target])  # fmt: skip
@@ -698,10 +765,11 @@ def report(sites: Sequence[Site], samples: int) -> None:
             rows.append([site.label, kind, str(statements), f"{sql_ms:.1f}", target])
     print(table(["size", "request", "statements", "SQL ms", "target"], rows))
     print()
-    print(f"statements of /figures on {large.label} cases:")
-    for line in large.counted["figures"][2]:
-        print(f"    {line}")
-    print()
+    for kind in ("figures", "figures, not kept"):
+        print(f"statements of {kind} on {large.label} cases:")
+        for line in large.counted[kind][2]:
+            print(f"    {line}")
+        print()
     print(
         "cases XLSX export, each run in a fresh process: medians; MB = 2^20 bytes; "
         "baseline = VmRSS after the imports; peak = VmHWM after the write"
@@ -732,7 +800,9 @@ def report(sites: Sequence[Site], samples: int) -> None:
                  "baseline MB", "before MB", "peak MB", "growth MB", "maxrss MB", "file MB",
                  "target"], rows))  # fmt: skip
     print()
-    worst = max(_p95(large.latency[k]) for k in FIGURES) / _p95(large.latency["case list"])
+    reference = _p95(large.latency["case list"])
+    worst = max(_p95(large.latency[k]) for k in KEPT) / reference
+    computed = max(_p95(large.latency[k]) for k in NOT_KEPT) / reference
     most = max(large.counted[k][0] for k in FIGURES)
     export = large.exports["export"]
     peak = statistics.median(r["peak_kb"] for r in export) / 1024
@@ -740,8 +810,10 @@ def report(sites: Sequence[Site], samples: int) -> None:
         statistics.median(r["seconds"] for r in export)
     )
     label = large.label
-    print(f"{'/figures p95 <= 2 x case list p95 (' + label + '):':<46}{worst:.2f}  "
+    print(f"{'/figures kept p95 <= 2 x case list p95 (' + label + '):':<46}{worst:.2f}  "
           f"{verdict(worst <= MAX_P95_OVER_LIST)}")  # fmt: skip
+    print(f"{'/figures not kept, p95 / case list p95 (' + label + '):':<46}{computed:.2f}  "
+          "(computed at request time: no target)")  # fmt: skip
     print(f"{'/figures statements <= 12 (' + label + '):':<46}{most}  "
           f"{verdict(most <= MAX_STATEMENTS)}")  # fmt: skip
     print(f"{'export peak RSS < 150 MB (' + label + '):':<46}{peak:.0f} MB  "
@@ -786,7 +858,7 @@ async def profile(site: Site) -> None:
     start = time.perf_counter()
     profiler.enable()
     for _ in range(PROFILED):
-        await get(site.clients[False], request.url)
+        await get(site.clients[False], request.url)  # kept: the page as served
     profiler.disable()
     wall = (time.perf_counter() - start) / PROFILED * 1000
     print(f"cProfile of {PROFILED} GETs of /figures, {site.label} cases: {wall:.1f} ms per GET")
@@ -814,6 +886,12 @@ async def run(databases: Databases, options: Options) -> None:
             )
             sites.append(site)
         print(f"signed in as {COORDINATOR} (figures, case list) and {VIEWER} (case list)\n")
+        for site in sites:
+            await keep_default_views(stack, site)
+            print(
+                f"  {site.label}: the default views computed, drawn and kept in "
+                f"{site.refreshed_seconds:.1f} s (then refreshed every minute if half expired)"
+            )
         for site in sites:
             await count_statements(site)
         gc.collect()

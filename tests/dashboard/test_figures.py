@@ -1,5 +1,6 @@
 """The figures page: coordinators only, every group drawn and tabled, bad filters refused
-kindly, the charts safe under the page's CSP, and at most 12 statements."""
+kindly, the charts safe under the page's CSP, and at most 12 statements (4 when the
+figures are kept: tests/dashboard/test_figures_cache.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from tests.dashboard.conftest import login, statements_of
 from tests.shared.figures.dataset import NOW, build
 
 MAX_STATEMENTS = 12
+# Served from what is kept: the session, its touch, the helpdesks, the kept figures.
+MAX_KEPT_STATEMENTS = 4
 
 
 @pytest.fixture(autouse=True)
@@ -86,13 +89,20 @@ async def test_charts_carry_no_script_and_no_inline_style(
 async def test_the_page_takes_at_most_twelve_statements(
     client: httpx.AsyncClient, database: Database
 ) -> None:
+    """Twelve when it computes the figures (the session and its touch, the helpdesks, what
+    is kept, the figures' seven, keeping them), four when it serves the kept ones."""
     async with database.transaction() as session:
         built = await build(session)
     await login(client, "coordinatore")
     for path in (PERIOD, f"{PERIOD}&helpdesk={built.h1}", "/figures"):
-        response, statements = await statements_of(database, lambda p=path: client.get(p))
+        response, computed = await statements_of(database, lambda p=path: client.get(p))
         assert response.status_code == 200, path
-        assert len(statements) <= MAX_STATEMENTS, (path, len(statements), statements)
+        assert len(computed) <= MAX_STATEMENTS, (path, len(computed), computed)
+        assert computed[-1].startswith("INSERT INTO KEPT_FIGURES"), path
+        response, kept = await statements_of(database, lambda p=path: client.get(p))
+        assert response.status_code == 200, path
+        assert len(kept) <= MAX_KEPT_STATEMENTS, (path, len(kept), kept)
+        assert not any(sql.startswith("INSERT") for sql in kept), path
 
 
 @pytest.mark.parametrize(
