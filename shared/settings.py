@@ -7,7 +7,7 @@ import re
 import secrets
 from datetime import date
 from functools import cached_property
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cryptography.fernet import Fernet
@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     # first encrypts, every one decrypts (a rotation puts the new key first).
     data_key: SecretStr | None = None
     timezone: str = "Europe/Rome"
+    # `text` for people reading a terminal, `json` (one object a line) for a log collector.
+    log_format: Literal["text", "json"] = "text"
 
     # Booking rules (SPEC section 4).
     booking_min_notice_minutes: Minutes = 120

@@ -4,12 +4,13 @@ A citizen's whole journey on Telegram (through the real PTB stack) and a case wo
 dashboard session (searches by name, phone and fiscal code; an access log; a database
 write that fails) run with the process's logging as `ripartire run` sets it up, every
 logger at DEBUG. Nothing that names or identifies a person, and no secret, may reach the
-log's output.
+log's output, in either of the log's formats (text and JSON).
 """
 
 from __future__ import annotations
 
 import io
+import json
 import logging
 import re
 from collections.abc import Iterator
@@ -57,15 +58,15 @@ PERSONAL = [
 TOKEN_LIKE = re.compile(r"(?<![\w/.-])[A-Za-z0-9_-]{32,}(?![\w/.-])")
 
 
-@pytest.fixture
-def debug_log() -> Iterator[io.StringIO]:
+@pytest.fixture(params=["text", "json"])
+def debug_log(request: pytest.FixtureRequest) -> Iterator[io.StringIO]:
     """The process's log set up as `run` does, at DEBUG, every known logger at DEBUG too."""
     root = logging.getLogger()
     saved_root = (root.handlers[:], root.level)
     loggers = [logging.getLogger(n) for n in list(logging.root.manager.loggerDict)]
     saved = [(lg, lg.level, lg.filters[:]) for lg in loggers]
     settings = Settings(  # type: ignore[call-arg]
-        telegram_token=TOKEN, secret_key=SECRET_KEY, _env_file=None
+        telegram_token=TOKEN, secret_key=SECRET_KEY, log_format=request.param, _env_file=None
     )
     configure_logging(settings, level=logging.DEBUG)
     buffer = io.StringIO()
@@ -179,6 +180,10 @@ async def test_no_personal_data_reaches_the_log_at_debug(
     finally:
         await database.dispose()
     output = debug_log.getvalue()
+    if output.startswith("{"):
+        # JSON: every line one object; the checks below read its decoded values.
+        records = [json.loads(line) for line in output.splitlines()]
+        output = "\n".join(" ".join(str(v) for v in record.values()) for record in records)
     assert "forced failure" in output, "the database error was not logged"
     assert "GET /cases" in output, "the access log was not written"
     assert len(output.splitlines()) > 50, "the log is suspiciously quiet at DEBUG"
