@@ -311,6 +311,20 @@ PHRASES: dict[str, Phrase] = {
             "keys": N_("Keys in the setting"),
         },
     ),
+    # The whole database (`ripartire backup|restore`): counts only.
+    "database.backup": Phrase(
+        N_("Database backed up"),
+        labels={"tables": N_("Tables"), "rows": N_("Rows")},
+    ),
+    "database.restore": Phrase(
+        N_("Database restored from a backup"),
+        labels={
+            "tables": N_("Tables"),
+            "rows": N_("Rows"),
+            "from_revision": N_("Schema version of the backup"),
+            "forced": N_("Replaced the data the database held"),
+        },
+    ),
     # Staff accounts.
     "staff.login": Phrase(N_("Signed in")),
     "staff.login_failed": Phrase(N_("Sign-in failed")),
@@ -354,6 +368,7 @@ OBJECTS = {
     "waitlist_entry": (N_("Waiting list"), N_("Waiting-list entry {id}")),
     "audit_checkpoint": (N_("Audit log checkpoints"), N_("Audit log checkpoint {id}")),
     "retention": (N_("Retention runs"), N_("Retention run {id}")),
+    "database": (N_("The database"), N_("The database")),
 }
 OTHER_OBJECT = (N_("Other"), N_("Other record {id}"))
 
