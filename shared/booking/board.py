@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import (
     Integer,
@@ -50,8 +50,6 @@ from shared.settings import Settings
 PAGE_SIZE = 50
 # Each state is counted up to this many bookings; beyond, the board shows "1000+".
 COUNT_LIMIT = 1000
-# Citizens with this many no-shows or more are the board's "repeated no-shows".
-REPEATED_NO_SHOWS = 2
 # The most rows one export holds.
 EXPORT_LIMIT = 50_000
 
@@ -331,13 +329,6 @@ _LATEST_CASE = (
     .correlate(Booking)
     .scalar_subquery()
 )
-# The citizens with `REPEATED_NO_SHOWS` no-shows or more (the partial no-show index).
-_REPEATED_NO_SHOWS = (
-    select(_MISSED.citizen_id)
-    .where(_MISSED.state == _NO_SHOW_TEXT)
-    .group_by(_MISSED.citizen_id)
-    .having(func.count() >= REPEATED_NO_SHOWS)
-)
 # The row's citizen's no-shows.
 _NO_SHOWS_OF_CITIZEN = (
     select(func.count())
@@ -363,28 +354,17 @@ class _Shape:
     helpdesk: bool = False
     # None, `NO_MODERATION`, or `_BOUND` (one moderation state, bound).
     moderation: str | None = None
-    # None; `_BOUND`: the citizens with repeated no-shows, read first and bound; or
-    # `_SUBQUERY`: found by the statement itself.
-    repeated: str | None = None
+    repeated: bool = False
     urgent: bool | None = None
     channel: bool = False
     eligibility: Eligibility | None = None
 
 
 _BOUND = "bound"
-_SUBQUERY = "subquery"
 
 
-def _shape_of(
-    filters: BoardFilters, settings: Settings, missed: tuple[int, ...] | None = None
-) -> tuple[_Shape, dict[str, Any]]:
-    """The filters but the state as a statement's shape and the values to bind to it.
-
-    `missed` is the citizens with repeated no-shows, read first (`_repeated_citizens`) so
-    that the plan starts from their few bookings (`ix_booking_citizen`) instead of walking
-    the whole history in order and checking each booking against them; when it is None
-    the filter is the subquery.
-    """
+def _shape_of(filters: BoardFilters, settings: Settings) -> tuple[_Shape, dict[str, Any]]:
+    """The filters but the state as a statement's shape and the values to bind to it."""
     values: dict[str, Any] = {}
     if filters.day_from is not None:
         values["day_from"] = _day_start(filters.day_from, settings)
@@ -396,11 +376,6 @@ def _shape_of(
     if moderation is not None and moderation != NO_MODERATION:
         values["moderation"] = moderation
         moderation = _BOUND
-    repeated = None
-    if filters.repeated_no_shows:
-        repeated = _SUBQUERY if missed is None else _BOUND
-        if missed is not None:
-            values["missed"] = list(missed)
     if filters.channel is not None:
         values["channel"] = filters.channel.value
     shape = _Shape(
@@ -408,7 +383,7 @@ def _shape_of(
         day_to=filters.day_to is not None,
         helpdesk=filters.helpdesk_id is not None,
         moderation=moderation,
-        repeated=repeated,
+        repeated=filters.repeated_no_shows,
         urgent=filters.urgent,
         channel=filters.channel is not None,
         eligibility=filters.eligibility,
@@ -430,15 +405,14 @@ def _conditions(shape: _Shape) -> tuple[list[ColumnElement[bool]], set[str]]:
         conditions.append(Booking.moderation.is_(None))
     elif shape.moderation == _BOUND:
         conditions.append(Booking.moderation == bindparam("moderation"))
-    if shape.repeated == _BOUND:
-        conditions.append(Booking.citizen_id.in_(bindparam("missed", expanding=True)))
-    elif shape.repeated == _SUBQUERY:
-        conditions.append(Booking.citizen_id.in_(_REPEATED_NO_SHOWS))
+    # The booking's copies of what is known of its citizen, plain (not `IS true`): both
+    # databases then walk the partial indexes `ix_booking_urgent_state_starts_at` and
+    # `ix_booking_repeated_state_starts_at`, whose conditions are written as each of them
+    # writes these (SQLite `= 1`; migrations 0025 and 0027;
+    # tests/shared/booking/test_board_plans.py).
+    if shape.repeated:
+        conditions.append(Booking.citizen_repeated_no_shows.expression)
     if shape.urgent is not None:
-        # The booking's copy of the citizen's urgency, plain (not `IS true`): both databases
-        # then walk the partial index `ix_booking_urgent_state_starts_at`, whose condition
-        # is written as each of them writes this one (SQLite `= 1`; migration 0025;
-        # tests/shared/booking/test_board_plans.py).
         urgent = Booking.citizen_urgent.expression
         conditions.append(urgent if shape.urgent else not_(urgent))
     if shape.channel:
@@ -466,20 +440,8 @@ def _joined(query: Select[Any], joins: set[str]) -> Select[Any]:
 
 @functools.lru_cache(maxsize=256)
 def _counts_for(shape: _Shape) -> Any:
-    """Per state, the filtered bookings up to `COUNT_LIMIT` + 1, in one UNION ALL.
-
-    The repeated no-shows' citizens are counted in one GROUP BY instead: their bookings are
-    found by citizen (`ix_booking_citizen`), all of them whatever the cap, and each capped
-    arm looked them all up again (five times ~5,300 at 100k bookings: 45 ms against 12.7
-    on SQLite, docs/benchmarks.md). This count grows with the citizens who missed twice.
-    """
+    """Per state, the filtered bookings up to `COUNT_LIMIT` + 1, in one UNION ALL."""
     conditions, joins = _conditions(shape)
-    if shape.repeated == _BOUND:
-        return (
-            _joined(cast(Select[Any], select(Booking.state, func.count())), joins)
-            .where(*conditions)
-            .group_by(Booking.state)
-        )
     parts = []
     for state in BookingState:
         capped = (
@@ -510,7 +472,7 @@ def _rows_for(
 ) -> Any:
     """A keyset page of rows. Bound besides the shape's values: `state`, `booking_ids`,
     `after_at` and `after_id` (the position walked from), `limit`."""
-    conditions, joins = _conditions(shape)
+    conditions, _joins = _conditions(shape)
     if state:
         conditions.append(Booking.state == bindparam("state"))
     if by_ids:
@@ -519,26 +481,13 @@ def _rows_for(
     if after:
         position: tuple[Any, Any] = (bindparam("after_at"), bindparam("after_id"))
         conditions.append(_beyond(key, Booking.id, position, downwards=downwards))
-    order = (_walk(key, downwards=downwards), _walk(Booking.id, downwards=downwards))
-    if shape.repeated == _BOUND:
-        # The repeated no-shows' bookings are found by citizen and sorted, not walked in
-        # order: the page's ids first, so that only its rows are joined to their citizen,
-        # case and questionnaire (all the citizens' bookings were, before the sort).
-        page = (
-            _joined(select(Booking.id), joins)
-            .where(*conditions)
-            .order_by(*order)
-            .limit(bindparam("limit", type_=Integer))
-            .correlate(None)
-        )
-        conditions = [Booking.id.in_(page.scalar_subquery())]
     return (
         select(*_ROW_COLUMNS, _NO_SHOWS_OF_CITIZEN)
         .join(Citizen, Citizen.id == Booking.citizen_id)
         .outerjoin(Case, Case.id == _LATEST_CASE)
         .outerjoin(Intake, Intake.citizen_id == Booking.citizen_id)
         .where(*conditions)
-        .order_by(*order)
+        .order_by(_walk(key, downwards=downwards), _walk(Booking.id, downwards=downwards))
         .limit(bindparam("limit", type_=Integer))
     )
 
@@ -551,9 +500,8 @@ async def _fetch_rows(
     downwards: bool,
     limit: int,
     booking_ids: tuple[int, ...] | None = None,
-    missed: tuple[int, ...] | None = None,
 ) -> list[Any]:
-    shape, values = _shape_of(filters, settings, missed)
+    shape, values = _shape_of(filters, settings)
     statement = _rows_for(
         shape, state=filters.state is not None, by_ids=booking_ids is not None,
         sort=filters.sort, after=position is not None, downwards=downwards,
@@ -584,24 +532,14 @@ def _row(r: Any) -> BoardRow:
     )  # fmt: skip
 
 
-async def _repeated_citizens(
-    session: AsyncSession, filters: BoardFilters
-) -> tuple[int, ...] | None:
-    """The citizens with repeated no-shows when the filter asks for them (one statement)."""
-    if not filters.repeated_no_shows:
-        return None
-    return tuple(sorted((await session.scalars(_REPEATED_NO_SHOWS)).all()))
-
-
 async def count_by_state(
     *,
     session: AsyncSession,
     settings: Settings,
     filters: BoardFilters,
-    missed: tuple[int, ...] | None = None,
 ) -> list[Count]:
     """The filtered bookings per state (the state filter aside), in one statement."""
-    shape, values = _shape_of(filters, settings, missed)
+    shape, values = _shape_of(filters, settings)
     found = {state: n for state, n in await session.execute(_counts_for(shape), values)}
     return [
         Count(s.value, min(found.get(s.value, 0), COUNT_LIMIT), found.get(s.value, 0) > COUNT_LIMIT)
@@ -618,8 +556,7 @@ async def list_bookings(
     before: str | None = None,
     limit: int = PAGE_SIZE,
 ) -> BoardPage:
-    """One page of the board and its counts per state, in two statements (three with the
-    repeated no-shows: their citizens first).
+    """One page of the board and its counts per state, in two statements.
 
     Keyset pages as the cases list has them: `after` a cursor gives the next page,
     `before` one the previous page; `InvalidCursor` for a cursor not made for this sort.
@@ -629,10 +566,7 @@ async def list_bookings(
     cursor = before if backwards else after
     position = decode_cursor(cursor, order) if cursor is not None else None
     downwards = order.descending != backwards
-    missed = await _repeated_citizens(session, filters)
-    fetched = await _fetch_rows(
-        session, filters, settings, position, downwards, limit + 1, missed=missed
-    )
+    fetched = await _fetch_rows(session, filters, settings, position, downwards, limit + 1)
     more = len(fetched) > limit
     rows = [_row(r) for r in fetched[:limit]]
     if backwards:
@@ -646,9 +580,7 @@ async def list_bookings(
     # going on, if we came from one; going back there is always a next one.
     has_previous = more if backwards else position is not None
     has_next = True if backwards else more
-    counts = await count_by_state(
-        session=session, settings=settings, filters=filters, missed=missed
-    )
+    counts = await count_by_state(session=session, settings=settings, filters=filters)
     return BoardPage(
         rows,
         counts,
@@ -682,11 +614,8 @@ async def export_rows(
     order = _order(filters.sort)
     found: list[BoardRow] = []
     position: tuple[datetime, int] | None = None
-    missed = await _repeated_citizens(session, filters)
     while len(found) <= limit:
-        fetched = await _fetch_rows(
-            session, filters, settings, position, order.descending, batch, missed=missed
-        )
+        fetched = await _fetch_rows(session, filters, settings, position, order.descending, batch)
         found += [_row(r) for r in fetched]
         if len(fetched) < batch:
             break

@@ -202,6 +202,8 @@ class Slot(Base):
 
 
 ACTIVE = BookingState.BOOKED.value
+# Citizens with this many no-shows or more are the board's "repeated no-shows".
+REPEATED_NO_SHOWS = 2
 
 
 class Booking(Base):
@@ -258,6 +260,14 @@ class Booking(Base):
             sqlite_where=text("citizen_urgent = 1"),
             postgresql_where=text("citizen_urgent"),
         ),
+        Index(
+            "ix_booking_repeated_state_starts_at",
+            "state",
+            "starts_at",
+            "id",
+            sqlite_where=text("citizen_repeated_no_shows = 1"),
+            postgresql_where=text("citizen_repeated_no_shows"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -278,6 +288,13 @@ class Booking(Base):
     # The citizen's `urgent`, kept equal to it by `shared.booking.places` (when the booking
     # is made and when the citizen is assessed again): the board filters on it by index.
     citizen_urgent: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
+    # Whether the citizen has missed `REPEATED_NO_SHOWS` appointments or more, on every
+    # booking of theirs: set by `shared.booking.places` when the booking is made and when a
+    # no-show is recorded (a no-show is final, so it never goes back); the board's
+    # "repeated no-shows" filter walks its index like the urgent one.
+    citizen_repeated_no_shows: Mapped[bool] = mapped_column(
+        default=False, server_default=text("false")
+    )
     # At a moderated helpdesk: a `Moderation` value, and until when a pending request
     # holds its place; who confirmed or declined it, and when. Null elsewhere.
     moderation: Mapped[str | None] = mapped_column(String(10))

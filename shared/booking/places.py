@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from shared.booking.errors import AlreadyBooked, SlotTaken
-from shared.booking.models import Booking, BookingState, Slot
+from shared.booking.models import REPEATED_NO_SHOWS, Booking, BookingState, Slot
 from shared.booking.schedule import SlotTime
 from shared.citizens.models import Citizen
 from shared.db import upsert_insert
@@ -93,6 +95,7 @@ async def insert_booking(
         moved_from_id=moved_from_id,
         # Read by the INSERT itself: no statement more, and the citizen's value of now.
         citizen_urgent=select(Citizen.urgent).where(Citizen.id == citizen_id).scalar_subquery(),
+        citizen_repeated_no_shows=_repeated_no_shows(citizen_id),
     )
     session.add(booking)
     try:
@@ -111,6 +114,34 @@ async def follow_urgency(*, session: AsyncSession, citizen_id: int, urgent: bool
         update(Booking)
         .where(Booking.citizen_id == citizen_id, Booking.citizen_urgent != urgent)
         .values(citizen_urgent=urgent)
+    )
+
+
+def _repeated_no_shows(citizen_id: int) -> Any:
+    """Whether the citizen has missed `REPEATED_NO_SHOWS` appointments or more, as a
+    subquery (the partial no-show index `ix_booking_no_show_citizen`)."""
+    missed = aliased(Booking, name="missed")
+    return (
+        select(func.count() >= REPEATED_NO_SHOWS)
+        .select_from(missed)
+        .where(missed.citizen_id == citizen_id, missed.state == BookingState.NO_SHOW.value)
+        .scalar_subquery()
+    )
+
+
+async def follow_no_shows(*, session: AsyncSession, citizen_id: int) -> None:
+    """After a no-show: mark every booking of the citizen as a repeated no-show's once they
+    have missed `REPEATED_NO_SHOWS` appointments (the one other place that writes it is
+    `insert_booking`). One statement; none of the bookings is loaded."""
+    await session.execute(
+        update(Booking)
+        .where(
+            Booking.citizen_id == citizen_id,
+            Booking.citizen_repeated_no_shows.is_(False),
+            _repeated_no_shows(citizen_id),
+        )
+        .values(citizen_repeated_no_shows=True)
+        .execution_options(synchronize_session=False)
     )
 
 

@@ -416,6 +416,7 @@ async def mark_no_show(
     if now < booking.starts_at:
         raise IllegalTransition("A no-show can only be recorded after the appointment starts.")
     await _close(session, booking, BookingState.NO_SHOW, actor, now, None)
+    await places.follow_no_shows(session=session, citizen_id=booking.citizen_id)
     event = audit.Event(actor, "booking.no_show", "booking", str(booking.id))
     followed = await cases.on_booking_changed(
         session=session, booking=booking, now=now, events=[event]

@@ -63,7 +63,7 @@ from shared.audit import hashing as audit_hashing
 from shared.audit.hashing import GENESIS
 from shared.audit.models import AuditEvent
 from shared.booking import hours
-from shared.booking.models import Booking, BookingState, Slot
+from shared.booking.models import REPEATED_NO_SHOWS, Booking, BookingState, Slot
 from shared.booking.places import CODE_ALPHABET, CODE_LENGTH
 from shared.cases import interview as interview_form
 from shared.cases.demo import CANDIDATES
@@ -868,6 +868,8 @@ def _booking_rows(
     plan: Plan, slot_ids: dict[tuple[int, datetime], int], forms: Sequence[Questionnaire]
 ) -> Iterator[dict[str, Any]]:
     urgent = {p.id: forms[p.questionnaire].urgent for p in plan.people}
+    # As `shared.booking.places` keeps it: every booking of a citizen who missed twice.
+    missed = Counter(b.citizen_id for b in plan.bookings if b.state == NO_SHOW)
     for b in plan.bookings:
         yield {
             "id": b.id, "code": b.code, "citizen_id": b.citizen_id, "helpdesk_id": b.helpdesk_id,
@@ -876,6 +878,7 @@ def _booking_rows(
             "created_by": b.created_by, "closed_at": b.closed_at, "closed_by": b.closed_by,
             "cancel_reason": None, "moved_from_id": None,
             "citizen_urgent": urgent[b.citizen_id],
+            "citizen_repeated_no_shows": missed[b.citizen_id] >= REPEATED_NO_SHOWS,
         }  # fmt: skip
 
 

@@ -6,7 +6,7 @@ from collections import Counter
 from datetime import date
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.booking import board
@@ -270,12 +270,31 @@ async def test_the_urgent_filter_follows_the_citizens_urgency(
     assert stored == {made["Bruno Ferrari"]: True, made["Anna Colombo"]: False}
 
 
+async def test_every_booking_of_a_citizen_who_missed_twice_says_so(
+    session: AsyncSession, settings: Settings
+) -> None:
+    """The second no-show marks the citizen's earlier bookings (the first one missed) and
+    the booking made after it is marked when made; one no-show marks nothing (Gina)."""
+    data = await board_data(session, settings)
+    franco = data.citizens["Franco"].id
+    stored = (
+        await session.execute(
+            select(Booking.citizen_id, Booking.citizen_repeated_no_shows, func.count())
+            .group_by(Booking.citizen_id, Booking.citizen_repeated_no_shows)
+        )
+    ).all()
+    assert {(c == franco, repeated, n) for c, repeated, n in stored if c == franco} == {
+        (True, True, 3)
+    }
+    assert not any(repeated for c, repeated, _ in stored if c != franco)
+
+
 @pytest.mark.parametrize("sort", list(Sort))
 async def test_the_repeated_no_shows_in_pages_and_counts(
     session: AsyncSession, settings: Settings, sort: Sort
 ) -> None:
-    """Their bookings are found by citizen, a page's ids first, then joined; counted in one
-    GROUP BY: the same rows, order, pages and counts as the board's other walks give."""
+    """Walked by the bookings' copy of "missed twice": the same rows, order, pages and
+    counts as the board's other walks give."""
     data = await board_data(session, settings)
     franco = data.citizens["Franco"].id
 
