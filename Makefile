@@ -6,13 +6,15 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 ASSETS := dashboard/assets/node_modules/.installed
+# The package's extras: the developers' tools here; none in the image (Dockerfile).
+EXTRAS ?= [dev]
 
 .PHONY: demo run test lint test-sqlite test-postgresql bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.$(EXTRAS)'
 	touch $(STAMP)
 
 # Bootstrap Italia and htmx, served by the dashboard itself (no CDN). No lock file:

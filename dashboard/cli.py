@@ -300,7 +300,10 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
         elif not any(c.name == "bot" for c in components):
             log.warning("Telegram bot is off: the bot component is not installed")
         app = create_app(settings=settings, database=database, components=components)
-        config = uvicorn.Config(app, host=host, port=port, log_config=None, proxy_headers=True)
+        config = uvicorn.Config(
+            app, host=host, port=port, log_config=None, proxy_headers=True,
+            forwarded_allow_ips=settings.forwarded_allow_ips,
+        )  # fmt: skip
         await uvicorn.Server(config).serve()
     finally:
         await database.dispose()

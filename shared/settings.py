@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import secrets
@@ -63,6 +64,10 @@ class Settings(BaseSettings):
     timezone: str = "Europe/Rome"
     # `text` for people reading a terminal, `json` (one object a line) for a log collector.
     log_format: Literal["text", "json"] = "text"
+    # The reverse proxies whose X-Forwarded-For and X-Forwarded-Proto `run` believes
+    # (uvicorn's forwarded_allow_ips): addresses or networks separated by commas, or `*`
+    # for any client (only where nothing but the proxy can reach the app).
+    forwarded_allow_ips: str = "127.0.0.1,::1"
 
     # Booking rules (SPEC section 4).
     booking_min_notice_minutes: Minutes = 120
@@ -200,6 +205,23 @@ class Settings(BaseSettings):
                     f"generate one with {GENERATE_DATA_KEY}"
                 ) from None
         return value if keys else None
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _check_forwarded_allow_ips(cls, value: str) -> str:
+        value = value.strip()
+        if value == "*":
+            return value
+        hosts = [host.strip() for host in value.split(",") if host.strip()]
+        for host in hosts:
+            try:
+                ipaddress.ip_network(host, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{host!r} is not an IP address or network (expected e.g. "
+                    "127.0.0.1,10.0.0.0/8, or *)"
+                ) from None
+        return ",".join(hosts)
 
     @field_validator("timezone")
     @classmethod
