@@ -448,3 +448,19 @@ async def test_a_restore_with_another_data_key_says_which_key_opens_the_notes(
     line = assert_one_line(code, out, err, "The backup is restored", "RIPARTIRE_DATA_KEY")
     assert "the key in use when the backup was made" in line and other_key not in line
     assert await digests(empty, audit_through=backed_up.last_event_before) == backed_up.before
+
+
+async def test_a_migrated_database_without_rows_counts_as_empty(
+    backed_up: BackedUp, database_factory: DatabaseFactory
+) -> None:
+    """compose.yaml migrates before the app starts: its schema, with no row, takes a
+    restore without --force (the schema's objects are replaced by the backup's)."""
+    migrated = await database_factory.create()
+    database = Database(migrated)
+    try:
+        await migrate.upgrade(database)
+    finally:
+        await database.dispose()
+    code, _out, err = await run(migrated, "restore", str(backed_up.path))
+    assert code == 0, err
+    assert await digests(migrated, audit_through=backed_up.last_event_before) == backed_up.before
