@@ -49,7 +49,14 @@ from aiolimiter import AsyncLimiter
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardMarkup, InputFile
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+from telegram.error import (
+    BadRequest,
+    Forbidden,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
 
 from bot import faults
 from bot.flood import retry_after_seconds
@@ -57,6 +64,7 @@ from bot.screens import offers as offer_screens
 from bot.screens import outbox as screens
 from bot.screens.card import CardEvent, booking_card
 from bot.screens.common import Screen, View
+from shared import metrics
 from shared.booking import service as booking_service
 from shared.booking.messages import MessageKind, booked_again
 from shared.booking.models import (
@@ -141,11 +149,14 @@ class Retry:
     error: str
     # The delay Telegram asked for; None means "back off".
     retry_after: float | None = None
+    # What went wrong, as a metric's label (`error` is Telegram's text).
+    code: str = "unexpected"
 
 
 @dataclass(frozen=True)
 class Failed:
     error: str
+    code: str = "bad_request"
 
 
 @dataclass(frozen=True)
@@ -529,7 +540,7 @@ def outcome_of(exc: Exception) -> Sent | Retry | Failed | Unreachable:
     """What to do with a message whose sending raised `exc`."""
     said = faults.describe(exc)
     if isinstance(exc, RetryAfter):
-        return Retry(said, retry_after=retry_after_seconds(exc))
+        return Retry(said, retry_after=retry_after_seconds(exc), code="rate_limited")
     if isinstance(exc, Forbidden):
         return Unreachable(said)
     # BadRequest is a NetworkError in PTB: test it first.
@@ -537,7 +548,9 @@ def outcome_of(exc: Exception) -> Sent | Retry | Failed | Unreachable:
         return Failed(said)
     # NetworkError (TimedOut, and the 5xx answers, which PTB raises as NetworkError) is
     # transient; so, until proven otherwise, is anything unexpected: both back off.
-    return Retry(said)
+    if isinstance(exc, TimedOut):
+        return Retry(said, code="timed_out")
+    return Retry(said, code="network" if isinstance(exc, NetworkError) else "unexpected")
 
 
 def _retry_news(message: Claimed, outcome: Retry, retried: OutboxMessage | None) -> str:
@@ -547,6 +560,21 @@ def _retry_news(message: Claimed, outcome: Retry, retried: OutboxMessage | None)
     if retried.state == MessageState.FAILED.value:
         return f"{said}; given up after {retried.attempts} attempts"
     return f"{said}; to be tried again at {retried.retry_at:%H:%M:%S} UTC"
+
+
+def _count(outcome: Outcome) -> None:
+    """The outcome in /metrics (shared.metrics), by reason code, never by error text."""
+    match outcome:
+        case Sent():
+            metrics.OUTBOX_SENT.inc()
+        case Retry(code=code):
+            metrics.OUTBOX_NOT_SENT.labels(outcome="retry", reason=code).inc()
+        case Failed(code=code):
+            metrics.OUTBOX_NOT_SENT.labels(outcome="failed", reason=code).inc()
+        case Unreachable():
+            metrics.OUTBOX_NOT_SENT.labels(outcome="unreachable", reason="forbidden").inc()
+        case Withdrawn():
+            metrics.OUTBOX_NOT_SENT.labels(outcome="withdrawn", reason="stale").inc()
 
 
 # --- the dispatcher -------------------------------------------------------------------
@@ -679,11 +707,13 @@ class OutboxDispatcher:
                 log.exception(
                     "outbox message %s (%s) could not be rendered", message.id, message.kind
                 )
-            return await self._record(message, Retry(f"rendering: {faults.describe(exc)}"))
+            return await self._record(
+                message, Retry(f"rendering: {faults.describe(exc)}", code="rendering")
+            )
         if isinstance(rendered, Withdrawn):
             return await self._record(message, rendered)
         if isinstance(rendered, Undeliverable):
-            return await self._record(message, Failed(rendered.reason))
+            return await self._record(message, Failed(rendered.reason, code="undeliverable"))
         return await self._record(message, await self._send(message, rendered))
 
     async def _send(self, message: Claimed, out: Outgoing) -> Sent | Retry | Failed | Unreachable:
@@ -803,6 +833,7 @@ class OutboxDispatcher:
         if not kept:
             # Our lease lapsed and another dispatcher took the message over.
             log.warning("outbox message %s: claim lost before recording %s", message.id, outcome)
+        _count(outcome)
         return outcome
 
     async def _until_next_due(self) -> float:

@@ -126,11 +126,8 @@ def configure_logging(settings: Settings, level: int = logging.INFO) -> None:
             handler.setFormatter(JsonLogFormatter())
     for name in _CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
-    secrets = [
-        s.get_secret_value()
-        for s in (settings.telegram_token, settings.webhook_secret, settings.secret_key)
-        if s is not None
-    ]
+    kept = (settings.telegram_token, settings.webhook_secret, settings.secret_key)
+    secrets = [s.get_secret_value() for s in (*kept, settings.metrics_token) if s is not None]
     filters = (AccessLogFilter(), PayloadFilter(), RedactingFilter(secrets))
     for handler in logging.getLogger().handlers:
         for found in filters:

@@ -33,6 +33,7 @@ _TOKEN_RE = re.compile(r"^\d{3,}:[A-Za-z0-9_-]{20,}$")
 # Telegram accepts 1-256 characters from this set in X-Telegram-Bot-Api-Secret-Token.
 _WEBHOOK_SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{16,256}$")
 MIN_SECRET_KEY_LENGTH = 32
+MIN_METRICS_TOKEN_LENGTH = 24
 
 Minutes = Annotated[int, Field(ge=0, le=60 * 24 * 365)]
 
@@ -64,6 +65,8 @@ class Settings(BaseSettings):
     timezone: str = "Europe/Rome"
     # `text` for people reading a terminal, `json` (one object a line) for a log collector.
     log_format: Literal["text", "json"] = "text"
+    # `/metrics` answers loopback clients, and others sending `Authorization: Bearer <this>`.
+    metrics_token: SecretStr | None = None
     # The reverse proxies whose X-Forwarded-For and X-Forwarded-Proto `run` believes
     # (uvicorn's forwarded_allow_ips): addresses or networks separated by commas, or `*`
     # for any client (only where nothing but the proxy can reach the app).
@@ -170,7 +173,7 @@ class Settings(BaseSettings):
             raise ValueError("Telegram delivers webhooks only to https:// addresses")
         return value
 
-    @field_validator("webhook_secret", "secret_key", "data_key")
+    @field_validator("webhook_secret", "secret_key", "data_key", "metrics_token")
     @classmethod
     def _empty_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
         return value if value is not None and value.get_secret_value() else None
@@ -180,6 +183,15 @@ class Settings(BaseSettings):
     def _check_webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not _WEBHOOK_SECRET_RE.match(value.get_secret_value()):
             raise ValueError("use 16 to 256 characters among A-Z, a-z, 0-9, _ and -")
+        return value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _check_metrics_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_METRICS_TOKEN_LENGTH:
+            raise ValueError(
+                f"too short: use at least {MIN_METRICS_TOKEN_LENGTH} random characters"
+            )
         return value
 
     @field_validator("secret_key")

@@ -1,15 +1,19 @@
-"""What operators and their tools poll: readiness (`/healthz` is in `dashboard.app`)."""
+"""What operators and their tools poll: readiness and metrics (`/healthz` is in
+`dashboard.app`)."""
 
 from __future__ import annotations
 
 import asyncio
+import hmac
+import ipaddress
 import logging
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import JSONResponse, Response
 
-from shared import migrate
-from shared.db import Database
+from shared import metrics, migrate
+from shared.db import Database, utcnow
+from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -40,3 +44,50 @@ async def readyz(request: Request) -> JSONResponse:
 
 def _not_ready(reason: str, **details: str | None) -> JSONResponse:
     return JSONResponse({"status": "error", "reason": reason, **details}, status_code=503)
+
+
+# Headers a reverse proxy adds: a request carrying one came through a proxy, so its
+# loopback address (the proxy's, when it runs on this host) says nothing of its sender.
+FORWARDING_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics_page(request: Request) -> Response:
+    """This instance's metrics and the database's gauges (shared.metrics), for Prometheus.
+
+    Answered to a client on this host that did not come through a proxy, or to anyone
+    sending `Authorization: Bearer <RIPARTIRE_METRICS_TOKEN>`; to others it does not
+    exist (404). The figures carry no personal data, but they say how busy the program is.
+    """
+    settings: Settings = request.app.state.settings
+    if not (_has_token(request, settings) or _local(request)):
+        raise HTTPException(status_code=404)
+    database: Database = request.app.state.database
+    async with database.transaction(read_only=True) as session:
+        figures = await metrics.database_figures(session=session, now=utcnow(), tz=settings.tz)
+    return Response(metrics.exposition(figures), media_type=metrics.CONTENT_TYPE)
+
+
+def _has_token(request: Request, settings: Settings) -> bool:
+    if settings.metrics_token is None:
+        return False
+    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+    expected = settings.metrics_token.get_secret_value()
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        presented.strip().encode(), expected.encode()
+    )
+
+
+def _local(request: Request) -> bool:
+    """A client on this host, talking to the app directly (not through a proxy).
+
+    uvicorn (`proxy_headers`, dashboard.cli) replaces a trusted proxy's address with the
+    X-Forwarded-For client's; a proxy that sends no such header would still look local,
+    hence the check of the headers themselves.
+    """
+    if request.client is None or any(h in request.headers for h in FORWARDING_HEADERS):
+        return False
+    try:
+        return ipaddress.ip_address(request.client.host).is_loopback
+    except ValueError:
+        return False

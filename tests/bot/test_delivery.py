@@ -20,7 +20,14 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select, update
-from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, TimedOut
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    NetworkError,
+    RetryAfter,
+    TimedOut,
+)
 from telegram.ext import Application
 
 from bot.delivery import Failed, OutboxDispatcher, Retry, Unreachable, outcome_of
@@ -880,10 +887,16 @@ async def test_messages_that_cannot_be_delivered_fail_without_calling_telegram(
 def test_telegram_errors_map_to_outcomes() -> None:
     assert isinstance(outcome_of(Forbidden("Forbidden: user is deactivated")), Unreachable)
     assert isinstance(outcome_of(BadRequest("Bad Request: message is too long")), Failed)
-    assert outcome_of(TimedOut()) == Retry("TimedOut: Timed out", None)
-    assert isinstance(outcome_of(NetworkError("Bad Gateway")), Retry)
+    assert outcome_of(TimedOut()) == Retry("TimedOut: Timed out", None, code="timed_out")
+    assert outcome_of(NetworkError("Bad Gateway")) == Retry(
+        "NetworkError: Bad Gateway", None, "network"
+    )
     assert isinstance(outcome_of(ChatMigrated(5)), Retry)
-    assert outcome_of(RuntimeError("boom")) == Retry("RuntimeError: boom", None)
+    assert outcome_of(RuntimeError("boom")) == Retry("RuntimeError: boom", None, "unexpected")
+    # The codes are /metrics labels (shared.metrics): a few fixed words, no Telegram text.
+    limited = outcome_of(RetryAfter(3))
+    assert isinstance(limited, Retry)
+    assert (limited.retry_after, limited.code) == (3.0, "rate_limited")
 
 
 # --- pacing, concurrency, restarts ---------------------------------------------------

@@ -77,3 +77,19 @@ def test_the_log_format_is_text_or_json() -> None:
     assert Settings(_env_file=None).log_format == "text"  # type: ignore[call-arg]
     with pytest.raises(SettingsError, match="RIPARTIRE_LOG_FORMAT"):
         load_settings(log_format="xml", _env_file=None)
+
+
+def test_the_metrics_token_never_reaches_the_log(capfd: pytest.CaptureFixture[str]) -> None:
+    secret = "metrics-token-0123456789-abcdef"
+    settings = Settings(metrics_token=secret, _env_file=None)  # type: ignore[call-arg]
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    try:
+        configure_logging(settings)
+        logging.getLogger("uvicorn.error").warning("bad header: Bearer %s", secret)
+        output = capfd.readouterr().err
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    assert secret not in output
+    assert "bad header: Bearer ***" in output
