@@ -416,7 +416,7 @@ async def test_the_password_is_never_on_a_command_line(backed_up: BackedUp, tmp_
         "#!/bin/sh\n"
         f'printf "%s\\n" "$@" > {tmp_path}/args\n'
         f'printf "%s" "$PGPASSWORD" > {tmp_path}/password\n'
-        'exec /usr/bin/pg_dump "$@"\n'
+        f'exec {shutil.which("pg_dump")} "$@"\n'
     )
     spy.chmod(0o755)
     url = (
