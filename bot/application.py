@@ -56,7 +56,7 @@ def build_application(
     request: BaseRequest | None = None,
     clock: Clock = utcnow,
 ) -> Application:  # type: ignore[type-arg]
-    """The bot; with `request` (tests, benchmarks) it talks to that transport and never polls.
+    """The bot; with `request` (tests, benchmarks) it talks to that transport.
 
     Every update is handled at `clock()` (the `now` of its turn): tests pass a fixed clock.
     """
@@ -71,9 +71,12 @@ def build_application(
         .concurrent_updates(ChatOrderedProcessor())
         # Only PTB's per-group limit; RetryAfter goes to the caller (see GroupRateLimiter).
         .rate_limiter(GroupRateLimiter())
+        # No PTB Updater: it confirms updates to Telegram while they are only in memory;
+        # `bot.inbox` polls instead, storing each batch before asking for the next.
+        .updater(None)
     )
     if request is not None:
-        builder = builder.request(request).get_updates_request(request).updater(None)
+        builder = builder.request(request).get_updates_request(request)
     application = builder.build()
     application.bot_data[DEPS_KEY] = Deps(
         settings=settings, database=database, clock=clock, gate=privacy.notice_gate

@@ -1,7 +1,13 @@
 """The bot as a component of the `ripartire run` process (found via an entry point).
 
-Long polling by default; webhook when RIPARTIRE_WEBHOOK_URL is set. Telegram being
+Long polling by default; webhook when RIPARTIRE_WEBHOOK_URL is set; either way each
+update is stored before Telegram is told it arrived (`bot.inbox`). Telegram being
 unreachable at start does not stop the dashboard: the bot keeps retrying.
+
+On stop (SIGTERM: uvicorn ends the components' lifespans) the bot takes no more updates,
+finishes those it holds for up to `STOP_GRACE_SECONDS` (any left are still stored and
+handled at the next start), and gives back the outbox messages it claimed but did not
+send, so that the next start sends them at once rather than when their lease lapses.
 """
 
 from __future__ import annotations
@@ -19,9 +25,9 @@ from telegram import Update
 from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application
 
-from bot import faults
 from bot.application import build_application, register_commands
 from bot.delivery import OutboxDispatcher
+from bot.inbox import Inbox, poll
 from bot.webhook import webhook_route
 from shared.db import Database
 from shared.runtime import Component
@@ -32,17 +38,13 @@ log = logging.getLogger(__name__)
 ALLOWED_UPDATES = [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CALLBACK_QUERY]
 DEFAULT_WEBHOOK_PATH = "/telegram/webhook"
 MAX_CONNECT_DELAY = 60.0
+# How long a stop waits for the updates in hand (each a turn: a transaction and its replies).
+STOP_GRACE_SECONDS = 10.0
 
 
 def webhook_path(settings: Settings) -> str:
     assert settings.webhook_url is not None
     return urlparse(str(settings.webhook_url)).path.rstrip("/") or DEFAULT_WEBHOOK_PATH
-
-
-def _polling_failed(error: TelegramError) -> None:
-    """PTB polls again by itself; its default logs each failure (a 502 from Telegram, a
-    timeout) as an ERROR with a traceback: this is one warning."""
-    log.warning("polling Telegram for updates failed: %s; trying again", faults.describe(error))
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
@@ -71,6 +73,7 @@ async def _connect(application: Application, stop: asyncio.Event) -> bool:  # ty
 async def run_bot(
     application: Application,  # type: ignore[type-arg]
     *,
+    inbox: Inbox,
     settings: Settings,
     database: Database,
     stop: asyncio.Event,
@@ -81,6 +84,14 @@ async def run_bot(
     try:
         await register_commands(application)
         await application.start()
+        await inbox.resume()
+        dispatcher = OutboxDispatcher(
+            bot=application.bot,
+            database=database,
+            settings=settings,
+            worker=f"{socket.gethostname()}:{os.getpid()}",
+        )
+        jobs = [dispatcher.run(stop), inbox.run(stop)]
         if settings.webhook_url is not None:
             assert settings.webhook_secret is not None
             await application.bot.set_webhook(
@@ -90,24 +101,21 @@ async def run_bot(
             )
             log.info("Telegram bot on: webhook at %s", webhook_path(settings))
         else:
-            assert application.updater is not None
             await application.bot.delete_webhook()
-            await application.updater.start_polling(
-                allowed_updates=ALLOWED_UPDATES, error_callback=_polling_failed
-            )
+            jobs.append(poll(application, inbox, allowed_updates=ALLOWED_UPDATES, stop=stop))
             log.info("Telegram bot on: long polling")
-        dispatcher = OutboxDispatcher(
-            bot=application.bot,
-            database=database,
-            settings=settings,
-            worker=f"{socket.gethostname()}:{os.getpid()}",
-        )
-        await dispatcher.run(stop)
+        await asyncio.gather(*jobs)
     finally:
-        if application.updater is not None and application.updater.running:
-            await application.updater.stop()
         if application.running:
-            await application.stop()
+            try:
+                await asyncio.wait_for(application.stop(), STOP_GRACE_SECONDS)
+            except TimeoutError:
+                log.warning(
+                    "stopped with updates still in hand after %.0f s: they are kept and "
+                    "handled at the next start",
+                    STOP_GRACE_SECONDS,
+                )
+        await inbox.forget_handled()
         await application.shutdown()
 
 
@@ -116,11 +124,13 @@ def create_component(*, settings: Settings, database: Database) -> Component | N
     if settings.telegram_token is None:
         return None
     application = build_application(settings=settings, database=database)
+    inbox = Inbox(application, database=database)
     routes: list[BaseRoute] = []
     if settings.webhook_url is not None and settings.webhook_secret is not None:
         routes.append(
             webhook_route(
                 application,
+                inbox,
                 path=webhook_path(settings),
                 secret=settings.webhook_secret.get_secret_value(),
             )
@@ -130,7 +140,8 @@ def create_component(*, settings: Settings, database: Database) -> Component | N
     async def lifespan() -> AsyncIterator[None]:
         stop = asyncio.Event()
         task = asyncio.create_task(
-            run_bot(application, settings=settings, database=database, stop=stop), name="bot"
+            run_bot(application, inbox=inbox, settings=settings, database=database, stop=stop),
+            name="bot",
         )
         try:
             yield

@@ -615,13 +615,33 @@ class OutboxDispatcher:
         # Calls per second over all chats (a burst of up to `overall_rate` at once).
         self._overall = AsyncLimiter(overall_rate, 1.0)
         self._wake = asyncio.Event()
+        # Set by `run`'s stop: a round sends no further message and gives the rest back.
+        self._stopping = asyncio.Event()
 
     def wake(self) -> None:
         """Look at the outbox now rather than at the next planned time (e.g. just queued)."""
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Deliver until `stop` is set; an error is logged and the loop goes on."""
+        """Deliver until `stop` is set; an error is logged and the loop goes on.
+
+        On stop the messages being sent finish; those claimed but not yet sent are given
+        back, so that the next start (this process's or another's) sends them at once
+        rather than when their lease lapses.
+        """
+        watcher = asyncio.create_task(self._watch(stop))
+        try:
+            await self._rounds(stop)
+        finally:
+            watcher.cancel()
+            with suppress(asyncio.CancelledError):
+                await watcher
+
+    async def _watch(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self._stopping.set()
+
+    async def _rounds(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             self._wake.clear()
             try:
@@ -669,6 +689,9 @@ class OutboxDispatcher:
         for position, message in enumerate(queue):
             # A slot per message, not per citizen: one with many messages takes turns.
             async with slots:
+                if self._stopping.is_set():
+                    await self._release(queue[position:])
+                    return
                 outcome = await self._deliver(message)
             if isinstance(outcome, Unreachable):
                 # mark_citizen_unreachable has already failed the rest of the queue.

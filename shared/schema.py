@@ -11,6 +11,7 @@ from shared.citizens import models as citizen_models
 from shared.db import Base
 from shared.figures import models as figure_models
 from shared.funds import models as fund_models
+from shared.inbox import models as inbox_models
 from shared.intake import models as intake_models
 from shared.outbox import models as outbox_models
 from shared.plans import models as plan_models
@@ -26,6 +27,7 @@ __all__ = [
     "citizen_models",
     "figure_models",
     "fund_models",
+    "inbox_models",
     "intake_models",
     "metadata",
     "outbox_models",

@@ -7,7 +7,7 @@ import itertools
 import json
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -29,6 +29,9 @@ class FakeBotApiServer:
         self.port = 0
         # method -> (HTTP status, description) of its next answers.
         self.failures: dict[str, list[tuple[int, str]]] = {}
+        # Awaited with each getUpdates' offset before it is answered (what the bot had
+        # done when it confirmed the updates before that offset).
+        self.on_get_updates: Callable[[int], Awaitable[None]] | None = None
 
     def push(self, update: dict[str, Any]) -> None:
         self.updates.append(update)
@@ -58,6 +61,8 @@ class FakeBotApiServer:
             result = BOT_USER
         elif method == "getUpdates":
             offset = int(params.get("offset") or 0)
+            if self.on_get_updates is not None:
+                await self.on_get_updates(offset)
             deadline = time.monotonic() + 0.3
             while time.monotonic() < deadline and not [
                 u for u in self.updates if u["update_id"] >= offset

@@ -1127,3 +1127,41 @@ async def test_run_survives_a_failing_round(
         stop.set()
         await asyncio.wait_for(task, timeout=2.0)
     assert len(fake.sent("sendMessage")) == 1
+
+
+async def test_a_stopped_dispatcher_gives_back_what_it_claimed_but_did_not_send(
+    bot_app: Application,  # type: ignore[type-arg]
+    fake: FlakyTelegram,
+    database: Database,
+    bot_settings: Settings,
+    helpdesk_id: int,
+) -> None:
+    """SIGTERM mid-round: the message being sent goes out, the rest are pending again at
+    once (unclaimed, no attempt counted) instead of waiting for their lease to lapse."""
+    booked = await book(database, bot_settings, helpdesk_id)
+    async with database.transaction() as session:
+        for n in range(4):
+            await outbox.enqueue(
+                session=session,
+                kind="booking_confirmed",
+                citizen_id=booked.citizen_id,
+                due_at=BOOKED_AT,
+                idempotency_key=f"card-{n}",
+                payload={"booking_id": booked.booking_id},
+            )
+    sender = dispatcher(bot_app, database, bot_settings, Clock(BOOKED_AT), per_chat_interval=0.3)
+    stop = asyncio.Event()
+    running = asyncio.create_task(sender.run(stop))
+    deadline = time.monotonic() + 5
+    while not fake.sent("sendMessage") and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    stop.set()
+    await asyncio.wait_for(running, 3)
+    kept = await rows(database)
+    states = Counter(m.state for m in kept)
+    assert 1 <= states["sent"] < len(kept)
+    assert states["sent"] + states["pending"] == len(kept)
+    for message in kept:
+        if message.state == "pending":
+            assert (message.claimed_by, message.claimed_until, message.attempts) == (None, None, 0)
+    assert len(fake.sent("sendMessage")) == states["sent"]

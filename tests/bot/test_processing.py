@@ -14,10 +14,12 @@ from starlette.applications import Starlette
 from telegram import Update
 from telegram.ext import Application, CommandHandler, TypeHandler
 
+from bot.inbox import Inbox
 from bot.processor import ChatOrderedProcessor
 from bot.replies import Reply, Send
 from bot.turn import Turn, turn
 from bot.webhook import SECRET_HEADER, webhook_route
+from shared.db import Database
 from tests.bot.fake_telegram import Citizen as TelegramUser
 from tests.bot.fake_telegram import FakeTelegram, texts
 
@@ -133,9 +135,14 @@ async def test_the_transaction_is_let_go_before_the_replies_are_sent(
     assert alive_when_sent == [[False, False], [False, False]]
 
 
-async def test_webhook_checks_the_secret(bot_app: Application, fake: FakeTelegram) -> None:  # type: ignore[type-arg]
+async def test_webhook_checks_the_secret(
+    bot_app: Application,  # type: ignore[type-arg]
+    fake: FakeTelegram,
+    database: Database,
+) -> None:
     secret = "a-very-secret-webhook-token"
-    web = Starlette(routes=[webhook_route(bot_app, path="/telegram/webhook", secret=secret)])
+    inbox = Inbox(bot_app, database=database)
+    web = Starlette(routes=[webhook_route(bot_app, inbox, path="/telegram/webhook", secret=secret)])
     user = TelegramUser(bot_app, fake, 700)
     update = user.text_update("/aiuto").to_dict()
     await bot_app.start()

@@ -1,0 +1,1 @@
+"""Telegram updates kept in the database before they are confirmed to Telegram (issue 15)."""
