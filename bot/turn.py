@@ -31,6 +31,7 @@ from telegram.ext import ContextTypes
 from bot import faults, texts
 from bot.flood import patiently
 from bot.replies import Document, Edit, Reply, Send, Toast
+from shared import metrics
 from shared.citizens import service as citizens
 from shared.citizens.models import Citizen
 from shared.db import Database, utcnow
@@ -144,6 +145,7 @@ def turn(handler: Handler) -> PTBCallback:
     """Adapt a `Turn -> replies` handler to a PTB callback (see module docstring)."""
 
     @functools.wraps(handler)
+    @metrics.timed_update
     async def callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         chat, user = update.effective_chat, update.effective_user
         if chat is None or user is None:

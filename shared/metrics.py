@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from datetime import time as clock_time
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 from zoneinfo import ZoneInfo
 
 from prometheus_client import (
@@ -79,7 +79,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def timed_update(callback: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+def timed_update(
+    callback: Callable[P, Coroutine[Any, Any, R]],
+) -> Callable[P, Coroutine[Any, Any, R]]:
     """Observe each call of a Telegram update's callback in `UPDATE_SECONDS`."""
 
     @functools.wraps(callback)

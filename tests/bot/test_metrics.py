@@ -13,6 +13,7 @@ from dashboard.app import create_app
 from shared.booking import service as booking_service
 from shared.db import Database
 from shared.settings import Settings
+from tests.bot.fake_telegram import Citizen as TelegramUser
 from tests.bot.fake_telegram import FakeTelegram, ScriptedError
 from tests.factories import make_citizen, make_helpdesk, rome
 
@@ -99,3 +100,23 @@ async def test_messages_sent_and_refused_move_their_counters(
             for name, labels in changes
             for _, value in labels
         )
+
+
+async def test_each_update_handled_is_counted_with_its_time(
+    bot_app: Application,  # type: ignore[type-arg]
+    fake: FakeTelegram,
+    database: Database,
+    bot_settings: Settings,
+) -> None:
+    user = TelegramUser(bot_app, fake, 5_550_001, first_name="Ada")
+    before = await scrape(database, bot_settings)
+    await user.say("/start")
+    await user.press("lang:it")
+    after = await scrape(database, bot_settings)
+    count = ("ripartire_bot_update_seconds_count", ())
+    assert after[count] - before.get(count, 0.0) == 2.0
+    spent = ("ripartire_bot_update_seconds_sum", ())
+    assert after[spent] > before.get(spent, 0.0)
+    # Every update falls in the last bucket (+Inf); each bucket counts at most them all.
+    buckets = {k: v for k, v in after.items() if k[0] == "ripartire_bot_update_seconds_bucket"}
+    assert buckets[("ripartire_bot_update_seconds_bucket", (("le", "+Inf"),))] == after[count]
