@@ -5,7 +5,7 @@ Two kinds of figures, and the help of each metric says which it is:
 - this process's counters and histograms (updates handled, messages sent): each instance
   serves its own, from its start; with several instances behind a proxy, scrape each
   one and sum (`sum by (...)`), as Prometheus does with any counter;
-- the database's gauges (outbox backlog, bookings today), read at scrape time with
+- the database's gauges (inbox and outbox backlogs, bookings today), read at scrape time with
   bounded statements: the same on every instance, so take one (`max`), never the sum.
 
 No label carries personal data: labels are outcomes, reason codes and booking states,
@@ -39,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from shared.booking.models import Booking, BookingState
+from shared.inbox.models import InboundUpdate
 from shared.outbox.models import MessageState, OutboxMessage
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -99,6 +100,8 @@ def timed_update(
 class DatabaseFigures:
     outbox_backlog: int  # due and not sent yet (pending or being sent), capped
     outbox_oldest_seconds: float  # how long the oldest of them has been due; 0 when none
+    inbox_backlog: int  # updates received and not handled to the end yet, capped
+    inbox_oldest_seconds: float  # how long ago the oldest of them was received; 0 when none
     bookings_made_today: dict[str, int]  # by state, bookings created today
     appointments_today: dict[str, int]  # by state, bookings whose appointment is today
 
@@ -113,15 +116,27 @@ async def database_figures(
     oldest = await session.scalar(
         select(func.min(OutboxMessage.due_at)).where(live, OutboxMessage.due_at <= now)
     )
+    kept = select(InboundUpdate.id).limit(BACKLOG_CAP)
+    inbox = await session.scalar(select(func.count()).select_from(kept.subquery()))
+    # The first received is the first by id (the primary key's order).
+    first = await session.scalar(
+        select(InboundUpdate.received_at).order_by(InboundUpdate.id).limit(1)
+    )
     start = datetime.combine(now.astimezone(tz).date(), clock_time(), tzinfo=tz)
     # The day's bounds in UTC (a day of a DST change has 23 or 25 hours).
     end = datetime.combine(start.date() + timedelta(days=1), clock_time(), tzinfo=tz)
     return DatabaseFigures(
         outbox_backlog=int(backlog or 0),
-        outbox_oldest_seconds=max((now - oldest).total_seconds(), 0.0) if oldest else 0.0,
+        outbox_oldest_seconds=_age(now, oldest),
+        inbox_backlog=int(inbox or 0),
+        inbox_oldest_seconds=_age(now, first),
         bookings_made_today=await _by_state(session, Booking.created_at, start, end),
         appointments_today=await _by_state(session, Booking.starts_at, start, end),
     )
+
+
+def _age(now: datetime, since: datetime | None) -> float:
+    return max((now - since).total_seconds(), 0.0) if since is not None else 0.0
 
 
 async def _by_state(
@@ -153,6 +168,18 @@ class _Figures(Collector):
             f"How long the oldest unsent due outbox message has been due (0: none). "
             f"{DATABASE_WIDE}",
             value=found.outbox_oldest_seconds,
+        )
+        yield GaugeMetricFamily(
+            "ripartire_inbox_backlog",
+            f"Telegram updates received and not handled to the end yet, those in hand "
+            f"included (counted up to {BACKLOG_CAP}). {DATABASE_WIDE}",
+            value=found.inbox_backlog,
+        )
+        yield GaugeMetricFamily(
+            "ripartire_inbox_oldest_seconds",
+            f"How long ago the oldest update not yet handled was received (0: none). "
+            f"{DATABASE_WIDE}",
+            value=found.inbox_oldest_seconds,
         )
         for name, what, counts in (
             ("ripartire_bookings_made_today", "Bookings made today", found.bookings_made_today),

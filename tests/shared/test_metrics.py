@@ -12,6 +12,7 @@ from shared import metrics
 from shared.booking import service as booking_service
 from shared.booking.models import Booking, BookingState
 from shared.db import Database
+from shared.inbox.models import InboundUpdate
 from shared.outbox import service as outbox
 from shared.outbox.models import MessageState, OutboxMessage
 from shared.settings import Settings
@@ -108,7 +109,7 @@ async def test_the_outbox_backlog_counts_due_unsent_messages_and_the_oldest_age(
 
 async def test_the_exposition_parses_with_every_family_and_its_help() -> None:
     figures = metrics.DatabaseFigures(
-        outbox_backlog=3, outbox_oldest_seconds=42.5,
+        outbox_backlog=3, outbox_oldest_seconds=42.5, inbox_backlog=1, inbox_oldest_seconds=0.5,
         bookings_made_today={"booked": 4, "attended": 0},
         appointments_today={"booked": 2, "no_show": 1},
     )  # fmt: skip
@@ -118,6 +119,7 @@ async def test_the_exposition_parses_with_every_family_and_its_help() -> None:
     for name in (
         "ripartire_bot_update_seconds", "ripartire_outbox_sent", "ripartire_outbox_not_sent",
         "ripartire_outbox_backlog", "ripartire_outbox_oldest_due_seconds",
+        "ripartire_inbox_backlog", "ripartire_inbox_oldest_seconds",
         "ripartire_bookings_made_today", "ripartire_appointments_today", "process_cpu_seconds",
     ):  # fmt: skip
         assert name in families, name
@@ -126,3 +128,22 @@ async def test_the_exposition_parses_with_every_family_and_its_help() -> None:
     assert families["ripartire_outbox_oldest_due_seconds"].samples[0].value == 42.5
     today = {s.labels["state"]: s.value for s in families["ripartire_bookings_made_today"].samples}
     assert today == {"booked": 4.0, "attended": 0.0}
+
+
+async def test_the_inbox_backlog_counts_kept_updates_and_the_oldest_age(
+    database: Database,
+) -> None:
+    async with database.transaction(read_only=True) as session:
+        empty = await metrics.database_figures(session=session, now=NOW, tz=ROME_TZ)
+    assert (empty.inbox_backlog, empty.inbox_oldest_seconds) == (0, 0.0)
+    async with database.transaction() as session:
+        for update_id, seconds_ago in ((101, 90), (102, 30), (103, 5)):
+            session.add(
+                InboundUpdate(
+                    update_id=update_id, chat_id=7, payload={"update_id": update_id},
+                    received_at=NOW - timedelta(seconds=seconds_ago),
+                )
+            )  # fmt: skip
+    async with database.transaction(read_only=True) as session:
+        found = await metrics.database_figures(session=session, now=NOW, tz=ROME_TZ)
+    assert (found.inbox_backlog, found.inbox_oldest_seconds) == (3, 90.0)
