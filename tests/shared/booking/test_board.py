@@ -279,8 +279,9 @@ async def test_every_booking_of_a_citizen_who_missed_twice_says_so(
     franco = data.citizens["Franco"].id
     stored = (
         await session.execute(
-            select(Booking.citizen_id, Booking.citizen_repeated_no_shows, func.count())
-            .group_by(Booking.citizen_id, Booking.citizen_repeated_no_shows)
+            select(Booking.citizen_id, Booking.citizen_repeated_no_shows, func.count()).group_by(
+                Booking.citizen_id, Booking.citizen_repeated_no_shows
+            )
         )
     ).all()
     assert {(c == franco, repeated, n) for c, repeated, n in stored if c == franco} == {
