@@ -11,7 +11,8 @@ import hmac
 import secrets
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlsplit
 
 from fastapi import Depends, HTTPException, Request
@@ -34,6 +35,7 @@ LOGIN_CSRF_COOKIE = "ripartire_login_csrf"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
 
 
 class SignInRequired(Exception):
@@ -71,11 +73,63 @@ def settings_of(request: Request) -> Settings:
     return found
 
 
+def writes_on_read(
+    when: Callable[[Request], bool] | None = None,
+) -> Callable[[Endpoint], Endpoint]:
+    """Mark a GET route that writes (an audited read, a cache it fills), or writes `when`
+    the request asks something (a search, which is audited): its unit of work takes the
+    write lock up front, as a POST's does."""
+
+    def mark(endpoint: Endpoint) -> Endpoint:
+        endpoint.writes_on_read = when or _always  # type: ignore[attr-defined]
+        return endpoint
+
+    return mark
+
+
+def _always(_request: Request) -> bool:
+    return True
+
+
+def only_reads(request: Request) -> bool:
+    """Whether the request's unit of work is a read transaction: a GET, HEAD or OPTIONS to
+    a route not marked `writes_on_read`.
+
+    On SQLite a read transaction takes no lock (WAL), so staff reading pages neither wait
+    behind the bot's and the outbox's writes nor make them wait; and it refuses writes
+    (`shared.db`), so a GET route that writes without its mark fails in its tests instead
+    of meeting "database is locked" under load. A write upgraded mid-transaction would.
+    """
+    if request.method in UNSAFE_METHODS:
+        return False
+    writes: Callable[[Request], bool] | None = getattr(
+        request.scope.get("endpoint"), "writes_on_read", None
+    )
+    return writes is None or not writes(request)
+
+
+@dataclass(frozen=True)
+class PendingTouch:
+    session_id: int
+    now: datetime
+
+
 async def unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
-    """One transaction per request: committed after the route, rolled back if it raises."""
+    """One transaction per request: committed after the route, rolled back if it raises.
+
+    A write transaction for changes (and GET routes marked `writes_on_read`), a read
+    transaction for the rest (see `only_reads`). A reading request whose staff session is
+    due a touch touches it in a short write transaction of its own once the read one has
+    ended: one connection at a time, so many requests at once can't take the pool's
+    connections in pairs.
+    """
     database: Database = request.app.state.database
-    async with database.transaction() as session:
+    async with database.transaction(read_only=only_reads(request)) as session:
         yield session
+    touch: PendingTouch | None = getattr(request.state, "touch", None)
+    if touch is not None:
+        async with database.transaction() as writing:
+            await sessions.touch(session=writing, session_id=touch.session_id, now=touch.now)
 
 
 def all_or_nothing(session: AsyncSession) -> AsyncSessionTransaction:
@@ -94,8 +148,8 @@ async def commit_early(session: AsyncSession) -> None:
     """End the request's unit of work now, before long work that only reads.
 
     What the route wrote until then is committed and its locks are released (SQLite's
-    write lock, which every request's transaction takes up front; the audit chain's end on
-    PostgreSQL): a minute of writing a file must not keep other requests, the bot and the
+    write lock, which a writing request's transaction takes up front; the audit chain's end
+    on PostgreSQL): a minute of writing a file must not keep other requests, the bot and the
     outbox waiting. The route reads on in a transaction of its own and writes nothing more
     through `session`.
     """
@@ -113,10 +167,13 @@ async def optional_viewer(request: Request, session: Session) -> Viewer | None:
     if not token:
         return None
     policy = sessions.SessionPolicy.from_settings(settings_of(request))
-    found = await sessions.resume(session=session, token=token, now=utcnow(), policy=policy)
+    now = utcnow()
+    found = await sessions.resume(session=session, token=token, now=now, policy=policy)
     if found is None:
         return None
-    user, record = found
+    user, record = found.user, found.record
+    if found.touch_due:
+        await _touch(request, session, record.id, now)
     viewer = Viewer(
         user_id=user.id,
         username=user.username,
@@ -129,6 +186,16 @@ async def optional_viewer(request: Request, session: Session) -> Viewer | None:
     request.state.viewer = viewer
     request.state.csrf_token = record.csrf_token
     return viewer
+
+
+async def _touch(request: Request, session: AsyncSession, session_id: int, now: datetime) -> None:
+    """Record the session's use (at most once a minute, `sessions.TOUCH_INTERVAL`): in the
+    request's transaction when it writes anyway, else once its read transaction has ended
+    (`unit_of_work`)."""
+    if only_reads(request):
+        request.state.touch = PendingTouch(session_id=session_id, now=now)
+    else:
+        await sessions.touch(session=session, session_id=session_id, now=now)
 
 
 async def _submitted_csrf(request: Request) -> str:

@@ -2,7 +2,8 @@
 
 SQLite is configured for a server: WAL, foreign keys, a busy timeout and write
 transactions that take the database lock up front (`BEGIN IMMEDIATE`), so that a
-check-then-write sequence in a service cannot interleave with another writer.
+check-then-write sequence in a service cannot interleave with another writer; read
+transactions take no lock and refuse writes.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ MIN_FREE_BYTES = 1024 * 1024
 # again costs tenths of a millisecond.
 POSTGRESQL_SERVER_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
 _READ_ONLY = "ripartire_read_only"
+_OWN_QUERY_ONLY = "ripartire_own_query_only"
 # A write that changes nothing, to the one table every migrated database has: it meets
 # whatever refuses writes (a read-only file or mount, `PRAGMA query_only`, a PostgreSQL
 # standby or `default_transaction_read_only`) and is rolled back.
@@ -131,6 +133,19 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
         read_only = connection.get_execution_options().get(_READ_ONLY, False)
+        # A read transaction refuses writes: one that wrote would take the write lock only at
+        # its first write, and fail at once ("database is locked") if another writer has
+        # committed since it began reading. The pragma outlives the transaction: it is set
+        # when it changes, and a write transaction goes back to the connection's own (ON
+        # where the operator made the database read-only that way).
+        info = connection.connection.info
+        if _OWN_QUERY_ONLY not in info:
+            own = bool(connection.exec_driver_sql("PRAGMA query_only").scalar())
+            info[_OWN_QUERY_ONLY] = info[_READ_ONLY] = own
+        wanted = read_only or info[_OWN_QUERY_ONLY]
+        if info[_READ_ONLY] != wanted:
+            connection.exec_driver_sql(f"PRAGMA query_only={int(wanted)}")
+            info[_READ_ONLY] = wanted
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 

@@ -18,7 +18,15 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from dashboard.deps import COORDINATION, Session, Viewer, all_or_nothing, allow, settings_of
+from dashboard.deps import (
+    COORDINATION,
+    Session,
+    Viewer,
+    all_or_nothing,
+    allow,
+    settings_of,
+    writes_on_read,
+)
 from dashboard.params import BadDay, QueryText, QueryWord, read_day, read_id, storable_form
 from dashboard.redirects import local_path
 from dashboard.templating import format_moment, format_phone, render
@@ -204,6 +212,7 @@ async def board_page(
 
 
 @router.get("/bookings.csv")
+@writes_on_read()
 async def board_csv(
     request: Request,
     session: Session,

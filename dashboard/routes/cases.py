@@ -24,6 +24,7 @@ from dashboard.deps import (
     all_or_nothing,
     allow,
     settings_of,
+    writes_on_read,
 )
 from dashboard.params import FormText, QueryText, QueryWord, RecordId, read_id, storable_form
 from dashboard.templating import render
@@ -107,7 +108,13 @@ def _page_link(raw: Mapping[str, str], **cursor: str) -> str:
     return "/cases?" + urlencode({**query, **cursor})
 
 
+def searching(request: Request) -> bool:
+    """A search by text is audited (`listing.list_cases`); the list and its filters are reads."""
+    return bool(request.query_params.get("q", "").strip())
+
+
 @router.get("/cases")
+@writes_on_read(when=searching)
 async def case_list(
     request: Request,
     session: Session,
@@ -235,6 +242,7 @@ async def _detail_page(
 
 
 @router.get("/cases/{case_id}")
+@writes_on_read()
 async def case_page(
     request: Request, session: Session, viewer: Staff, case_id: RecordId, notice: QueryWord = ""
 ) -> HTMLResponse:
@@ -424,6 +432,7 @@ async def _interview_fields(request: Request) -> dict[str, list[str]]:
 
 
 @router.get("/cases/{case_id}/interview")
+@writes_on_read()
 async def interview_page(
     request: Request, session: Session, viewer: Staff, case_id: RecordId, notice: QueryWord = ""
 ) -> HTMLResponse:

@@ -15,7 +15,15 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from dashboard.deps import COORDINATION, Session, Viewer, all_or_nothing, allow, settings_of
+from dashboard.deps import (
+    COORDINATION,
+    Session,
+    Viewer,
+    all_or_nothing,
+    allow,
+    settings_of,
+    writes_on_read,
+)
 from dashboard.params import FormText, RecordId
 from dashboard.templating import render
 from shared.cases import labels
@@ -52,6 +60,7 @@ async def _confirmation_page(
 
 
 @router.get("/cases/{case_id}/erase")
+@writes_on_read()
 async def erase_page(
     request: Request, session: Session, viewer: Coordinator, case_id: RecordId
 ) -> HTMLResponse:

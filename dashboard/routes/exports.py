@@ -22,7 +22,15 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dashboard.deps import COORDINATION, Session, Viewer, allow, commit_early, settings_of
+from dashboard.deps import (
+    COORDINATION,
+    Session,
+    Viewer,
+    allow,
+    commit_early,
+    settings_of,
+    writes_on_read,
+)
 from dashboard.params import BAD_DAY, BadDay, QueryText, read_day
 from dashboard.templating import render
 from shared.db import Database, utcnow
@@ -129,7 +137,7 @@ def _download_route(export: Export, chosen: Format) -> Callable[..., Awaitable[R
         return await _download(request, session, viewer, export, chosen, from_, to)
 
     route.__name__ = f"download_{export.name}_{chosen.value}"
-    return route
+    return writes_on_read()(route)  # the download is audited
 
 
 async def _download(

@@ -28,7 +28,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
 
 from dashboard import charts
-from dashboard.deps import COORDINATION, Session, Viewer, allow, settings_of
+from dashboard.deps import COORDINATION, Session, Viewer, allow, settings_of, writes_on_read
 from dashboard.params import BAD_DAY, BadDay, QueryText, read_day, read_id
 from dashboard.routes.plans import OUTCOME_LABELS, TREND_LABELS
 from dashboard.templating import render
@@ -166,6 +166,7 @@ def _filter_values(from_: str, to: str, helpdesk: str) -> dict[str, str]:
 
 
 @router.get("/figures")
+@writes_on_read()
 async def figures_page(
     request: Request,
     session: Session,

@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
 from dashboard import slot_picker
-from dashboard.deps import STAFF, Session, Viewer, allow, settings_of
+from dashboard.deps import STAFF, Session, Viewer, allow, settings_of, writes_on_read
 from dashboard.params import QueryId, QueryText, RecordId, storable_form
 from dashboard.templating import render
 from shared import program
@@ -348,6 +348,7 @@ async def _result_page(
 
 
 @router.get("/intake/{citizen_id}")
+@writes_on_read()
 async def intake_result(
     request: Request,
     session: Session,

@@ -24,7 +24,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from dashboard import slot_picker
-from dashboard.deps import STAFF, Session, Viewer, allow, settings_of
+from dashboard.deps import STAFF, Session, Viewer, allow, settings_of, writes_on_read
 from dashboard.params import FormText, QueryId, QueryText, QueryWord, RecordId, storable_form
 from dashboard.templating import render
 from shared.booking import service as booking
@@ -120,6 +120,7 @@ async def reviews_due(request: Request, session: Session, viewer: Staff) -> HTML
 
 
 @router.get("/cases/{case_id}/plan/reviews")
+@writes_on_read()
 async def plan_reviews(
     request: Request, session: Session, viewer: Staff, case_id: RecordId, notice: QueryWord = ""
 ) -> HTMLResponse:
@@ -185,6 +186,7 @@ async def _form_page(
 
 
 @router.get("/cases/{case_id}/plan/reviews/new")
+@writes_on_read()
 async def new_review(
     request: Request, session: Session, viewer: Staff, case_id: RecordId
 ) -> HTMLResponse:
@@ -285,6 +287,7 @@ async def _follow_up_page(
 
 
 @router.get("/cases/{case_id}/plan/follow-up")
+@writes_on_read()
 async def follow_up(
     request: Request,
     session: Session,

@@ -28,6 +28,7 @@ from dashboard.deps import (
     all_or_nothing,
     allow,
     settings_of,
+    writes_on_read,
 )
 from dashboard.params import (
     BadDay,
@@ -316,6 +317,7 @@ def _document(
 
 
 @router.get("/cases/{case_id}/plan.pdf")
+@writes_on_read()
 async def plan_pdf(
     request: Request, session: Session, viewer: Staff, case_id: RecordId
 ) -> Response:
@@ -342,6 +344,7 @@ async def plan_pdf(
 
 
 @router.get("/cases/{case_id}/plan")
+@writes_on_read()
 async def plan_page(
     request: Request, session: Session, viewer: Staff, case_id: RecordId, notice: QueryWord = ""
 ) -> HTMLResponse:
@@ -577,6 +580,7 @@ async def upload_scan(
 
 
 @router.get("/cases/{case_id}/plan/scans/{scan_id}")
+@writes_on_read()
 async def download_scan(
     session: Session, viewer: Staff, case_id: RecordId, scan_id: RecordId
 ) -> Response:

@@ -121,10 +121,32 @@ async def sign_in(
     return SignedIn(user=user, record=record, token=token)
 
 
+# How often a session's use is written down. A session used more often is touched once in
+# this interval, so reading a page needs no write (on SQLite, no wait for the write lock
+# behind the bot); the idle expiry is exact to this interval (see `resume`).
+TOUCH_INTERVAL = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class Resumed:
+    user: StaffUser
+    record: StaffSession
+    # The session's last recorded use is TOUCH_INTERVAL old or more: record this one.
+    touch_due: bool
+
+
 async def resume(
     *, session: AsyncSession, token: str, now: datetime, policy: SessionPolicy
-) -> tuple[StaffUser, StaffSession] | None:
-    """The user behind a session cookie, or None if unknown, revoked, idle or too old."""
+) -> Resumed | None:
+    """The user behind a session cookie, or None if unknown, revoked, idle or too old.
+
+    Only reads. A session is idle once more than `policy.idle` has passed since its last
+    recorded use (`last_seen_at`, refused when `now - last_seen_at > idle`). Uses are
+    recorded by `touch`, at most once a TOUCH_INTERVAL, so the recorded use is less than
+    TOUCH_INTERVAL older than the real last one: a session lapses after between
+    `idle - TOUCH_INTERVAL` (exclusive) and `idle` (inclusive) of real inactivity, never
+    later than the limit. A refused session's times never move again, so it stays refused.
+    """
     if not token or len(token) > 200:
         return None
     found = (
@@ -142,10 +164,19 @@ async def resume(
         or now - record.last_seen_at > policy.idle
         or now - record.created_at > policy.absolute
     ):
-        record.revoked_at = now
         return None
-    record.last_seen_at = now
-    return user, record
+    return Resumed(user=user, record=record, touch_due=now - record.last_seen_at >= TOUCH_INTERVAL)
+
+
+async def touch(*, session: AsyncSession, session_id: int, now: datetime) -> None:
+    """Record a use of the session now, unless one was recorded less than TOUCH_INTERVAL ago
+    (by a request running at the same time)."""
+    await session.execute(
+        update(StaffSession)
+        .where(StaffSession.id == session_id, StaffSession.last_seen_at <= now - TOUCH_INTERVAL)
+        .values(last_seen_at=now)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def sign_out(*, session: AsyncSession, record: StaffSession, now: datetime) -> None:

@@ -16,7 +16,8 @@ from tests.dashboard.conftest import login, statements_of
 from tests.shared.figures.dataset import NOW, build
 
 MAX_STATEMENTS = 12
-# Served from what is kept: the session, its touch, the helpdesks, the kept figures.
+# Served from what is kept: the session, its touch (due once a minute), the helpdesks, the
+# kept figures.
 MAX_KEPT_STATEMENTS = 4
 
 
@@ -89,7 +90,7 @@ async def test_charts_carry_no_script_and_no_inline_style(
 async def test_the_page_takes_at_most_twelve_statements(
     client: httpx.AsyncClient, database: Database
 ) -> None:
-    """Twelve when it computes the figures (the session and its touch, the helpdesks, what
+    """Twelve when it computes the figures (the session and its touch if due, the helpdesks, what
     is kept, the figures' seven, keeping them), four when it serves the kept ones."""
     async with database.transaction() as session:
         built = await build(session)

@@ -1,6 +1,6 @@
 """The plan page and the plans list take at most six SQL statements per request, whatever
 the plan holds (issue 10): counted on the engine for the whole request, the sign-in
-session's lookup and touch included, as the case pages' test counts them."""
+session's lookup and its touch (once a minute) included, as the case pages' test counts them."""
 
 from __future__ import annotations
 
