@@ -1,9 +1,12 @@
 """Periodic chores of a running instance: lapsed offers, requests nobody handled in time,
 stale questionnaires, old update ids, and once a day the retention rules.
 
-Each chore is idempotent and runs in its own transaction, so two instances running
-them at once do no harm. Retention runs in the first round of each local day; the day's
-claim (`shared.privacy.retention.run_daily`) keeps a second instance from running it too.
+Every `ripartire run` process starts the loop; with several instances on one database,
+the one holding the "housekeeping" lease (`shared.leases`) runs each round, and the
+others skip it. Each chore is idempotent and runs in its own transaction besides, so two
+instances running them at once (a lease lost to a slow round, clocks apart) do no harm.
+Retention runs in the first round of each local day; the day's claim
+(`shared.privacy.retention.run_daily`) keeps a second instance from running it too.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -21,8 +24,9 @@ from shared.booking import moderation, waitlist
 from shared.booking.messages import MessageKind
 from shared.citizens import service as citizens
 from shared.citizens.models import Citizen
-from shared.db import Database, utcnow
+from shared.db import Database
 from shared.intake import service as intake
+from shared.leases import service as leases
 from shared.outbox import service as outbox
 from shared.privacy import retention
 from shared.privacy.retention import RetentionCounts
@@ -32,6 +36,11 @@ from shared.settings import Settings
 log = logging.getLogger(__name__)
 
 INTERVAL_SECONDS = 60.0
+LEASE_NAME = "housekeeping"
+# The instance running the rounds keeps them while it renews the lease each round; one
+# that died hands them over after this long. Longer than a round (a first retention
+# over years of data takes minutes): a round outliving it may meet another instance's.
+LEASE_TTL = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -91,32 +100,35 @@ async def run_chores(*, database: Database, settings: Settings, now: datetime) -
     )
 
 
-async def _loop(database: Database, settings: Settings, stop: asyncio.Event) -> None:
-    while not stop.is_set():
-        try:
-            done = await run_chores(database=database, settings=settings, now=utcnow())
-            if (
-                done.expired_offers
-                or done.expired_intakes
-                or done.expiry_reminders
-                or done.expired_requests
-                or done.retention is not None
-            ):
-                log.info("housekeeping: %s", done)
-        except Exception:
-            # A database hiccup must not kill the loop; the next round tries again.
-            log.exception("housekeeping round failed")
-        with suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), INTERVAL_SECONDS)
+def housekeeping_component(
+    *, settings: Settings, database: Database, interval: float = INTERVAL_SECONDS
+) -> Component:
+    """The chores as a component of the `ripartire run` process, every `interval` seconds
+    when this instance holds the lease."""
+    holder = leases.new_holder()
 
-
-def housekeeping_component(*, settings: Settings, database: Database) -> Component:
-    """The chores as a component of the `ripartire run` process."""
+    async def round_(now: datetime) -> None:
+        done = await run_chores(database=database, settings=settings, now=now)
+        if (
+            done.expired_offers
+            or done.expired_intakes
+            or done.expiry_reminders
+            or done.expired_requests
+            or done.retention is not None
+        ):
+            log.info("housekeeping: %s", done)
 
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
         stop = asyncio.Event()
-        task = asyncio.create_task(_loop(database, settings, stop), name="housekeeping")
+        loop = leases.periodic(
+            database=database, name=LEASE_NAME, holder=holder, interval=interval,
+            ttl=LEASE_TTL, job=round_, stop=stop,
+        )  # fmt: skip
+        task = asyncio.create_task(
+            loop,
+            name="housekeeping",
+        )
         try:
             yield
         finally:

@@ -72,6 +72,14 @@ OUTBOX_NOT_SENT = Counter(
     ["outcome", "reason"],
     registry=REGISTRY,
 )
+PERIODIC_ROUNDS = Counter(
+    "ripartire_periodic_rounds",
+    "Rounds of the periodic jobs (housekeeping, figures-refresh) by outcome (ran: this "
+    "instance had the job's lease and ran it; skipped: another instance has it; failed: "
+    f"the round raised). Summed over instances, ran counts each round once. {PER_INSTANCE}",
+    ["job", "outcome"],
+    registry=REGISTRY,
+)
 
 # The backlog is counted up to this many messages (a bounded statement): more reads as this.
 BACKLOG_CAP = 10_000

@@ -13,6 +13,7 @@ from shared.figures import models as figure_models
 from shared.funds import models as fund_models
 from shared.inbox import models as inbox_models
 from shared.intake import models as intake_models
+from shared.leases import models as lease_models
 from shared.outbox import models as outbox_models
 from shared.plans import models as plan_models
 from shared.privacy import models as privacy_models
@@ -29,6 +30,7 @@ __all__ = [
     "fund_models",
     "inbox_models",
     "intake_models",
+    "lease_models",
     "metadata",
     "outbox_models",
     "plan_models",

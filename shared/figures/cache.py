@@ -11,7 +11,8 @@ another ~0.3 s; the page reads both from here instead, in one statement:
   succeed, the later computation stays); the charts in the viewer's language, drawn by
   the dashboard's `draw` once per computation and language and kept in the same row;
 - `recompute`: the "refresh now" of the page, and the running process's refresh;
-- `refresh_default_views`: what `figures_cache_component` runs every minute, so that the
+- `refresh_default_views`: what `figures_cache_component` runs every minute (on one
+  instance of several: `shared.leases`), so that the
   page as it opens (the last twelve months, every helpdesk, and each open helpdesk's)
   is always kept: recomputed once half of `figures_cache_minutes` has passed, each in a
   read-only transaction (SQLite's write lock is not held for the seconds it takes), and
@@ -29,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -41,12 +42,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from shared.booking import hours
-from shared.db import Database, upsert_insert, utcnow
+from shared.db import Database, upsert_insert
 from shared.figures import service
 from shared.figures.models import EVERY_HELPDESK, KeptFigures
 from shared.figures.period import Period
 from shared.figures.service import Figures
 from shared.i18n import available_languages
+from shared.leases import service as leases
 from shared.runtime import Component
 from shared.settings import Settings
 
@@ -55,6 +57,10 @@ log = logging.getLogger(__name__)
 # `Figures` to JSON and back: plain data (numbers, dates, names), validated when read.
 FIGURES: TypeAdapter[Figures] = TypeAdapter(Figures)
 INTERVAL_SECONDS = 60.0
+# One instance of several refreshes the views (`shared.leases`): the one renewing this
+# lease each round; one that died hands it over after LEASE_TTL.
+LEASE_NAME = "figures-refresh"
+LEASE_TTL = timedelta(minutes=5)
 
 # One chart's name -> its SVG.
 Charts = Mapping[str, str]
@@ -249,29 +255,30 @@ async def refresh_default_views(
     return Refreshed(recomputed=recomputed, deleted=deleted or 0)
 
 
-async def _loop(database: Database, settings: Settings, draw: Draw, stop: asyncio.Event) -> None:
-    while not stop.is_set():
-        try:
-            done = await refresh_default_views(
-                database=database, settings=settings, now=utcnow(), draw=draw
-            )
-            if done.recomputed or done.deleted:
-                log.info("figures kept: %s", done)
-        except Exception:
-            # A database hiccup must not stop the refresh; the next round tries again.
-            log.exception("figures refresh failed")
-        with suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), INTERVAL_SECONDS)
+def figures_cache_component(
+    *, settings: Settings, database: Database, draw: Draw, interval: float = INTERVAL_SECONDS
+) -> Component:
+    """The default views' refresh as a component of the `ripartire run` process, every
+    `interval` seconds when this instance holds the lease; `draw` is the dashboard's
+    (`shared/` draws no chart)."""
+    holder = leases.new_holder()
 
-
-def figures_cache_component(*, settings: Settings, database: Database, draw: Draw) -> Component:
-    """The default views' refresh as a component of the `ripartire run` process; `draw`
-    is the dashboard's (`shared/` draws no chart)."""
+    async def round_(now: datetime) -> None:
+        done = await refresh_default_views(database=database, settings=settings, now=now, draw=draw)
+        if done.recomputed or done.deleted:
+            log.info("figures kept: %s", done)
 
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
         stop = asyncio.Event()
-        task = asyncio.create_task(_loop(database, settings, draw, stop), name="figures-refresh")
+        loop = leases.periodic(
+            database=database, name=LEASE_NAME, holder=holder, interval=interval,
+            ttl=LEASE_TTL, job=round_, stop=stop,
+        )  # fmt: skip
+        task = asyncio.create_task(
+            loop,
+            name="figures-refresh",
+        )
         try:
             yield
         finally:
