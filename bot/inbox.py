@@ -4,8 +4,11 @@ Polling asks for the next batch (whose offset confirms the previous one) only on
 previous batch is stored; the webhook answers 200 only once its update is stored. A stored
 update goes to PTB's queue, where `ChatOrderedProcessor` takes a chat's updates in the
 order received; `@turn` records it as handled in the transaction of its state change
-(`processed_update`); once handled to the end it is forgotten, in batches. At start the
-updates still kept (the process stopped or died with them) are queued first.
+(`processed_update`) and keeps its replies there too (`bot.turn`), sent right after the
+commit; once handled to the end (replies sent) the update and its replies are forgotten,
+in batches. At start, the replies still kept (the process stopped or died before they
+were sent, or before it forgot them: then they are sent twice) are sent first, then the
+updates still kept (not handled) are queued.
 
 While the database doesn't answer, an update can't be stored: it is queued in memory
 and confirmed anyway, as before the inbox, and `@turn` keeps it for a while
@@ -26,7 +29,8 @@ from telegram.ext import Application
 
 from bot import faults
 from bot.processor import ChatOrderedProcessor
-from bot.turn import Clock
+from bot.replies import from_row
+from bot.turn import Clock, Target, send_all
 from shared.db import Database, utcnow
 from shared.inbox import service as inbox
 from shared.inbox.service import Received
@@ -36,8 +40,9 @@ log = logging.getLogger(__name__)
 # Telegram holds a long poll open this long when there is nothing new.
 POLL_TIMEOUT_SECONDS = 10
 POLL_MAX_RETRY_SECONDS = 30.0
-# Handled updates are forgotten together, at most this often.
-FORGET_EVERY_SECONDS = 1.0
+# Handled updates are forgotten together, at most this often: a crash in between sends
+# their replies again at the next start.
+FORGET_EVERY_SECONDS = 0.2
 
 
 class Inbox:
@@ -95,7 +100,9 @@ class Inbox:
                 await self.application.update_queue.put(update)
 
     async def resume(self) -> int:
-        """Queue the updates still stored from before (in the order received); how many."""
+        """Send the replies kept from before, then queue the updates still stored (in the
+        order received); how many updates."""
+        await self._send_kept_replies()
         async with self.database.transaction() as session:
             rows = [(row.update_id, row.payload) for row in await inbox.pending(session=session)]
         resumed = 0
@@ -110,8 +117,35 @@ class Inbox:
             log.info("%d update(s) kept from before the restart queued", resumed)
         return resumed
 
+    async def _send_kept_replies(self) -> None:
+        async with self.database.transaction(read_only=True) as session:
+            kept = [
+                (row.update_id, Target(row.chat_id, row.message_id, row.query_id), row.replies)
+                for row in await inbox.unsent_replies(session=session)
+                if row.update_id not in self._queued
+            ]
+        if not kept:
+            return
+        by_chat: dict[int, list[tuple[int, Target, list[dict[str, Any]]]]] = {}
+        for reply in kept:
+            by_chat.setdefault(reply[1].chat_id, []).append(reply)
+
+        async def send(chat: list[tuple[int, Target, list[dict[str, Any]]]]) -> None:
+            for update_id, target, rows in chat:
+                replies = [from_row(row) for row in rows]
+                await send_all(
+                    self.application.bot, target, replies, update_id=update_id, late=True
+                )
+
+        await asyncio.gather(*(send(chat) for chat in by_chat.values()))
+        async with self.database.transaction() as session:
+            await inbox.forget(session=session, update_ids=[update_id for update_id, _, _ in kept])
+        log.info("replies of %d update(s) kept from before the restart sent", len(kept))
+
     def _done(self, update: object) -> None:
-        if isinstance(update, Update) and update.update_id in self._queued:
+        # Also an update handled from memory (the database was down when it came): it
+        # has replies kept if its turn committed.
+        if isinstance(update, Update):
             self._queued.discard(update.update_id)
             self._handled.append(update.update_id)
             self._forget_soon.set()

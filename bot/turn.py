@@ -4,7 +4,9 @@
 only to a command or a mention of the bot, and at most once an hour), handles each
 `update_id` once, opens the transaction, loads the citizen and their language,
 runs the handler (unless `Deps.gate` answers instead: a new privacy notice to accept),
-commits, and only then sends the replies. Errors never reach the
+keeps its replies in the same transaction, commits, and only then sends the replies
+(kept so that a crash before they are sent loses none: `bot.inbox` sends them at the
+next start). Errors never reach the
 citizen as a stack trace: they get a short apology that says what became of their
 message. While the database doesn't answer, the update is kept and tried again (in the
 chat's order) for a while before the citizen is asked to send it again.
@@ -30,12 +32,13 @@ from telegram.ext import ContextTypes
 
 from bot import faults, texts
 from bot.flood import patiently
-from bot.replies import Document, Edit, Reply, Send, Toast
+from bot.replies import Document, Edit, Reply, Send, Toast, to_row
 from shared import metrics
 from shared.citizens import service as citizens
 from shared.citizens.models import Citizen
 from shared.db import Database, utcnow
 from shared.i18n import N_, Translator
+from shared.inbox import service as inbox
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -239,6 +242,17 @@ async def _transaction(handler: Handler, update: Update, services: Deps) -> list
                 replies = await services.gate(turn_) if services.gate is not None else None
                 if replies is None:
                     replies = await handler(turn_)
+                if replies:
+                    target = Target.of(update)
+                    await inbox.keep_replies(
+                        session=session,
+                        update_id=update.update_id,
+                        chat_id=target.chat_id,
+                        message_id=target.message_id,
+                        query_id=target.query_id,
+                        replies=[to_row(reply) for reply in replies],
+                        now=now,
+                    )
             if waited:
                 log.info("update %s handled once the database answered again", update.update_id)
             return replies
@@ -294,44 +308,68 @@ NOT_SAVED = N_(
 )
 
 
+@dataclass(frozen=True)
+class Target:
+    """Where an update's replies go: its chat, and the pressed button's message and query."""
+
+    chat_id: int
+    message_id: int | None = None
+    query_id: str | None = None
+
+    @classmethod
+    def of(cls, update: Update) -> Target:
+        chat = update.effective_chat
+        assert chat is not None
+        query = update.callback_query
+        if query is None:
+            return cls(chat.id)
+        message = query.message
+        return cls(chat.id, message.message_id if message is not None else None, query.id)
+
+
 async def _send_all(
     update: Update, context: ContextTypes.DEFAULT_TYPE, replies: list[Reply]
 ) -> None:
-    """Send the replies in order. When Telegram refuses or fails one, the rest are not sent
-    (they would make no sense without it): one warning, since nothing is wrong with us."""
-    try:
-        await _send_replies(update, context, replies)
-    except TelegramError as exc:
-        log.warning("update %s: reply not sent: %s", update.update_id, faults.describe(exc))
+    await send_all(context.bot, Target.of(update), replies, update_id=update.update_id)
 
 
-async def _send_replies(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, replies: list[Reply]
+async def send_all(
+    bot: Bot, target: Target, replies: list[Reply], *, update_id: int, late: bool = False
 ) -> None:
-    bot = context.bot
-    chat = update.effective_chat
-    assert chat is not None
-    query = update.callback_query
-    answered = False
+    """Send the replies in order. When Telegram refuses or fails one, the rest are not sent
+    (they would make no sense without it): one warning, since nothing is wrong with us.
+
+    `late` (sent at a start, kept from before it): the button's answer and toasts are
+    left out, since Telegram lets a callback query be answered for a few seconds only.
+    """
+    try:
+        await _send_replies(bot, target, replies, late=late)
+    except TelegramError as exc:
+        log.warning("update %s: reply not sent: %s", update_id, faults.describe(exc))
+
+
+async def _send_replies(bot: Bot, target: Target, replies: list[Reply], *, late: bool) -> None:
+    chat_id = target.chat_id
+    answered = late
     for reply in replies:
         if isinstance(reply, Send):
             await patiently(
                 functools.partial(
                     bot.send_message,
-                    chat.id,
+                    chat_id,
                     reply.text,
                     parse_mode=ParseMode.HTML,
                     reply_markup=reply.keyboard,
                 )
             )
-        elif isinstance(reply, Edit) and query is not None and query.message is not None:
+        elif isinstance(reply, Edit) and target.message_id is not None:
             try:
                 await patiently(
                     functools.partial(
                         bot.edit_message_text,
                         reply.text,
-                        chat_id=chat.id,
-                        message_id=query.message.message_id,
+                        chat_id=chat_id,
+                        message_id=target.message_id,
                         parse_mode=ParseMode.HTML,
                         reply_markup=reply.keyboard,
                     )
@@ -345,14 +383,14 @@ async def _send_replies(
             await patiently(
                 functools.partial(
                     bot.send_document,
-                    chat.id,
+                    chat_id,
                     document,
                     caption=reply.caption,
                     parse_mode=ParseMode.HTML,
                 )
             )
-        elif isinstance(reply, Toast) and query is not None:
-            await query.answer(reply.text, show_alert=reply.alert)
+        elif isinstance(reply, Toast) and target.query_id is not None and not late:
+            await bot.answer_callback_query(target.query_id, reply.text, show_alert=reply.alert)
             answered = True
-    if query is not None and not answered:
-        await query.answer()
+    if target.query_id is not None and not answered:
+        await bot.answer_callback_query(target.query_id)

@@ -1,4 +1,5 @@
-"""Keep incoming updates, list those still to handle, forget the handled ones."""
+"""Keep incoming updates and the replies of handled ones; list what is still to do after a
+restart; forget what is done."""
 
 from __future__ import annotations
 
@@ -7,12 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.citizens.models import ProcessedUpdate
 from shared.db import upsert_insert
-from shared.inbox.models import InboundUpdate
+from shared.inbox.models import InboundUpdate, OutboundReply
 
 
 @dataclass(frozen=True)
@@ -58,11 +59,38 @@ async def pending(*, session: AsyncSession) -> list[InboundUpdate]:
     return list(found)
 
 
-async def forget(*, session: AsyncSession, update_ids: Sequence[int]) -> int:
-    """Delete handled updates; how many were still kept."""
-    if not update_ids:
-        return 0
-    result = await session.execute(
-        delete(InboundUpdate).where(InboundUpdate.update_id.in_(update_ids))
+async def keep_replies(
+    *,
+    session: AsyncSession,
+    update_id: int,
+    chat_id: int,
+    message_id: int | None,
+    query_id: str | None,
+    replies: list[dict[str, Any]],
+    now: datetime,
+) -> None:
+    """Keep the replies of an update, in its transaction, until they are sent."""
+    await session.execute(
+        insert(OutboundReply).values(
+            update_id=update_id,
+            chat_id=chat_id,
+            message_id=message_id,
+            query_id=query_id,
+            replies=replies,
+            created_at=now,
+        )
     )
-    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def unsent_replies(*, session: AsyncSession) -> list[OutboundReply]:
+    """The replies kept and not yet sent (or not known to be), in the order received."""
+    found = await session.scalars(select(OutboundReply).order_by(OutboundReply.update_id))
+    return list(found)
+
+
+async def forget(*, session: AsyncSession, update_ids: Sequence[int]) -> None:
+    """Delete updates handled to the end, and their replies (sent)."""
+    if not update_ids:
+        return
+    await session.execute(delete(InboundUpdate).where(InboundUpdate.update_id.in_(update_ids)))
+    await session.execute(delete(OutboundReply).where(OutboundReply.update_id.in_(update_ids)))

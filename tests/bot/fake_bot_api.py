@@ -32,6 +32,8 @@ class FakeBotApiServer:
         # Awaited with each getUpdates' offset before it is answered (what the bot had
         # done when it confirmed the updates before that offset).
         self.on_get_updates: Callable[[int], Awaitable[None]] | None = None
+        # Like Telegram, an offset confirms the updates before it: never sent again.
+        self.confirmed = 0
 
     def push(self, update: dict[str, Any]) -> None:
         self.updates.append(update)
@@ -60,7 +62,8 @@ class FakeBotApiServer:
         if method == "getMe":
             result = BOT_USER
         elif method == "getUpdates":
-            offset = int(params.get("offset") or 0)
+            offset = max(int(params.get("offset") or 0), self.confirmed)
+            self.confirmed = offset
             if self.on_get_updates is not None:
                 await self.on_get_updates(offset)
             deadline = time.monotonic() + 0.3
