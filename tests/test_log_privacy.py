@@ -22,7 +22,7 @@ from sqlalchemy import text
 
 from bot.application import build_application
 from dashboard.app import create_app
-from shared import migrate
+from shared import crypto, migrate
 from shared.db import Database
 from shared.logs import AccessLogFilter, configure_logging
 from shared.settings import Settings
@@ -31,7 +31,7 @@ from shared.staff.models import Role
 from tests.bot.clock import MORNING, FixedClock
 from tests.bot.fake_telegram import TOKEN, FakeTelegram
 from tests.bot.fake_telegram import Citizen as TelegramUser
-from tests.conftest import DatabaseFactory
+from tests.conftest import DATA_KEY, DatabaseFactory
 from tests.dashboard.conftest import csrf_from
 from tests.factories import make_helpdesk
 
@@ -52,7 +52,7 @@ SECRET_KEY = "s" * 24 + "SecretKeyForLogTest"
 PERSONAL = [
     FIRST_NAME, "Fumagalli", NAME, PHONE_TYPED, "3316938049", "+393316938049", EMAIL,
     FISCAL_CODE, FISCAL_CODE.lower(), "Brambilla", STAFF_PASSWORD, TOKEN,
-    TOKEN.split(":")[1], SECRET_KEY,
+    TOKEN.split(":")[1], SECRET_KEY, DATA_KEY,
 ]  # fmt: skip
 # Session ids, CSRF tokens and their hashes are long runs of URL-safe characters.
 TOKEN_LIKE = re.compile(r"(?<![\w/.-])[A-Za-z0-9_-]{32,}(?![\w/.-])")
@@ -168,12 +168,14 @@ async def _dashboard_session(database: Database, settings: Settings) -> None:
 async def test_no_personal_data_reaches_the_log_at_debug(
     debug_log: io.StringIO, database_factory: DatabaseFactory
 ) -> None:
-    database = Database(await database_factory.create())
+    # As `run` opens it: with the keys of the encrypted columns (the inbox keeps what the
+    # citizen typed encrypted).
+    database = Database(await database_factory.create(), cipher=crypto.DataCipher([DATA_KEY]))
     try:
         await migrate.upgrade(database)
         settings = Settings(  # type: ignore[call-arg]
             database_url=database.url, secret_key=SECRET_KEY, telegram_token=TOKEN,
-            _env_file=None,
+            data_key=DATA_KEY, _env_file=None,
         )  # fmt: skip
         await _bot_journey(database, settings)
         await _dashboard_session(database, settings)
