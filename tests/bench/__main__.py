@@ -3,8 +3,8 @@
     python -m tests.bench [--backend sqlite|postgresql|both] [--only NAME] [--quick] [--profile]
 
 NAME is a benchmark's module without its `bench_` prefix (`availability`, `board`, `bot`,
-`dashboard`, `figures`, `inbox`, `mixed`, `outbox`, `plan_pdf`, `plans`); every `bench_*`
-module of this folder is found and run.
+`dashboard`, `figures`, `inbox`, `instances`, `mixed`, `outbox`, `plan_pdf`, `plans`); every
+`bench_*` module of this folder is found and run.
 
 A benchmark creates the fresh migrated databases it needs on each backend: files in a
 temporary directory, or `ripartire_bench_<random>` PostgreSQL databases dropped at the end.
