@@ -11,8 +11,10 @@ A round (`OutboxDispatcher.run_once`):
 
 No database transaction is ever held open while talking to Telegram.
 
-Rate limits. Telegram allows bulk notifications ~30 messages/s overall: the dispatcher's
-own limiter (`overall_rate`), shared by all its sends. Telegram also wants at most ~1
+Rate limits. Telegram allows bulk notifications ~30 messages/s overall (`overall_rate`),
+for all the instances on one database together: each dispatcher takes its part, the rate
+divided by the live dispatchers, and lets its sends out evenly spaced, never more than its
+part within any second (`bot.pacing`). Telegram also wants at most ~1
 message per second in one chat: the messages of a batch are grouped by citizen, each
 citizen's messages go out in order with `per_chat_interval` between them (remembered
 across rounds), and the citizens are served concurrently, so a citizen with several
@@ -45,7 +47,6 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import telegram
-from aiolimiter import AsyncLimiter
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardMarkup, InputFile
 from telegram.constants import ParseMode
@@ -60,6 +61,7 @@ from telegram.error import (
 
 from bot import faults
 from bot.flood import retry_after_seconds
+from bot.pacing import LoopTimer, Pacer, RateShare, Timer
 from bot.screens import offers as offer_screens
 from bot.screens import outbox as screens
 from bot.screens.card import CardEvent, booking_card
@@ -595,7 +597,10 @@ class OutboxDispatcher:
         overall_rate: float = 30.0,
         idle_poll: float = 5.0,
         clock: Callable[[], datetime] = utcnow,
+        timer: Timer | None = None,
     ) -> None:
+        """`clock`: the time messages are due by; `timer`: the monotonic one the sends are
+        paced by (the event loop's unless a test gives its own)."""
         if batch < 1:
             raise ValueError("batch must be at least 1")
         if per_chat_interval < 0 or idle_poll <= 0 or overall_rate <= 0:
@@ -608,12 +613,16 @@ class OutboxDispatcher:
         self.per_chat_interval = per_chat_interval
         self.idle_poll = idle_poll
         self.clock = clock
+        self.timer = timer if timer is not None else LoopTimer()
         # Twice the time a whole batch for one chat takes (text and calendar file each).
         self.lease = max(MIN_LEASE, timedelta(seconds=2 * batch * per_chat_interval) + LEASE_MARGIN)
         # Monotonic time of the last call to each chat (pruned every round).
         self._last_call: dict[int, float] = {}
-        # Calls per second over all chats (a burst of up to `overall_rate` at once).
-        self._overall = AsyncLimiter(overall_rate, 1.0)
+        # Calls over all chats: this dispatcher's part of `overall_rate`, evenly spaced.
+        self.share = RateShare(
+            database=database, holder=worker, overall=overall_rate, timer=self.timer, clock=clock
+        )
+        self._pacer = Pacer(self.share, timer=self.timer)
         self._wake = asyncio.Event()
         # Set by `run`'s stop: a round sends no further message and gives the rest back.
         self._stopping = asyncio.Event()
@@ -636,6 +645,7 @@ class OutboxDispatcher:
             watcher.cancel()
             with suppress(asyncio.CancelledError):
                 await watcher
+            await self.share.leave()
 
     async def _watch(self, stop: asyncio.Event) -> None:
         await stop.wait()
@@ -774,17 +784,16 @@ class OutboxDispatcher:
     async def _call(self, chat_id: int, request: Callable[[], Awaitable[object]]) -> None:
         """Await a Bot API call to `chat_id`, at least `per_chat_interval` after the last one
         and within the overall rate."""
-        loop = asyncio.get_running_loop()
         last = self._last_call.get(chat_id)
         if last is not None:
-            wait = last + self.per_chat_interval - loop.time()
+            wait = last + self.per_chat_interval - self.timer.now()
             if wait > 0:
-                await asyncio.sleep(wait)
-        await self._overall.acquire()
+                await self.timer.sleep(wait)
         try:
-            await request()
+            async with self._pacer.slot():
+                await request()
         finally:
-            self._last_call[chat_id] = loop.time()
+            self._last_call[chat_id] = self.timer.now()
 
     async def _record(self, message: Claimed, outcome: Outcome) -> Outcome | None:
         """Store the outcome in its own transaction, and say what became of the message (one
@@ -879,6 +888,6 @@ class OutboxDispatcher:
                     await waiter
 
     def _forget_quiet_chats(self) -> None:
-        horizon = asyncio.get_running_loop().time() - self.per_chat_interval
+        horizon = self.timer.now() - self.per_chat_interval
         for chat_id in [c for c, at in self._last_call.items() if at <= horizon]:
             del self._last_call[chat_id]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 
 from tests.factories import ROME
@@ -25,3 +26,21 @@ class FixedClock:
 
     def advance(self, **delta: float) -> None:
         self.now += timedelta(**delta)
+
+
+class VirtualTimer:
+    """Monotonic seconds for `bot.pacing.Timer` that pass only when someone sleeps: a sleep
+    until a moment moves the time on to it at once (if it is not past already), so two
+    tasks sleeping side by side don't add up their sleeps, and one may wake later than it
+    asked (as on a busy machine), never sooner. What a test measures by it is what the
+    code meant to do, whatever the machine's load."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def now(self) -> float:
+        return self.seconds
+
+    async def sleep(self, seconds: float) -> None:
+        self.seconds = max(self.seconds, self.seconds + seconds)
+        await asyncio.sleep(0)

@@ -84,6 +84,52 @@ async def test_release_hands_it_over_at_once(database: Database, other: Database
     assert await _acquire(other, "b", NOW)
 
 
+async def _join(
+    database: Database, holder: str, now: datetime, group: str = "senders"
+) -> leases.Membership:
+    async with database.transaction() as session:
+        return await leases.join(session=session, group=group, holder=holder, ttl=TTL, now=now)
+
+
+async def _members(database: Database, now: datetime, group: str = "senders") -> int:
+    async with database.transaction(read_only=True) as session:
+        return await leases.count_members(session=session, group=group, now=now)
+
+
+async def test_a_group_counts_its_live_members(database: Database) -> None:
+    assert await _join(database, "a", NOW) == leases.Membership(members=1, was_member=False)
+    assert await _join(database, "b", NOW) == leases.Membership(members=2, was_member=False)
+    # A renewal is not a new member; another group, or a periodic job's lease, don't count.
+    assert await _join(database, "a", NOW + TTL / 2) == leases.Membership(2, was_member=True)
+    assert await _join(database, "a", NOW, group="senders_other") == leases.Membership(1, False)
+    assert await _acquire(database, "c", NOW, name="senders")
+    assert await _members(database, NOW + TTL / 2) == 2
+    # b's lease lapses; a's renewed one stands. a long gone comes back as a new member.
+    assert await _members(database, NOW + TTL) == 1
+    assert await _join(database, "a", NOW + TTL * 3) == leases.Membership(1, was_member=False)
+    async with database.transaction() as session:
+        assert await leases.leave(session=session, group="senders", holder="a")
+        assert not await leases.leave(session=session, group="senders", holder="a")
+    assert await _members(database, NOW + TTL * 3) == 0
+
+
+async def test_of_two_joining_at_once_the_second_counts_the_first(
+    database: Database, other: Database
+) -> None:
+    for round_ in range(5):
+        group = f"senders-{round_}"
+        joined = await asyncio.gather(
+            _join(database, "a", NOW, group), _join(other, "b", NOW, group)
+        )
+        assert sorted(m.members for m in joined) == [1, 2]
+
+
+def test_a_members_lease_name_fits_the_column() -> None:
+    name = leases.member_name("outbox-dispatcher", "h" * 300)
+    assert len(name) <= 64
+    assert name != leases.member_name("outbox-dispatcher", "h" * 299)
+
+
 async def test_periodic_runs_each_round_on_one_instance_then_hands_over(
     database: Database, other: Database
 ) -> None:
