@@ -683,6 +683,9 @@ class OutboxDispatcher:
             )
             messages = [Claimed.of(m) for m in claimed]
         if not messages:
+            # Nothing to send: the other dispatchers take this one's part of the rate (it
+            # joins again, and waits for them to count it, when it has messages again).
+            await self.share.leave()
             return 0
         self._forget_quiet_chats()
         by_citizen: dict[int, list[Claimed]] = {}

@@ -13,10 +13,12 @@ dispatchers on the database, each of which holds a lease in the group `GROUP`
 and only while sending (no query per message). A dispatcher that joins while others are
 live waits `refresh` plus one second before its first send: by then every other one has
 counted it (each counts again before sending once its count is `refresh` old), and the
-sends they let out at their old share have left the one-second window. One that sends
-nothing lets its lease lapse (`ttl`), and the others take its part. If the count can't
-be read, a dispatcher keeps the last one it read (alone, the full rate, before its first):
-it can't claim messages meanwhile, so at most the ones in hand go out at that share.
+sends they let out at their old share have left the one-second window. One that has
+nothing to send gives its lease back (`leave`; one whose process died lets it lapse,
+`ttl`), and the others take its part one second after they count it gone (its last
+sends may still be in that second). If the count can't be read, a dispatcher keeps the
+last one it read (alone, the full rate, before its first): it can't claim messages
+meanwhile, so at most the ones in hand go out at that share.
 """
 
 from __future__ import annotations
@@ -157,6 +159,8 @@ class RateShare:
         self._renew = renew
         self._ttl = ttl
         self._members = 1
+        # Fewer members counted, and from when their parts may be taken (see `_count`).
+        self._fewer: tuple[int, float] | None = None
         self._not_before = -math.inf
         self._counted_until = -math.inf
         self._renew_at = -math.inf
@@ -175,6 +179,8 @@ class RateShare:
             # From before the query: its snapshot is no older than that.
             self._counted_until = now + self._refresh
             await self._count(now)
+        if self._fewer is not None and self._timer.now() >= self._fewer[1]:
+            self._members, self._fewer = self._fewer[0], None
         return Share(self.overall / self._members, self._not_before)
 
     async def _count(self, now: float) -> None:
@@ -212,13 +218,18 @@ class RateShare:
         if self._failing:
             log.info("outbox: the live dispatchers are counted again: %d", members)
         self._failing = False
+        members = max(members, 1)
+        if members < self._members:
+            # Those that left may have sent within the last second: their parts are taken
+            # once it has gone by.
+            if self._fewer is None or self._fewer[0] != members:
+                self._fewer = (members, self._timer.now() + WINDOW)
+            return
         if members != self._members:
             log.info(
-                "outbox: %d dispatcher(s) live, each sends %.1f/s",
-                members,
-                self.overall / max(members, 1),
+                "outbox: %d dispatcher(s) live, each sends %.1f/s", members, self.overall / members
             )
-        self._members = max(members, 1)
+        self._members, self._fewer = members, None
 
     async def leave(self) -> None:
         """Give back this dispatcher's lease, so the others take its part at once."""

@@ -141,9 +141,14 @@ async def test_the_overall_rate_is_divided_among_the_live_dispatchers(
     assert (await first()).rate == 30.0  # counted less than a second ago
     await timer.sleep(1.0)
     assert (await first()).rate == 15.0
-    # One leaving gives its part back at the others' next count.
+    # One leaving gives its part back at the others' next count, once the second it may
+    # have sent in has gone by.
     await second.leave()
     await timer.sleep(1.0)
+    assert (await first()).rate == 15.0
+    await timer.sleep(0.5)
+    assert (await first()).rate == 15.0
+    await timer.sleep(0.5)
     assert await first() == Share(30.0)
     async with database.transaction(read_only=True) as session:
         assert await leases.count_members(session=session, group="outbox-dispatcher", now=NOW) == 1
@@ -161,11 +166,13 @@ async def test_a_dispatcher_that_sends_nothing_gives_its_part_back(database: Dat
     await idle()
     assert (await busy()).rate == 15.0
     # The busy one renews its lease as it sends; the idle one's lapses.
-    for _ in range(4):
+    for _ in range(3):  # the idle one's lease (15 s) has lapsed at the third
         moments.append(moments[-1] + timedelta(seconds=5))
         await timer.sleep(5.0)
         share = await busy()
-    assert share.rate == 30.0
+    assert share.rate == 15.0  # lapsed, counted gone: its part is taken in a second
+    await timer.sleep(1.0)
+    assert (await busy()).rate == 30.0
 
 
 async def test_when_counting_fails_the_last_count_holds(
