@@ -5,12 +5,12 @@ with an unfinished questionnaire and its expiry reminder queued (due now): the m
 `bot.delivery.OutboxDispatcher` renders with one read and sends as one sendMessage. Each
 dispatcher runs as in `ripartire run` (`bot.component.run_bot`): the bot's `Bot` from
 `bot.application.build_application`, the dispatcher with its defaults (batch 30,
-`overall_rate` 30/s: the limit, an `aiolimiter` bucket per dispatcher; 1 s per chat) and its
-own engine and pool, each in a process of its own (multiprocessing, spawn), talking HTTP
-to a fake Bot API server in this process (`tests.bot.fake_bot_api`) that answers every
-call and records when each sendMessage arrived and for which chat. The dispatchers
-start together (a barrier, once each bot is initialised) and stop when nothing is left
-to send; the runs alternate one and two dispatchers, each on new messages.
+`overall_rate` 30/s: the limit, shared by the live dispatchers, `bot.pacing`; 1 s per
+chat) and its own engine and pool, each in a process of its own (multiprocessing,
+spawn), talking HTTP to a fake Bot API server in this process (`tests.bot.fake_bot_api`)
+that answers every call and records when each sendMessage arrived and for which chat.
+The dispatchers start together (a barrier, once each bot is initialised) and stop when
+nothing is left to send; the runs alternate one and two dispatchers, each on new messages.
 
 Measured per run: the drain rate (messages / seconds from the barrier to the last send,
 so the first claim's latency counts), the steady rate (first to last send), the most
