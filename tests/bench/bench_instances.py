@@ -19,9 +19,9 @@ lease polling is counted in the CPU table), a round with two spreads it over bot
 
 The loads come from this process; each round runs one, then two (or two, then one),
 after a warm-up on both; medians over the rounds. Where the CPU went, per phase, from
-/proc: each instance's process, PostgreSQL's processes (live ones, plus what the
-postmaster reaped), the fake Telegram, this process (the load), and the rest of the
-machine (its other tenants). PostgreSQL's backends of the database are sampled ten times a
+/proc: each instance's process, PostgreSQL's backends of the database (by their process
+title: the server's shared processes and other databases' backends are the machine's
+other tenants), the fake Telegram, this process (the load), and the rest of the machine. PostgreSQL's backends of the database are sampled ten times a
 second from pg_stat_activity (running, waiting on a lock, idle in a transaction the app
 holds). With `--profile`, a third instance under cProfile takes one dashboard and one bot
 phase alone, and its own time per package and its top functions are printed.
@@ -176,29 +176,24 @@ def process_wait(pid: int) -> float:
         return 0.0
 
 
-def postgres_processes() -> dict[int, list[str]]:
-    found: dict[int, list[str]] = {}
+def postgres_backends(database: str) -> dict[int, tuple[float, float]]:
+    """CPU and run-queue seconds of PostgreSQL's backends of `database`, by process (its
+    name is in each backend's title); the other databases' and the shared processes' go
+    to the rest of the machine."""
+    found: dict[int, tuple[float, float]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            comm = (entry / "comm").read_text().strip()
+            if (entry / "comm").read_text().strip() != "postgres":
+                continue
+            title = (entry / "cmdline").read_bytes().decode(errors="replace")
         except OSError:
             continue
-        if comm == "postgres" and (fields := _stat(int(entry.name))) is not None:
-            found[int(entry.name)] = fields
+        if f" {database} " in title and (fields := _stat(int(entry.name))) is not None:
+            cpu = (int(fields[11]) + int(fields[12])) / TICKS
+            found[int(entry.name)] = (cpu, process_wait(int(entry.name)))
     return found
-
-
-def postgres_cpu(found: dict[int, list[str]]) -> float:
-    """User + system seconds of PostgreSQL's live processes, plus those the postmaster
-    reaped (the backends of connections closed meanwhile)."""
-    total = 0
-    for fields in found.values():
-        total += int(fields[11]) + int(fields[12])
-        if int(fields[1]) not in found:  # the postmaster
-            total += int(fields[13]) + int(fields[14])
-    return total / TICKS
 
 
 def machine_cpu() -> tuple[float, float]:
@@ -214,17 +209,16 @@ class CpuSnapshot:
     consumers: dict[str, float]
     busy: float
     idle: float
-    waits: dict[str, float]  # runnable, waiting for a CPU (PostgreSQL: its live processes)
+    waits: dict[str, float]  # runnable, waiting for a CPU
+    postgres: dict[int, tuple[float, float]]  # the database's backends: CPU, waits
 
 
-def snapshot(pids: dict[str, int]) -> CpuSnapshot:
-    postgres = postgres_processes()
+def snapshot(pids: dict[str, int], database: str) -> CpuSnapshot:
     consumers = {name: process_cpu(pid) for name, pid in pids.items()}
-    consumers["postgres"] = postgres_cpu(postgres)
     waits = {name: process_wait(pid) for name, pid in pids.items()}
-    waits["postgres"] = sum(process_wait(pid) for pid in postgres)
+    postgres = postgres_backends(database)
     busy, idle = machine_cpu()
-    return CpuSnapshot(time.monotonic(), consumers, busy, idle, waits)
+    return CpuSnapshot(time.monotonic(), consumers, busy, idle, waits, postgres)
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,13 +234,24 @@ class CpuUse:
     @classmethod
     def between(cls, before: CpuSnapshot, after: CpuSnapshot) -> CpuUse:
         consumers = {k: after.consumers[k] - before.consumers[k] for k in before.consumers}
+        # A backend started during the phase counts whole; one that ended is lost (the
+        # pools' connections live long).
+        started = {pid: (0.0, 0.0) for pid in after.postgres if pid not in before.postgres}
+        then = before.postgres | started
+        consumers["postgres"] = sum(
+            cpu - then[pid][0] for pid, (cpu, _) in after.postgres.items() if pid in then
+        )
+        postgres_wait = sum(
+            waited - then[pid][1] for pid, (_, waited) in after.postgres.items() if pid in then
+        )
         busy = after.busy - before.busy
         return cls(
             wall=after.at - before.at,
             consumers=consumers,
             other=max(0.0, busy - sum(consumers.values())),
             idle=after.idle - before.idle,
-            waits={k: after.waits[k] - before.waits[k] for k in before.waits},
+            waits={k: after.waits[k] - before.waits[k] for k in before.waits}
+            | {"postgres": postgres_wait},
         )
 
 
@@ -341,13 +346,16 @@ def instance_env(url: str, key: str, telegram_port: int) -> dict[str, str]:
 
 # `ripartire run` under cProfile, profiling only from a SIGUSR1 to the next SIGUSR2 (then
 # the stats are written to argv[1]): the measured phase, not the imports and the start.
+# Timed in the event loop thread's CPU seconds: on a machine whose cores are all busy, a
+# wall-clock profile charges the time the process waited for a CPU to whatever it was
+# doing when it lost it (mostly `socket.send`, which wakes the reader).
 PROFILED_RUN = """
-import cProfile, signal, sys
+import cProfile, signal, sys, time
 from dashboard.cli import main
 path, profiler = sys.argv.pop(1), cProfile.Profile()
 def start(*_):
     global profiler
-    profiler = cProfile.Profile()
+    profiler = cProfile.Profile(time.thread_time)
     profiler.enable()
 def stop(*_):
     profiler.disable()
@@ -512,10 +520,10 @@ async def dashboard_phase(
                 done += 1
 
     async with ActivitySampler(dsn) as activity:
-        before = snapshot(pids)
+        before = snapshot(pids, make_url(dsn).database or "")
         deadline = before.at + seconds
         await asyncio.gather(*(browse(n, c) for n, c in enumerate(staff.clients)))
-        after = snapshot(pids)
+        after = snapshot(pids, make_url(dsn).database or "")
     phase = Phase(
         instances=len(targets), kind="dashboard", done=done, seconds=after.at - before.at,
         cpu=CpuUse.between(before, after),
@@ -565,10 +573,10 @@ async def bot_phase(
             return int((await telegram.count())["sent"]) >= sent_before + len(chats)
 
         async with ActivitySampler(dsn) as activity:
-            before = snapshot(pids)
+            before = snapshot(pids, make_url(dsn).database or "")
             await asyncio.gather(*(post() for _ in range(POSTERS)))
             await until("every update's reply", all_replied, PHASE_TIMEOUT)
-            after = snapshot(pids)
+            after = snapshot(pids, make_url(dsn).database or "")
             last = float((await telegram.count())["last"])
         metrics_after = [await bot_metrics(client, t) for t in targets]
     handled = [int(a[0] - b[0]) for a, b in zip(metrics_after, metrics_before, strict=True)]
@@ -824,7 +832,8 @@ def report(phases: list[Phase], loads: tuple[tuple[float, ...], tuple[float, ...
         )
     )  # fmt: skip
     print(
-        "  (other: the rest of the machine, its other tenants; idle includes iowait; ms: CPU "
+        "  (other: the rest of the machine, PostgreSQL's shared processes and other databases "
+        "included; idle includes iowait; ms: CPU "
         "per request or update; ours: the five columns before other)"
     )
     print()
@@ -911,10 +920,10 @@ def print_profile(output: Path, what: str, phase: Phase) -> None:
     working = sum(own.values())
     print(
         f"cProfile of instance P alone, {what}: {phase.rate:.1f}/s under the profiler "
-        f"({phase.done} in {phase.seconds:.1f} s); the event loop waited {waiting:.1f} s "
-        f"and worked {working:.1f} s"
+        f"({phase.done} in {phase.seconds:.1f} s); CPU seconds of its event loop: "
+        f"{working + waiting:.1f}, {(working + waiting) / phase.done * 1000:.1f} ms each"
     )
-    print("  own time of the work, by package: " + ", ".join(
+    print("  own CPU time by package: " + ", ".join(
         f"{label} {seconds / working:.0%}" for label, seconds in own.most_common()
     ))  # fmt: skip
     out = io.StringIO()
