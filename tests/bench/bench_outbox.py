@@ -46,6 +46,7 @@ from shared.outbox import service as outbox
 from shared.outbox.models import MessageState, OutboxMessage
 from shared.settings import Settings
 from tests.bench._support import Backend, Databases, Options, table, verdict
+from tests.bot.clock import most_in_one_second
 from tests.bot.fake_bot_api import FakeBotApiServer
 from tests.bot.fake_telegram import TOKEN
 
@@ -167,16 +168,6 @@ class Run:
     load: float
 
 
-def _peak(times: list[float]) -> int:
-    """The most sends within any one second."""
-    peak, start = 0, 0
-    for end, at in enumerate(times):
-        while at - times[start] >= 1.0:
-            start += 1
-        peak = max(peak, end - start + 1)
-    return peak
-
-
 async def _run(database: Database, key: str, telegram: CountingTelegram, dispatchers: int) -> Run:
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(dispatchers + 1)
@@ -207,7 +198,7 @@ async def _run(database: Database, key: str, telegram: CountingTelegram, dispatc
         duplicates=sum(per_chat.values()) - sent,
         drain_rate=sent / (times[-1] - released),
         steady_rate=(len(times) - 1) / (times[-1] - times[0]),
-        peak_second=_peak(times),
+        peak_second=most_in_one_second(times),
         load=os.getloadavg()[0],
     )
 

@@ -44,3 +44,14 @@ class VirtualTimer:
     async def sleep(self, seconds: float) -> None:
         self.seconds = max(self.seconds, self.seconds + seconds)
         await asyncio.sleep(0)
+
+
+def most_in_one_second(times: list[float]) -> int:
+    """The most of `times` within any half-open second [t, t + 1)."""
+    times = sorted(times)
+    most, start = 0, 0
+    for end, at in enumerate(times):
+        while at - times[start] >= 1.0 - 1e-9:
+            start += 1
+        most = max(most, end - start + 1)
+    return most

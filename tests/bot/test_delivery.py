@@ -41,7 +41,7 @@ from shared.intake import service as intake
 from shared.outbox import service as outbox
 from shared.outbox.models import MessageState, OutboxMessage
 from shared.settings import Settings
-from tests.bot.clock import VirtualTimer
+from tests.bot.clock import VirtualTimer, most_in_one_second
 from tests.bot.fake_telegram import Call, FakeTelegram, ScriptedError
 from tests.factories import make_citizen, make_helpdesk, rome
 
@@ -977,17 +977,6 @@ async def test_the_overall_rate_holds_across_chats(
     assert sent[-1] - sent[0] >= 11 / rate - 0.1
     for i, j in itertools.combinations(range(len(sent)), 2):
         assert j - i <= rate * (sent[j] - sent[i] + 0.25), (i, j)
-
-
-def most_in_one_second(times: list[float]) -> int:
-    """The most of `times` within any half-open second [t, t + 1)."""
-    times = sorted(times)
-    most, start = 0, 0
-    for end, at in enumerate(times):
-        while at - times[start] >= 1.0 - 1e-9:
-            start += 1
-        most = max(most, end - start + 1)
-    return most
 
 
 async def _due_reminders(

@@ -15,21 +15,10 @@ import pytest
 from bot.pacing import Pacer, RateShare, Share, constant
 from shared.db import Database
 from shared.leases import service as leases
-from tests.bot.clock import VirtualTimer
+from tests.bot.clock import VirtualTimer, most_in_one_second
 from tests.factories import rome
 
 NOW = rome(2026, 12, 3, 15)
-
-
-def most_in_one_second(times: list[float]) -> int:
-    """The most of `times` within any half-open second [t, t + 1)."""
-    times = sorted(times)
-    most, start = 0, 0
-    for end, at in enumerate(times):
-        while at - times[start] >= 1.0 - 1e-9:
-            start += 1
-        most = max(most, end - start + 1)
-    return most
 
 
 async def _send(pacer: Pacer, timer: VirtualTimer, sent: list[float], took: float = 0.0) -> None:
