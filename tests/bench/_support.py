@@ -8,6 +8,7 @@ import platform
 import secrets
 import sqlite3
 import statistics
+import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -210,3 +211,11 @@ def machine_facts(postgres: str | None) -> list[tuple[str, str]]:
         ("sqlite", sqlite3.sqlite_version),
         ("postgresql", postgres or "not reachable"),
     ]
+
+
+def git_revision() -> str:
+    """The checkout's commit, for a report's header ("unknown" outside a git checkout)."""
+    found = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    )
+    return found.stdout.strip() or "unknown"

@@ -65,7 +65,7 @@ from shared.db import Database, utcnow
 from shared.settings import Settings
 from shared.staff.models import Role
 from tests.bench import bench_dashboard
-from tests.bench._support import Backend, Databases, Options, table
+from tests.bench._support import Backend, Databases, Options, git_revision, table
 from tests.bot.fake_bot_api import FakeBotApiServer
 from tests.bot.fake_telegram import TOKEN
 
@@ -641,13 +641,6 @@ def _dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def _revision() -> str:
-    found = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-    )
-    return found.stdout.strip() or "unknown"
-
-
 # --- the run ------------------------------------------------------------------------------
 
 
@@ -665,7 +658,7 @@ async def run(databases: Databases, options: Options) -> None:
     finally:
         await database.dispose()
     print(
-        f"git {_revision()}; {CASES:,} cases ({rows['booking']:,} bookings) loaded in "
+        f"git {git_revision()}; {CASES:,} cases ({rows['booking']:,} bookings) loaded in "
         f"{time.monotonic() - started:.0f} s; {os.cpu_count()} cpus"
     )
     print(

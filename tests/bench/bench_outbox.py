@@ -26,7 +26,6 @@ import asyncio
 import multiprocessing
 import os
 import statistics
-import subprocess
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -45,7 +44,7 @@ from shared.intake import service as intake
 from shared.outbox import service as outbox
 from shared.outbox.models import MessageState, OutboxMessage
 from shared.settings import Settings
-from tests.bench._support import Backend, Databases, Options, table, verdict
+from tests.bench._support import Backend, Databases, Options, git_revision, table, verdict
 from tests.bot.clock import most_in_one_second
 from tests.bot.fake_bot_api import FakeBotApiServer
 from tests.bot.fake_telegram import TOKEN
@@ -203,13 +202,6 @@ async def _run(database: Database, key: str, telegram: CountingTelegram, dispatc
     )
 
 
-def _revision() -> str:
-    found = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-    )
-    return found.stdout.strip() or "unknown"
-
-
 async def run(databases: Databases, options: Options) -> None:
     if databases.backend is not Backend.POSTGRESQL:
         print("PostgreSQL only: two dispatchers on one database need it.")
@@ -219,7 +211,7 @@ async def run(databases: Databases, options: Options) -> None:
     database = Database(base.url, cipher=crypto.DataCipher([key]))
     rounds = 2 if options.quick else 3
     load_before = os.getloadavg()
-    print(f"git {_revision()}; {MESSAGES} messages per run, {rounds} runs each, interleaved")
+    print(f"git {git_revision()}; {MESSAGES} messages per run, {rounds} runs each, interleaved")
     try:
         citizen_ids = await _citizens(database, MESSAGES)
         telegram = CountingTelegram()
